@@ -1,0 +1,68 @@
+"""celeriac: a distributed task queue with Celery's API.
+
+from celeriac import Celery
+
+app = Celery("tasks")            # the SQLite file ./celeriac.db, no server needed
+
+@app.task
+def add(x, y):
+    return x + y
+
+add.delay(2, 2).get(timeout=10)  # 4, once a worker runs: celeriac -A tasks worker
+"""
+
+from celeriac import states
+from celeriac.app import Celeriac, Celery, current_app
+from celeriac.canvas import Signature, signature
+from celeriac.exceptions import (
+    CeleriacError,
+    ChordError,
+    ConfigurationError,
+    Ignore,
+    ImproperlyConfigured,
+    MaxRetriesExceededError,
+    NotRegistered,
+    PublishError,
+    Reject,
+    Retry,
+    SoftTimeLimitExceeded,
+    TaskError,
+    TaskRevokedError,
+    TimeLimitExceeded,
+    TimeoutError,
+    WorkerLostError,
+)
+from celeriac.result import AsyncResult, EagerResult
+from celeriac.task import Request, Task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncResult",
+    "Celeriac",
+    "CeleriacError",
+    "Celery",
+    "ChordError",
+    "ConfigurationError",
+    "EagerResult",
+    "Ignore",
+    "ImproperlyConfigured",
+    "MaxRetriesExceededError",
+    "NotRegistered",
+    "PublishError",
+    "Reject",
+    "Request",
+    "Retry",
+    "Signature",
+    "SoftTimeLimitExceeded",
+    "Task",
+    "TaskError",
+    "TaskRevokedError",
+    "TimeLimitExceeded",
+    "TimeoutError",
+    "WorkerLostError",
+    "__version__",
+    "current_app",
+    "signature",
+    "states",
+]

@@ -1,0 +1,430 @@
+"""``Celeriac`` (alias ``Celery``): settings, the task registry, and sending task calls."""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
+
+from celeriac import states
+from celeriac.backends import ResultBackend, ResultRecord, create_backend
+from celeriac.brokers import Broker, create_broker
+from celeriac.config import Settings, to_seconds
+from celeriac.control import Control
+from celeriac.exceptions import ConfigurationError, MessageTooLarge, NotRegistered
+from celeriac.execution import IGNORED, execute
+from celeriac.message import Message
+from celeriac.result import AsyncResult, EagerResult, decode_record
+from celeriac.router import Router
+from celeriac.serialization import Serializer
+from celeriac.task import Request, Task, current_request
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+SEND_OPTIONS = frozenset(
+    {
+        "countdown",
+        "eta",
+        "expires",
+        "queue",
+        "priority",
+        "task_id",
+        "headers",
+        "link",
+        "link_error",
+        "ignore_result",
+        "time_limit",
+        "soft_time_limit",
+        "retries",
+        "parent_id",
+        "root_id",
+        "group_id",
+        "workflow",
+        "serializer",
+        "add_to_parent",
+    }
+)
+
+_current: Celeriac | None = None
+_current_lock = threading.Lock()
+
+
+def current_app() -> Celeriac:
+    """The most recently created app (a default one, on the SQLite file, if none exists)."""
+    global _current
+    with _current_lock:
+        if _current is None:
+            _current = Celeriac("default")
+        return _current
+
+
+def _epoch(value: float | datetime.datetime | None, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.UTC)
+        return value.timestamp()
+    if isinstance(value, int | float):
+        return float(value)
+    raise ConfigurationError(f"{what} must be a datetime or epoch seconds, not {value!r}")
+
+
+class Celeriac:
+    """A celeriac application: where tasks are registered and from where they are sent.
+
+    ``Celeriac('tasks')`` uses the SQLite file ``./celeriac.db`` (or ``$CELERIAC_BROKER_URL``)
+    as broker and result store. The broker and backend are built from the settings the first
+    time they are needed, so settings may be changed after the app is created.
+
+    Raises:
+        ConfigurationError: an unknown setting.
+    """
+
+    def __init__(
+        self,
+        main: str | None = None,
+        broker: str | None = None,
+        backend: str | None = None,
+        include: Sequence[str] | None = None,
+        **settings: Any,
+    ) -> None:
+        global _current
+        self.main = main
+        self.conf = Settings(settings)
+        if broker:
+            self.conf.broker_url = broker
+        if backend:
+            self.conf.result_backend = backend
+        if include:
+            self.conf.include = list(include)
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self._broker: Broker | None = None
+        self._backend: ResultBackend | None = None
+        self._serializer: Serializer | None = None
+        self.control = Control(self)
+        with _current_lock:
+            _current = self
+
+    def __repr__(self) -> str:
+        return f"<Celeriac {self.main or '__main__'}>"
+
+    # -- configuration -----------------------------------------------------------------------
+    def config_from_object(self, obj: object | str, namespace: str | None = None) -> None:
+        """Load settings from a module, an object or a dotted module path (see ``Settings``).
+
+        Raises:
+            ConfigurationError: the module cannot be imported, or a setting is unknown.
+        """
+        self.conf.from_object(obj, namespace)
+
+    @property
+    def broker(self) -> Broker:
+        """The broker named by ``broker_url`` (built on first use).
+
+        Raises:
+            ConfigurationError: the URL names no known broker.
+        """
+        if self._broker is None:
+            self._broker = create_broker(
+                self.conf.broker_url_or_default(), self.conf.broker_transport_options
+            )
+        return self._broker
+
+    @property
+    def backend(self) -> ResultBackend:
+        """The result backend: ``result_backend``, else the broker's own store.
+
+        Raises:
+            ConfigurationError: the URL names no known backend.
+        """
+        if self._backend is None:
+            url = self.conf.result_backend_or_default() or self.conf.broker_url_or_default()
+            self._backend = create_backend(url, self.conf.broker_transport_options)
+        return self._backend
+
+    @property
+    def serializer(self) -> Serializer:
+        """How task arguments and results are serialized, accepted and signed.
+
+        Raises:
+            ConfigurationError: an unknown serializer, or pickle without ``security_key``.
+        """
+        if self._serializer is None:
+            self._serializer = Serializer.from_settings(
+                self.conf.task_serializer,
+                [*self.conf.accept_content, self.conf.result_serializer],
+                self.conf.security_key,
+            )
+        return self._serializer
+
+    def check(self) -> None:
+        """Build everything the settings describe, so that a bad setting fails now.
+
+        Raises:
+            ConfigurationError: a bad URL, serializer, lease or duration.
+        """
+        _ = self.broker, self.backend, self.serializer
+        self.conf.lease_seconds()
+        Router(self.conf.task_routes)
+        for name in ("result_expires", "task_time_limit", "task_soft_time_limit"):
+            self.conf.seconds(name)
+
+    def import_task_modules(self) -> None:
+        """Import the modules named by ``include`` and ``imports`` (tasks register on import).
+
+        Raises:
+            ConfigurationError: a module cannot be imported.
+        """
+        for name in [*self.conf.include, *self.conf.imports]:
+            try:
+                importlib.import_module(name)
+            except ImportError as exc:
+                raise ConfigurationError(f"cannot import task module {name!r}: {exc}") from exc
+
+    def close(self) -> None:
+        """Close broker and backend connections of this thread."""
+        if self._broker is not None:
+            self._broker.close()
+        if self._backend is not None:
+            self._backend.close()
+
+    # -- registering tasks ---------------------------------------------------------------------
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+    @overload
+    def task(
+        self, /, *, bind: Literal[True], **options: Any
+    ) -> Callable[[Callable[Concatenate[Any, P], R]], Task[P, R]]: ...
+
+    @overload
+    def task(
+        self, /, *, bind: Literal[False] = False, **options: Any
+    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    def task(
+        self, fn: Callable[..., Any] | None = None, /, *, bind: bool = False, **options: Any
+    ) -> Any:
+        """Register a function as a task: ``@app.task`` or ``@app.task(bind=True, ...)``.
+
+        Raises:
+            ConfigurationError: an unknown task option (named in the message).
+        """
+
+        def register(function: Callable[..., Any]) -> Task[Any, Any]:
+            base: type[Task[Any, Any]] = options.pop("base", None) or Task
+            task = base(function, self, bind=bind, **options)
+            self.tasks[task.name] = task
+            return task
+
+        if fn is not None:
+            return register(fn)
+        return register
+
+    def register_task(self, task: Task[Any, Any]) -> Task[Any, Any]:
+        """Add an existing task object to the registry under its name."""
+        self.tasks[task.name] = task
+        return task
+
+    def get_task(self, name: str) -> Task[Any, Any]:
+        """The task registered under ``name``.
+
+        Raises:
+            NotRegistered: no task has that name.
+        """
+        try:
+            return self.tasks[name]
+        except KeyError:
+            raise NotRegistered(f"task {name!r} is not registered with this app") from None
+
+    # -- sending -------------------------------------------------------------------------------
+    def send_task(
+        self,
+        name: str,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        task: Task[Any, Any] | None = None,
+        **options: Any,
+    ) -> AsyncResult[Any]:
+        """Send a call of the task ``name`` (it need not be registered here).
+
+        Raises:
+            ConfigurationError: an unknown option, or a bad priority or time.
+            TypeError: the arguments do not fit a task registered here, or do not serialize.
+            MessageTooLarge: the message is over ``message_max_bytes``.
+            PublishError: the message was not enqueued.
+        """
+        unknown = sorted(set(options) - SEND_OPTIONS)
+        if unknown:
+            raise ConfigurationError(f"unknown option(s) for sending a task: {', '.join(unknown)}")
+        args, kwargs = tuple(args or ()), dict(kwargs or {})
+        task = task or self.tasks.get(name)
+        if task is not None:
+            task.check_arguments(args, kwargs)
+        if self.conf.task_always_eager and task is not None:
+            return self.apply_eagerly(task, list(args), kwargs, **options)
+        message = self.build_message(name, args, kwargs, task, options)
+        self.broker.publish(message)
+        return AsyncResult(message.id, self)
+
+    def build_message(
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        task: Task[Any, Any] | None,
+        options: dict[str, Any],
+    ) -> Message:
+        """The signed message for one call, routed and checked, ready to publish.
+
+        Raises:
+            ConfigurationError: a bad priority or time.
+            TypeError: the arguments do not serialize.
+            MessageTooLarge: the message is over ``message_max_bytes``.
+        """
+        given = {k: v for k, v in options.items() if v is not None}
+        routed = {**self._route(name, args, kwargs, given), **_task_defaults(task), **given}
+        try:
+            body = self.serializer.dumps([list(args), kwargs])
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name}: arguments cannot be serialized: {exc}") from exc
+        now = time.time()
+        countdown = to_seconds(routed.get("countdown"), "countdown")
+        eta = now + countdown if countdown is not None else _epoch(routed.get("eta"), "eta")
+        message = Message(
+            id=str(routed.get("task_id") or uuid.uuid4()),
+            task=name,
+            body=body,
+            content_type=self.serializer.content_type,
+            queue=str(routed.get("queue") or self.conf.task_default_queue),
+            priority=_priority(routed.get("priority", self.conf.task_default_priority)),
+            eta=eta,
+            expires=_expiry(routed.get("expires"), now),
+            retries=int(routed.get("retries", 0)),
+            sent_at=now,
+            headers=dict(routed.get("headers") or {}),
+            workflow=dict(routed.get("workflow") or {}),
+            ignore_result=bool(routed.get("ignore_result", self.conf.task_ignore_result)),
+            time_limit=to_seconds(routed.get("time_limit"), "time_limit"),
+            soft_time_limit=to_seconds(routed.get("soft_time_limit"), "soft_time_limit"),
+            **_lineage(routed),
+        ).signed(self.serializer)
+        self._check_size(message)
+        return message
+
+    def _route(
+        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
+    ) -> dict[str, Any]:
+        return Router(self.conf.task_routes).route(name, args, kwargs, options)
+
+    def _check_size(self, message: Message) -> None:
+        limit = int(self.conf.message_max_bytes)
+        size = len(message.encode())
+        if size > limit:
+            raise MessageTooLarge(
+                f"{message.task}: message is {size} bytes, over message_max_bytes ({limit})"
+            )
+
+    def apply_eagerly(
+        self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], **options: Any
+    ) -> EagerResult[Any]:
+        """Run a call here, retrying at once as Celery's eager mode does.
+
+        Raises:
+            BaseException: the task's exception, when ``task_eager_propagates`` is set.
+        """
+        task_id = str(options.get("task_id") or uuid.uuid4())
+        retries = 0
+        while True:
+            request = Request(
+                id=task_id,
+                task=task.name,
+                args=args,
+                kwargs=kwargs,
+                retries=retries,
+                is_eager=True,
+                called_directly=False,
+                hostname="eager",
+            )
+            outcome = execute(task, request, args, kwargs, self.serializer)
+            if outcome.state != states.RETRY:
+                break
+            retries += 1
+            args = outcome.retry_args if outcome.retry_args is not None else args
+            kwargs = outcome.retry_kwargs if outcome.retry_kwargs is not None else kwargs
+        state = states.SUCCESS if outcome.state == IGNORED else outcome.state
+        if state not in states.ALL_STATES:
+            state = states.FAILURE
+        record = ResultRecord(
+            task_id,
+            state,
+            outcome.payload,
+            outcome.content_type,
+            time.time(),
+            retries,
+            {"task": task.name},
+        )
+        if self.conf.task_store_eager_result:
+            self.backend.store(record, expires=self.conf.seconds("result_expires"))
+        if state == states.FAILURE and self.conf.task_eager_propagates:
+            raise decode_record(self, record)
+        return EagerResult(task_id, self, record)
+
+    def AsyncResult(self, task_id: str) -> AsyncResult[Any]:
+        """A handle on a task call by its id."""
+        return AsyncResult(task_id, self)
+
+
+def _task_defaults(task: Task[Any, Any] | None) -> dict[str, Any]:
+    if task is None:
+        return {}
+    values = {
+        "queue": task.queue,
+        "priority": task.priority,
+        "expires": task.expires,
+        "ignore_result": task.ignore_result,
+        "time_limit": task.time_limit,
+        "soft_time_limit": task.soft_time_limit,
+    }
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _lineage(options: dict[str, Any]) -> dict[str, str | None]:
+    """Parent and root ids: given, or those of the task running here (a call from a task)."""
+    parent = current_request()
+    if parent is None or parent.called_directly or parent.id is None:
+        parent_id, root_id = None, None
+    else:
+        parent_id, root_id = parent.id, parent.root_id or parent.id
+    return {
+        "parent_id": options.get("parent_id") or parent_id,
+        "root_id": options.get("root_id") or root_id,
+        "group_id": options.get("group_id"),
+    }
+
+
+def _priority(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 9:
+        raise ConfigurationError(f"priority must be an integer from 0 to 9, not {value!r}")
+    return value
+
+
+def _expiry(value: Any, now: float) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        return _epoch(value, "expires")
+    seconds = to_seconds(value, "expires")
+    return None if seconds is None else now + seconds
+
+
+Celery = Celeriac

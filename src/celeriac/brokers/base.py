@@ -1,0 +1,151 @@
+"""The broker contract: the few primitives every broker gives, and nothing more.
+
+Delivery is at least once, through leases. ``fetch`` hands a message out under a lease: a token
+and a deadline. Until the deadline passes, no other consumer can fetch it; the worker that holds
+it keeps pushing the deadline forward with ``extend`` while the task runs. If that worker dies,
+the deadline passes and the next ``fetch`` hands the message out again. Every call that settles a
+delivery (``ack``, ``requeue``, ``dead_letter``, ``extend``) presents the token and does nothing
+when the token is no longer the current one, so a worker that lost its lease (it froze, or the
+network dropped) can never settle the delivery that another worker now holds.
+
+One conformance suite (``tests/brokers/``) runs these same assertions against every broker.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from celeriac.message import Message
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A fetched message and the lease it is held under.
+
+    ``tag`` names the stored message inside its broker; ``token`` proves this lease. ``attempt``
+    counts how many times the message has been handed out, this time included; it starts again
+    at 1 after a retry replaces the message.
+    """
+
+    body: bytes
+    queue: str
+    tag: str
+    token: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message the worker gave up on, with the reason."""
+
+    tag: str
+    queue: str
+    body: bytes
+    reason: str
+    dead_at: float
+
+
+class Broker(abc.ABC):
+    """Stores messages in named queues and hands them out under leases.
+
+    Implementations are safe to use from several threads of one process, and from several
+    processes at once. ``url`` is the address with any password masked, fit for logs.
+    """
+
+    url: str = ""
+
+    def __init__(self, *, clock: Clock = time.time) -> None:
+        self.clock = clock
+
+    def publish(self, message: Message) -> None:
+        """Enqueue one message (in ``message.queue``; after ``message.eta`` if it has one).
+
+        Raises:
+            PublishError: the message was not enqueued.
+        """
+        self.publish_many([message])
+
+    @abc.abstractmethod
+    def publish_many(self, messages: Sequence[Message]) -> None:
+        """Enqueue several messages in one round trip; all are stored, or an error is raised.
+
+        Raises:
+            PublishError: the messages were not enqueued.
+        """
+
+    @abc.abstractmethod
+    def fetch(
+        self, queues: Sequence[str], limit: int, *, lease: float, consumer: str, timeout: float
+    ) -> list[Delivery]:
+        """Lease up to ``limit`` ready messages, highest priority first, then oldest first.
+
+        A message is ready when its ETA has passed and it is not under a live lease (a lease
+        whose deadline passed counts as released). Waits up to ``timeout`` seconds for the first
+        message, and returns an empty list if none came.
+
+        Raises:
+            BrokerError: the broker cannot be reached.
+        """
+
+    @abc.abstractmethod
+    def ack_many(self, deliveries: Sequence[Delivery]) -> list[bool]:
+        """Remove delivered messages for good; False where the lease was no longer held."""
+
+    def ack(self, delivery: Delivery) -> bool:
+        """Remove one delivered message for good; False if the lease was no longer held."""
+        return self.ack_many([delivery])[0]
+
+    @abc.abstractmethod
+    def extend(self, deliveries: Sequence[Delivery], lease: float) -> list[bool]:
+        """Push the lease deadlines ``lease`` seconds from now; False where a lease was lost."""
+
+    @abc.abstractmethod
+    def requeue(
+        self, delivery: Delivery, *, message: Message | None = None, eta: float | None = None
+    ) -> bool:
+        """Give a delivered message back, ready now or at ``eta``.
+
+        With ``message``, the stored message is replaced (a retry) and its attempt count starts
+        again; without it, the attempt count is kept, so a message that keeps killing its
+        worker can be recognised. False if the lease was no longer held.
+        """
+
+    @abc.abstractmethod
+    def dead_letter(self, delivery: Delivery, reason: str) -> bool:
+        """Move a delivered message to the dead-letter store; False if the lease was lost."""
+
+    @abc.abstractmethod
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The most recent dead letters, newest first."""
+
+    @abc.abstractmethod
+    def recover(self) -> int:
+        """Release leases whose deadline has passed; return how many messages came back."""
+
+    @abc.abstractmethod
+    def queue_lengths(self, queues: Sequence[str]) -> dict[str, int]:
+        """How many messages each queue holds (ready, delayed and leased)."""
+
+    @abc.abstractmethod
+    def purge(self, queues: Sequence[str]) -> int:
+        """Delete every message not under a live lease; return how many were deleted."""
+
+    @abc.abstractmethod
+    def broadcast(self, payload: bytes, *, ttl: float = 86400.0) -> None:
+        """Append a control message that every consumer reads, kept for ``ttl`` seconds.
+
+        Raises:
+            PublishError: the control message was not stored.
+        """
+
+    @abc.abstractmethod
+    def read_broadcasts(self, cursor: str | None) -> tuple[list[bytes], str]:
+        """Control messages after ``cursor`` (all kept ones when None), and the new cursor."""
+
+    def close(self) -> None:
+        """Release connections; the broker may be used again and reconnects."""

@@ -1,0 +1,284 @@
+"""The embedded broker: one SQLite file shared by every worker and client on one machine.
+
+No server to run. The schema and what each column means are in ``sqlite.sql`` beside this file;
+the delivery design is in ``docs/design/delivery.md``. In short: a lease is a token and a
+deadline written into the message's row; a fetch takes the best ready rows and writes a new token
+and deadline into them in one ``UPDATE ... RETURNING`` inside a write transaction, so two
+consumers can never take the same row; ack, extend and requeue match on ``(tag, token)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+
+from celeriac.brokers.base import Broker, Clock, DeadLetter, Delivery
+from celeriac.exceptions import BrokerError, PublishError
+from celeriac.message import Message
+from celeriac.sqlite_db import SqliteDatabase, open_database, read_schema
+
+_CHUNK = 400  # rows per statement: keeps (tag, token) pairs under SQLite's variable limit
+
+
+@contextlib.contextmanager
+def _errors(what: str, path: str, error: type[BrokerError] = BrokerError) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise error(f"SQLite broker at {path}: {what} failed: {exc}") from exc
+
+
+def _chunks(items: Sequence[Delivery]) -> Iterator[Sequence[Delivery]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _pairs_clause(count: int) -> str:
+    return "(tag, token) IN (VALUES " + ",".join(["(?, ?)"] * count) + ")"
+
+
+def _pairs(deliveries: Sequence[Delivery]) -> list[object]:
+    return [value for d in deliveries for value in (int(d.tag), d.token)]
+
+
+class SqliteBroker(Broker):
+    """A broker in a SQLite file; see the module docstring."""
+
+    def __init__(self, path: str, *, clock: Clock = time.time) -> None:
+        super().__init__(clock=clock)
+        self.url = f"sqlite:///{path}"
+        self.path = path
+        self._db: SqliteDatabase | None = None
+
+    @property
+    def db(self) -> SqliteDatabase:
+        """The database, opened (and its schema created) on first use.
+
+        Raises:
+            BrokerError: the file cannot be opened or created.
+        """
+        if self._db is None:
+            with _errors("opening the database", self.path):
+                db = open_database(self.path)
+                db.add_schema(read_schema("celeriac.brokers", "sqlite.sql"))
+            self._db = db
+        return self._db
+
+    def publish_many(self, messages: Sequence[Message]) -> None:
+        """Enqueue messages in one transaction; see :meth:`Broker.publish_many`."""
+        now = self.clock()
+        rows = [
+            (m.queue, m.priority, m.eta if m.eta is not None else now, m.encode()) for m in messages
+        ]
+        with _errors("publish", self.path, PublishError), self.db.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO celeriac_messages (queue, priority, available_at, body)"
+                " VALUES (?, ?, ?, ?)",
+                rows,
+            )
+
+    def fetch(
+        self, queues: Sequence[str], limit: int, *, lease: float, consumer: str, timeout: float
+    ) -> list[Delivery]:
+        """Lease ready messages, waiting up to ``timeout``; see :meth:`Broker.fetch`."""
+        until = time.monotonic() + timeout
+        with _errors("fetch", self.path):
+            while True:
+                version = self.db.data_version()
+                next_ready = self._next_ready(queues)
+                if next_ready is not None and next_ready <= self.clock():
+                    taken = self._take(queues, limit, lease)
+                    if taken:
+                        return taken
+                    continue
+                if not self.db.wait_for_change(version, until, next_ready):
+                    return []
+
+    def _next_ready(self, queues: Sequence[str]) -> float | None:
+        marks = ",".join("?" * len(queues))
+        row = (
+            self.db.connection()
+            .execute(
+                f"SELECT MIN(available_at) FROM celeriac_messages WHERE queue IN ({marks})",
+                list(queues),
+            )
+            .fetchone()
+        )
+        return None if row[0] is None else float(row[0])
+
+    def _take(self, queues: Sequence[str], limit: int, lease: float) -> list[Delivery]:
+        token = secrets.token_hex(8)
+        now = self.clock()
+        marks = ",".join("?" * len(queues))
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                "UPDATE celeriac_messages SET token = ?, available_at = ?, attempt = attempt + 1"
+                " WHERE tag IN (SELECT tag FROM celeriac_messages"
+                f"  WHERE queue IN ({marks}) AND available_at <= ?"
+                "  ORDER BY priority DESC, tag LIMIT ?)"
+                " RETURNING tag, queue, body, attempt, priority",
+                [token, now + lease, *queues, now, limit],
+            ).fetchall()
+        rows.sort(key=lambda r: (-r[4], r[0]))
+        return [
+            Delivery(bytes(body), queue, str(tag), token, attempt)
+            for tag, queue, body, attempt, _ in rows
+        ]
+
+    def _settle(self, sql: str, deliveries: Sequence[Delivery], *params: object) -> list[bool]:
+        done: set[str] = set()
+        with self.db.transaction() as conn:
+            for chunk in _chunks(deliveries):
+                rows = conn.execute(
+                    sql.format(pairs=_pairs_clause(len(chunk))), [*params, *_pairs(chunk)]
+                ).fetchall()
+                done.update(str(r[0]) for r in rows)
+        return [d.tag in done for d in deliveries]
+
+    def ack_many(self, deliveries: Sequence[Delivery]) -> list[bool]:
+        """Delete delivered messages; see :meth:`Broker.ack_many`."""
+        if not deliveries:
+            return []
+        with _errors("ack", self.path):
+            return self._settle(
+                "DELETE FROM celeriac_messages WHERE {pairs} RETURNING tag", deliveries
+            )
+
+    def extend(self, deliveries: Sequence[Delivery], lease: float) -> list[bool]:
+        """Push lease deadlines; see :meth:`Broker.extend`."""
+        if not deliveries:
+            return []
+        with _errors("extend", self.path):
+            return self._settle(
+                "UPDATE celeriac_messages SET available_at = ? WHERE {pairs} RETURNING tag",
+                deliveries,
+                self.clock() + lease,
+            )
+
+    def requeue(
+        self, delivery: Delivery, *, message: Message | None = None, eta: float | None = None
+    ) -> bool:
+        """Give a message back; see :meth:`Broker.requeue`."""
+        available_at = eta if eta is not None else self.clock()
+        key = [int(delivery.tag), delivery.token]
+        with _errors("requeue", self.path), self.db.transaction() as conn:
+            if message is None:
+                cursor = conn.execute(
+                    "UPDATE celeriac_messages SET token = NULL, available_at = ?"
+                    " WHERE tag = ? AND token = ?",
+                    [available_at, *key],
+                )
+            else:
+                cursor = conn.execute(
+                    "UPDATE celeriac_messages SET token = NULL, available_at = ?, attempt = 0,"
+                    " queue = ?, priority = ?, body = ? WHERE tag = ? AND token = ?",
+                    [available_at, message.queue, message.priority, message.encode(), *key],
+                )
+            return cursor.rowcount == 1
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> bool:
+        """Move a message to the dead letters; see :meth:`Broker.dead_letter`."""
+        with _errors("dead-letter", self.path), self.db.transaction() as conn:
+            row = conn.execute(
+                "DELETE FROM celeriac_messages WHERE tag = ? AND token = ? RETURNING queue, body",
+                [int(delivery.tag), delivery.token],
+            ).fetchone()
+            if row is None:
+                return False
+            conn.execute(
+                "INSERT INTO celeriac_dead_letters (tag, queue, body, reason, dead_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [delivery.tag, row[0], row[1], reason, self.clock()],
+            )
+            return True
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The newest dead letters; see :meth:`Broker.dead_letters`."""
+        with _errors("reading dead letters", self.path):
+            rows = (
+                self.db.connection()
+                .execute(
+                    "SELECT tag, queue, body, reason, dead_at FROM celeriac_dead_letters"
+                    " ORDER BY id DESC LIMIT ?",
+                    [limit],
+                )
+                .fetchall()
+            )
+        return [
+            DeadLetter(tag, queue, bytes(body), reason, at) for tag, queue, body, reason, at in rows
+        ]
+
+    def recover(self) -> int:
+        """Clear expired lease tokens; see :meth:`Broker.recover`.
+
+        Fetch already treats an expired lease as released; this only makes it visible.
+        """
+        with _errors("recover", self.path), self.db.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE celeriac_messages SET token = NULL"
+                " WHERE token IS NOT NULL AND available_at <= ?",
+                [self.clock()],
+            )
+            return cursor.rowcount
+
+    def queue_lengths(self, queues: Sequence[str]) -> dict[str, int]:
+        """Messages per queue; see :meth:`Broker.queue_lengths`."""
+        marks = ",".join("?" * len(queues))
+        with _errors("counting messages", self.path):
+            rows = (
+                self.db.connection()
+                .execute(
+                    f"SELECT queue, COUNT(*) FROM celeriac_messages WHERE queue IN ({marks})"
+                    " GROUP BY queue",
+                    list(queues),
+                )
+                .fetchall()
+            )
+        counts = dict.fromkeys(queues, 0)
+        counts.update({queue: count for queue, count in rows})
+        return counts
+
+    def purge(self, queues: Sequence[str]) -> int:
+        """Delete unleased messages; see :meth:`Broker.purge`."""
+        marks = ",".join("?" * len(queues))
+        with _errors("purge", self.path), self.db.transaction() as conn:
+            cursor = conn.execute(
+                f"DELETE FROM celeriac_messages WHERE queue IN ({marks})"
+                " AND (token IS NULL OR available_at <= ?)",
+                [*queues, self.clock()],
+            )
+            return cursor.rowcount
+
+    def broadcast(self, payload: bytes, *, ttl: float = 86400.0) -> None:
+        """Append a control message; see :meth:`Broker.broadcast`."""
+        now = self.clock()
+        with _errors("broadcast", self.path, PublishError), self.db.transaction() as conn:
+            conn.execute("DELETE FROM celeriac_broadcasts WHERE expires_at <= ?", [now])
+            conn.execute(
+                "INSERT INTO celeriac_broadcasts (expires_at, payload) VALUES (?, ?)",
+                [now + ttl, payload],
+            )
+
+    def read_broadcasts(self, cursor: str | None) -> tuple[list[bytes], str]:
+        """Control messages after ``cursor``; see :meth:`Broker.read_broadcasts`."""
+        after = int(cursor) if cursor else 0
+        with _errors("reading broadcasts", self.path):
+            rows = (
+                self.db.connection()
+                .execute(
+                    "SELECT seq, payload FROM celeriac_broadcasts"
+                    " WHERE seq > ? AND expires_at > ? ORDER BY seq",
+                    [after, self.clock()],
+                )
+                .fetchall()
+            )
+        last = max((int(r[0]) for r in rows), default=after)
+        return [bytes(r[1]) for r in rows], str(last)
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        if self._db is not None:
+            self._db.close()

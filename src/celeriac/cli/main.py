@@ -1,0 +1,199 @@
+"""The ``celeriac`` command: click parses, the library does the work.
+
+Every command resolves ``-A module[:app]`` once. Any celeriac error (a bad URL, an unknown
+setting, a module that does not import) ends the command with one line on stderr and exit
+status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from celeriac import __version__
+from celeriac.app import Celeriac
+from celeriac.exceptions import CeleriacError, ConfigurationError
+from celeriac.loading import find_app
+from celeriac.logs import LEVELS, setup_logging
+from celeriac.worker.worker import POOLS, WorkerOptions, run_worker
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _one_line_errors(fn: F) -> F:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CeleriacError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _app(ctx: click.Context) -> Celeriac:
+    state: dict[str, Any] = ctx.ensure_object(dict)
+    if "app" not in state:
+        reference = state.get("reference")
+        if not reference:
+            raise click.UsageError("name your app with -A module[:app] (for example -A tasks)")
+        app = find_app(reference)
+        if state.get("broker"):
+            app.conf.broker_url = state["broker"]
+        if state.get("backend"):
+            app.conf.result_backend = state["backend"]
+        state["app"] = app
+    return state["app"]  # type: ignore[no-any-return]
+
+
+def _json_argument(value: str | None, what: str, kind: type) -> Any:
+    if value is None:
+        return kind()
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{what} must be JSON: {exc}") from None
+    if not isinstance(parsed, kind):
+        raise click.BadParameter(f"{what} must be a JSON {kind.__name__}")
+    return parsed
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-A", "--app", "reference", metavar="MODULE[:APP]", help="Where the app is.")
+@click.option("-b", "--broker", help="Broker URL (overrides the app's broker_url).")
+@click.option("--result-backend", "backend", help="Result backend URL.")
+@click.version_option(__version__, prog_name="celeriac")
+@click.pass_context
+def cli(ctx: click.Context, reference: str | None, broker: str | None, backend: str | None) -> None:
+    """celeriac: a distributed task queue with Celery's API."""
+    ctx.ensure_object(dict).update(reference=reference, broker=broker, backend=backend)
+
+
+@cli.command()
+@click.option("-c", "--concurrency", type=click.IntRange(min=1), help="Pool size (default: CPUs).")
+@click.option("-Q", "--queues", default="", help="Comma-separated queues to consume.")
+@click.option(
+    "-l", "--loglevel", default="WARNING", type=click.Choice(LEVELS, case_sensitive=False)
+)
+@click.option("-P", "--pool", default="prefork", type=click.Choice(POOLS), show_default=True)
+@click.option("-n", "--hostname", help="Node name; %h is the host name.")
+@click.option("--max-tasks-per-child", type=click.IntRange(min=1), help="Recycle after N tasks.")
+@click.option("--max-memory-per-child", type=click.IntRange(min=1), help="Recycle above N KiB.")
+@click.option("--prefetch-multiplier", type=click.IntRange(min=1), help="Messages held per slot.")
+@click.option("--shutdown-timeout", type=float, help="Seconds running tasks get on SIGTERM.")
+@click.pass_context
+@_one_line_errors
+def worker(
+    ctx: click.Context,
+    concurrency: int | None,
+    queues: str,
+    loglevel: str,
+    pool: str,
+    hostname: str | None,
+    max_tasks_per_child: int | None,
+    max_memory_per_child: int | None,
+    prefetch_multiplier: int | None,
+    shutdown_timeout: float | None,
+) -> None:
+    """Start a worker that runs the app's tasks."""
+    setup_logging(loglevel)
+    app = _app(ctx)
+    app.import_task_modules()
+    options = WorkerOptions(
+        concurrency=concurrency,
+        queues=tuple(q.strip() for q in queues.split(",") if q.strip()),
+        pool=pool,
+        hostname=hostname,
+        max_tasks_per_child=max_tasks_per_child,
+        max_memory_per_child=max_memory_per_child,
+        prefetch_multiplier=prefetch_multiplier,
+        shutdown_timeout=shutdown_timeout,
+    )
+    run_worker(app, options)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("-a", "--args", "args_json", help="Positional arguments as a JSON list.")
+@click.option("-k", "--kwargs", "kwargs_json", help="Keyword arguments as a JSON object.")
+@click.option("--countdown", type=float, help="Run no sooner than N seconds from now.")
+@click.option("--queue", help="Queue to send to.")
+@click.option("--priority", type=click.IntRange(0, 9), help="0 (default) to 9 (first).")
+@click.option("--expires", type=float, help="Drop the call if not started within N seconds.")
+@click.pass_context
+@_one_line_errors
+def call(
+    ctx: click.Context,
+    name: str,
+    args_json: str | None,
+    kwargs_json: str | None,
+    countdown: float | None,
+    queue: str | None,
+    priority: int | None,
+    expires: float | None,
+) -> None:
+    """Send a call of task NAME and print its id."""
+    args = _json_argument(args_json, "--args", list)
+    kwargs = _json_argument(kwargs_json, "--kwargs", dict)
+    result = _app(ctx).send_task(
+        name, args, kwargs, countdown=countdown, queue=queue, priority=priority, expires=expires
+    )
+    click.echo(result.id)
+
+
+@cli.command()
+@click.argument("task_id")
+@click.option("-t", "--timeout", type=float, help="Wait up to N seconds for the task to finish.")
+@click.option("--traceback", "show_traceback", is_flag=True, help="Print the remote traceback.")
+@click.pass_context
+@_one_line_errors
+def result(ctx: click.Context, task_id: str, timeout: float | None, show_traceback: bool) -> None:
+    """Print the state and result of task TASK_ID (exit status 1 if it failed)."""
+    handle = _app(ctx).AsyncResult(task_id)
+    if timeout is not None:
+        handle.get(timeout=timeout, propagate=False)
+    state = handle.state
+    value = handle.result
+    if isinstance(value, BaseException):
+        click.echo(f"{state}: {type(value).__name__}: {value}")
+        if show_traceback and handle.traceback:
+            click.echo(handle.traceback.rstrip())
+        sys.exit(1 if state == "FAILURE" else 0)
+    try:
+        shown = json.dumps(value)
+    except (TypeError, ValueError):
+        shown = repr(value)
+    click.echo(f"{state}: {shown}" if state != "SUCCESS" else shown)
+
+
+@cli.command()
+@click.option("-Q", "--queues", default="", help="Comma-separated queues (default: the default).")
+@click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+@_one_line_errors
+def purge(ctx: click.Context, queues: str, force: bool) -> None:
+    """Delete every waiting message from the queues."""
+    app = _app(ctx)
+    names = [q.strip() for q in queues.split(",") if q.strip()] or [app.conf.task_default_queue]
+    if not force:
+        click.confirm(f"Delete every waiting message in {', '.join(names)}?", abort=True)
+    removed = app.broker.purge(names)
+    click.echo(f"Purged {removed} message{'s' if removed != 1 else ''} from {', '.join(names)}.")
+
+
+def main() -> None:
+    """The console entry point."""
+    try:
+        cli(obj={})
+    except ConfigurationError as exc:  # raised outside a command (should not happen)
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

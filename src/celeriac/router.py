@@ -1,0 +1,61 @@
+"""Choosing a queue for a task call from ``task_routes``, as Celery does.
+
+``task_routes`` may be a dict (task names or glob patterns such as ``'tasks.*'`` mapped to
+options, or to a queue name), a router function ``(name, args, kwargs, options, task=None,
+**kw) -> dict | None``, or a list of these, tried in order until one answers.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from celeriac.exceptions import ConfigurationError
+
+RouterFunction = Callable[..., Mapping[str, Any] | str | None]
+
+
+def _as_options(route: Mapping[str, Any] | str | None) -> dict[str, Any] | None:
+    if route is None:
+        return None
+    if isinstance(route, str):
+        return {"queue": route}
+    if isinstance(route, Mapping):
+        return dict(route)
+    raise ConfigurationError(f"a route must be a queue name or a dict of options, not {route!r}")
+
+
+class Router:
+    """Applies ``task_routes`` to a task call."""
+
+    def __init__(self, routes: Any) -> None:
+        if routes is None:
+            routes = []
+        elif isinstance(routes, Mapping) or callable(routes):
+            routes = [routes]
+        elif not isinstance(routes, list | tuple):
+            raise ConfigurationError("task_routes must be a dict, a function, or a list of them")
+        self._routes: list[Mapping[str, Any] | RouterFunction] = list(routes)
+
+    def route(
+        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The options that the first matching route gives (empty when none matches)."""
+        for route in self._routes:
+            if callable(route):
+                found = _as_options(route(name, args, kwargs, options, task=None))
+            else:
+                found = _as_options(self._match(route, name))
+            if found is not None:
+                return found
+        return {}
+
+    @staticmethod
+    def _match(table: Mapping[str, Any], name: str) -> Any:
+        if name in table:
+            return table[name]
+        for pattern, route in table.items():
+            if any(ch in pattern for ch in "*?[") and fnmatch.fnmatchcase(name, pattern):
+                return route
+        return None

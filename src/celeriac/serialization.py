@@ -1,0 +1,234 @@
+"""Turning task arguments, results and exceptions into bytes and back.
+
+JSON is the default and the only content accepted unless the app says otherwise. Pickle runs code
+when it is loaded, so it is refused unless the app also sets ``security_key``: then every message
+is signed with HMAC-SHA256 and a message with a wrong signature is refused before it is loaded.
+
+The JSON dialect keeps the types Celery's JSON keeps: ``datetime``, ``date``, ``time``, ``UUID``,
+``Decimal`` and ``bytes`` travel as small tagged objects and come back as themselves.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import decimal
+import hashlib
+import hmac
+import importlib
+import json
+import pickle
+import traceback as tb
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from celeriac.exceptions import (
+    ConfigurationError,
+    ContentDisallowed,
+    MalformedMessage,
+    SignatureMismatch,
+    TaskError,
+)
+
+JSON = "application/json"
+PICKLE = "application/x-python-serialize"
+CONTENT_TYPES = {"json": JSON, "pickle": PICKLE}
+_TAG = "__celeriac__"
+
+
+def _tag(obj: object) -> dict[str, str]:
+    if isinstance(obj, datetime.datetime):
+        return {_TAG: "datetime", "v": obj.isoformat()}
+    if isinstance(obj, datetime.date):
+        return {_TAG: "date", "v": obj.isoformat()}
+    if isinstance(obj, datetime.time):
+        return {_TAG: "time", "v": obj.isoformat()}
+    if isinstance(obj, uuid.UUID):
+        return {_TAG: "uuid", "v": str(obj)}
+    if isinstance(obj, decimal.Decimal):
+        return {_TAG: "decimal", "v": str(obj)}
+    if isinstance(obj, bytes):
+        return {_TAG: "bytes", "v": base64.b64encode(obj).decode("ascii")}
+    if isinstance(obj, set | frozenset):
+        return {_TAG: "list", "v": list(obj)}  # type: ignore[dict-item]
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+_UNTAG = {
+    "datetime": datetime.datetime.fromisoformat,
+    "date": datetime.date.fromisoformat,
+    "time": datetime.time.fromisoformat,
+    "uuid": uuid.UUID,
+    "decimal": decimal.Decimal,
+    "bytes": base64.b64decode,
+    "list": list,
+}
+
+
+def _untag(obj: dict[str, Any]) -> Any:
+    kind = obj.get(_TAG)
+    if kind is None or len(obj) != 2:
+        return obj
+    return _UNTAG[kind](obj["v"])
+
+
+def json_dumps(obj: Any) -> bytes:
+    """Encode ``obj`` as compact UTF-8 JSON, tagging the extra types this dialect keeps.
+
+    Raises:
+        TypeError: ``obj`` holds something JSON cannot carry.
+    """
+    return json.dumps(obj, default=_tag, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def json_loads(data: bytes | str) -> Any:
+    """Decode JSON written by :func:`json_dumps`.
+
+    Raises:
+        ValueError: ``data`` is not valid JSON.
+    """
+    return json.loads(data, object_hook=_untag)
+
+
+def _names_to_types(names: Iterable[str]) -> frozenset[str]:
+    types = set()
+    for name in names:
+        content_type = CONTENT_TYPES.get(name, name)
+        if content_type not in CONTENT_TYPES.values():
+            raise ConfigurationError(
+                f"unknown serializer {name!r}: choose from {sorted(CONTENT_TYPES)}"
+            )
+        types.add(content_type)
+    return frozenset(types)
+
+
+@dataclass(frozen=True)
+class Serializer:
+    """The app's serialization policy: what it writes, what it accepts, and how it signs.
+
+    Build one with :meth:`from_settings`; it refuses pickle without a signing key.
+    """
+
+    content_type: str = JSON
+    accept: frozenset[str] = frozenset({JSON})
+    key: bytes | None = None
+
+    @classmethod
+    def from_settings(
+        cls, serializer: str, accept_content: Iterable[str], security_key: str | bytes | None
+    ) -> Serializer:
+        """Build the policy from Celery-style setting values (``'json'``, ``'pickle'``).
+
+        Raises:
+            ConfigurationError: an unknown serializer, or pickle without ``security_key``.
+        """
+        (content_type,) = _names_to_types([serializer])
+        accept = _names_to_types(accept_content) | {content_type}
+        key = security_key.encode() if isinstance(security_key, str) else security_key
+        if PICKLE in accept and not key:
+            raise ConfigurationError(
+                "pickle runs code when it loads a message: it is refused unless "
+                "'security_key' is set, so that every message is signed"
+            )
+        return cls(content_type=content_type, accept=accept, key=key)
+
+    def dumps(self, obj: Any) -> bytes:
+        """Serialize ``obj`` with the app's serializer.
+
+        Raises:
+            TypeError: the object cannot be serialized this way.
+        """
+        if self.content_type == PICKLE:
+            return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        return json_dumps(obj)
+
+    def loads(self, content_type: str, data: bytes) -> Any:
+        """Deserialize ``data`` after checking that its content type is accepted.
+
+        Raises:
+            ContentDisallowed: the app does not accept ``content_type``.
+            MalformedMessage: the data does not decode.
+        """
+        if content_type not in self.accept:
+            raise ContentDisallowed(
+                f"content type {content_type!r} is not accepted "
+                f"(accept_content allows {sorted(self.accept)})"
+            )
+        try:
+            if content_type == PICKLE:
+                return pickle.loads(data)
+            return json_loads(data)
+        except Exception as exc:
+            raise MalformedMessage(f"body does not decode as {content_type}: {exc}") from exc
+
+    def sign(self, *parts: bytes) -> str | None:
+        """Return the HMAC-SHA256 of ``parts`` in hex, or None when signing is off."""
+        if not self.key:
+            return None
+        mac = hmac.new(self.key, digestmod=hashlib.sha256)
+        for part in parts:
+            mac.update(len(part).to_bytes(8, "big"))
+            mac.update(part)
+        return mac.hexdigest()
+
+    def verify(self, signature: str | None, *parts: bytes) -> None:
+        """Check a signature made by :meth:`sign`; no-op when signing is off.
+
+        Raises:
+            SignatureMismatch: signing is on and the signature is missing or wrong.
+        """
+        expected = self.sign(*parts)
+        if expected is None:
+            return
+        if signature is None or not hmac.compare_digest(expected, signature):
+            raise SignatureMismatch("message signature does not match the app's security_key")
+
+
+def exception_to_dict(exc: BaseException) -> dict[str, Any]:
+    """Describe an exception so that :func:`exception_from_dict` can raise it again elsewhere."""
+    cls = type(exc)
+    try:
+        args: list[Any] = json.loads(json_dumps(list(exc.args)))
+    except (TypeError, ValueError):
+        args = [str(exc)]
+    return {
+        "exc_type": cls.__qualname__,
+        "exc_module": cls.__module__,
+        "exc_message": args,
+        "traceback": "".join(tb.format_exception(exc)),
+    }
+
+
+def exception_from_dict(info: dict[str, Any]) -> BaseException:
+    """Rebuild a remote exception with its original type where that type can be imported.
+
+    Falls back to :class:`TaskError` naming the remote type, so a failure is never lost.
+    """
+    qualname = str(info.get("exc_type", "Exception"))
+    module_name = str(info.get("exc_module", "builtins"))
+    args = info.get("exc_message") or []
+    if not isinstance(args, list):
+        args = [args]
+    cls = _import_exception_type(module_name, qualname)
+    if cls is not None:
+        try:
+            return cls(*args)
+        except Exception:
+            pass
+    text = " ".join(str(a) for a in args)
+    name = qualname if module_name == "builtins" else f"{module_name}.{qualname}"
+    return TaskError(name, text)
+
+
+def _import_exception_type(module_name: str, qualname: str) -> type[BaseException] | None:
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except Exception:
+        return None
+    if isinstance(obj, type) and issubclass(obj, BaseException):
+        return obj
+    return None

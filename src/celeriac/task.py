@@ -1,0 +1,322 @@
+"""``Task``: a function registered with an app, callable here or on a worker.
+
+``add(2, 2)`` runs the function in this process; ``add.delay(2, 2)`` sends a message and returns
+an ``AsyncResult``; ``add.apply((2, 2))`` runs it here the way a worker would (retries and all).
+A task with ``bind=True`` receives itself first, for ``self.request`` and ``self.retry()``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime
+import inspect
+import random
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from celeriac.exceptions import ConfigurationError, MaxRetriesExceededError, Retry
+
+if TYPE_CHECKING:
+    from celeriac.app import Celeriac
+    from celeriac.canvas import Signature
+    from celeriac.result import AsyncResult, EagerResult
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# Options accepted by @app.task, with their defaults (None: take the app's setting).
+TASK_OPTIONS: dict[str, Any] = {
+    "name": None,
+    "bind": False,
+    "base": None,
+    "max_retries": 3,
+    "default_retry_delay": 180.0,
+    "autoretry_for": (),
+    "dont_autoretry_for": (),
+    "retry_kwargs": {},
+    "retry_backoff": False,
+    "retry_backoff_max": 600.0,
+    "retry_jitter": True,
+    "acks_late": None,
+    "time_limit": None,
+    "soft_time_limit": None,
+    "queue": None,
+    "priority": None,
+    "ignore_result": None,
+    "track_started": None,
+    "expires": None,
+    "typing": True,
+    "shared": True,
+}
+
+
+@dataclass
+class Request:
+    """What a running task knows about its own call (``self.request``)."""
+
+    id: str | None = None
+    task: str | None = None
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    retries: int = 0
+    eta: float | None = None
+    expires: float | None = None
+    hostname: str | None = None
+    delivery_info: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, Any] = field(default_factory=dict)
+    parent_id: str | None = None
+    root_id: str | None = None
+    group_id: str | None = None
+    workflow: dict[str, Any] = field(default_factory=dict)
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    is_eager: bool = False
+    called_directly: bool = True
+
+    @property
+    def group(self) -> str | None:
+        """Celery's name for ``group_id``."""
+        return self.group_id
+
+
+_current_request: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
+    "celeriac_request", default=None
+)
+
+
+def current_request() -> Request | None:
+    """The task call running in this context, if any."""
+    return _current_request.get()
+
+
+def check_task_options(options: dict[str, Any]) -> None:
+    """Raise if ``options`` holds a name that ``@app.task`` does not know.
+
+    Raises:
+        ConfigurationError: naming the unknown option.
+    """
+    unknown = sorted(set(options) - set(TASK_OPTIONS))
+    if unknown:
+        raise ConfigurationError(
+            f"unknown task option{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}"
+        )
+
+
+def backoff_delay(factor: float, retries: int, maximum: float, jitter: bool) -> float:
+    """Celery's exponential backoff: ``factor * 2**retries`` capped, with optional full jitter."""
+    delay = min(maximum, factor * (2**retries))
+    return random.uniform(0, delay) if jitter else delay
+
+
+class Task(Generic[P, R]):
+    """A registered task; see the module docstring. Create with ``@app.task``."""
+
+    def __init__(self, fn: Callable[..., R], app: Celeriac, **options: Any) -> None:
+        check_task_options(options)
+        settings = {**TASK_OPTIONS, **options}
+        self.fn = fn
+        self.app = app
+        self.name: str = settings["name"] or f"{fn.__module__}.{fn.__qualname__}"
+        self.bind: bool = settings["bind"]
+        self.max_retries: int | None = settings["max_retries"]
+        self.default_retry_delay: float = settings["default_retry_delay"]
+        self.autoretry_for: tuple[type[BaseException], ...] = tuple(settings["autoretry_for"])
+        self.dont_autoretry_for: tuple[type[BaseException], ...] = tuple(
+            settings["dont_autoretry_for"]
+        )
+        self.retry_kwargs: dict[str, Any] = dict(settings["retry_kwargs"])
+        self.retry_backoff: float | bool = settings["retry_backoff"]
+        self.retry_backoff_max: float = settings["retry_backoff_max"]
+        self.retry_jitter: bool = settings["retry_jitter"]
+        self.acks_late: bool | None = settings["acks_late"]
+        self.time_limit: float | None = settings["time_limit"]
+        self.soft_time_limit: float | None = settings["soft_time_limit"]
+        self.queue: str | None = settings["queue"]
+        self.priority: int | None = settings["priority"]
+        self.ignore_result: bool | None = settings["ignore_result"]
+        self.track_started: bool | None = settings["track_started"]
+        self.expires: float | datetime.datetime | None = settings["expires"]
+        self.typing: bool = settings["typing"]
+        self._signature = inspect.signature(fn)
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", self.name)
+        self.__module__ = fn.__module__
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"<@task: {self.name}>"
+
+    # -- running here ---------------------------------------------------------------------
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the function in this process (no message, no worker)."""
+        if _current_request.get() is None:
+            token = _current_request.set(Request(task=self.name, args=list(args), kwargs=kwargs))
+            try:
+                return self.run(*args, **kwargs)
+            finally:
+                _current_request.reset(token)
+        return self.run(*args, **kwargs)
+
+    def run(self, *args: Any, **kwargs: Any) -> R:
+        """Call the underlying function (with the task first when ``bind=True``)."""
+        if self.bind:
+            return self.fn(self, *args, **kwargs)
+        return self.fn(*args, **kwargs)
+
+    @property
+    def request(self) -> Request:
+        """The call being executed (an empty ``Request`` outside of one)."""
+        return _current_request.get() or Request(task=self.name)
+
+    def push_request(self, request: Request) -> contextvars.Token[Request | None]:
+        """Make ``request`` the current call; pair with :meth:`pop_request`."""
+        return _current_request.set(request)
+
+    def pop_request(self, token: contextvars.Token[Request | None]) -> None:
+        """Restore the call that was current before :meth:`push_request`."""
+        _current_request.reset(token)
+
+    def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Fail early, in the caller, when the arguments do not fit the function.
+
+        Raises:
+            TypeError: as calling the function with them would.
+        """
+        if not self.typing:
+            return
+        bound_args = (None, *args) if self.bind else args
+        try:
+            self._signature.bind(*bound_args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.name}: {exc}") from None
+
+    # -- sending ----------------------------------------------------------------------------
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
+        """Send a call with these arguments; shortcut for :meth:`apply_async`.
+
+        Raises:
+            PublishError: the message was not enqueued.
+        """
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> AsyncResult[R]:
+        """Send a call; options as in Celery (``countdown``, ``eta``, ``expires``, ``queue``,
+        ``priority``, ``task_id``, ``headers``, ``link``, ``link_error``, ``ignore_result``,
+        ``time_limit``, ``soft_time_limit``).
+
+        Raises:
+            TypeError: the arguments do not fit the function.
+            ConfigurationError: an unknown option.
+            PublishError: the message was not enqueued.
+        """
+        return self.app.send_task(self.name, args, kwargs, task=self, **options)
+
+    def apply(
+        self,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> EagerResult[R]:
+        """Run the call here as a worker would (retries included) and return its result."""
+        return self.app.apply_eagerly(self, list(args or ()), dict(kwargs or {}), **options)
+
+    def AsyncResult(self, task_id: str) -> AsyncResult[R]:
+        """A handle on a call of this task by its id."""
+        return self.app.AsyncResult(task_id)
+
+    # -- retrying ---------------------------------------------------------------------------
+    def retry(
+        self,
+        args: Any = None,
+        kwargs: dict[str, Any] | None = None,
+        exc: BaseException | None = None,
+        throw: bool = True,
+        eta: datetime.datetime | None = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> Retry:
+        """Ask for this call to run again later (``raise self.retry(exc=e)``).
+
+        ``self.retry(e)`` with the exception first works too. The retry waits in the broker.
+
+        Raises:
+            Retry: always when ``throw`` (the worker catches it).
+            BaseException: ``exc`` (or the exception being handled) when no retries are left.
+            MaxRetriesExceededError: when no retries are left and there is no exception.
+        """
+        if isinstance(args, BaseException):
+            exc, args = args, None
+        request = self.request
+        limit = self.max_retries if max_retries is None else max_retries
+        if limit is not None and request.retries >= limit:
+            current = sys.exc_info()[1]
+            raise (
+                exc
+                or current
+                or MaxRetriesExceededError(
+                    f"{self.name}[{request.id}]: gave up after {request.retries} retries"
+                )
+            )
+        if request.called_directly:
+            raise exc or Retry("task called directly: nothing to retry")
+        when: float | datetime.datetime = (
+            eta
+            if eta is not None
+            else countdown
+            if countdown is not None
+            else self.default_retry_delay
+        )
+        retry = Retry(exc=exc, when=when, args=args, kwargs=kwargs, options=options)
+        if throw:
+            raise retry
+        return retry
+
+    def autoretry(self, exc: BaseException) -> None:
+        """Turn ``exc`` into a retry when ``autoretry_for`` covers it; return otherwise.
+
+        Raises:
+            Retry: the call will run again.
+            BaseException: ``exc`` when no retries are left.
+        """
+        if not self.autoretry_for or not isinstance(exc, self.autoretry_for):
+            return
+        if self.dont_autoretry_for and isinstance(exc, self.dont_autoretry_for):
+            return
+        options = dict(self.retry_kwargs)
+        if self.retry_backoff and "countdown" not in options:
+            factor = 1.0 if self.retry_backoff is True else float(self.retry_backoff)
+            options["countdown"] = backoff_delay(
+                factor, self.request.retries, self.retry_backoff_max, self.retry_jitter
+            )
+        raise self.retry(exc=exc, **options)
+
+    # -- signatures (canvas) ---------------------------------------------------------------
+    def signature(
+        self,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Signature:
+        """A signature of a call of this task (``add.signature((2, 2), countdown=1)``)."""
+        from celeriac.canvas import Signature
+
+        immutable = bool(options.pop("immutable", False))
+        return Signature(
+            self.name, args or (), kwargs or {}, options=options, immutable=immutable, app=self.app
+        )
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A partial signature: the previous step's result is added to its arguments."""
+        return self.signature(args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature: it ignores the previous step's result."""
+        return self.signature(args, kwargs, immutable=True)

@@ -1,0 +1,1 @@
+"""The worker: a main process that supervises a pool of task runners."""

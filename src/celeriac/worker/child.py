@@ -1,0 +1,85 @@
+"""What runs inside a pool child: decode a job's arguments, run the task, report the outcome.
+
+A child does nothing else. It ignores SIGINT (the main process decides how to shut down), dies
+on SIGTERM (that is how ``revoke(terminate=True)`` reaches it), and turns SIGUSR1 into
+``SoftTimeLimitExceeded`` inside the running task.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from multiprocessing.connection import Connection
+from types import FrameType
+from typing import Any
+
+from celeriac.exceptions import CeleriacError, SoftTimeLimitExceeded
+from celeriac.execution import Outcome, execute, failure
+from celeriac.message import decode_arguments
+from celeriac.serialization import Serializer
+from celeriac.task import Task
+from celeriac.worker.pool import UNDECODABLE, Job
+
+SOFT_LIMIT_SIGNAL = signal.SIGUSR1
+_running: list[str] = []  # the task id being run, for the soft-limit handler
+
+
+def _soft_limit(signum: int, frame: FrameType | None) -> None:
+    if _running:
+        raise SoftTimeLimitExceeded(f"task {_running[0]} reached its soft time limit")
+
+
+def run_job(tasks: dict[str, Task[Any, Any]], serializer: Serializer, job: Job) -> Outcome:
+    """Decode the job's arguments and run it; a body that does not decode is UNDECODABLE."""
+    try:
+        args, kwargs = decode_arguments(serializer, job.content_type, job.body)
+    except CeleriacError as exc:
+        return failure(exc, state=UNDECODABLE)
+    request = job.request
+    request.args, request.kwargs = args, kwargs
+    _running[:] = [job.request.id or ""]
+    try:
+        return execute(tasks[job.task], request, args, kwargs, serializer)
+    finally:
+        _running.clear()
+
+
+def resident_kib() -> int:
+    """This process's resident memory in KiB (0 where /proc is not available)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def child_main(
+    conn: Connection,
+    tasks: dict[str, Task[Any, Any]],
+    serializer: Serializer,
+    max_tasks: int | None,
+    max_memory_kib: int | None,
+) -> None:
+    """Serve jobs from ``conn`` until told to stop or a recycling limit is reached."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(SOFT_LIMIT_SIGNAL, _soft_limit)
+    done = 0
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        outcome = run_job(tasks, serializer, job)
+        try:
+            conn.send((job.key, outcome))
+        except (BrokenPipeError, OSError):
+            return
+        done += 1
+        if max_tasks and done >= max_tasks:
+            return
+        if max_memory_kib and resident_kib() > max_memory_kib:
+            return

@@ -1,0 +1,110 @@
+"""Fetching messages from a thread of the main process, only as many as there are free slots.
+
+The fetch may block (waiting for a message is the broker's job), so it runs in its own thread and
+hands deliveries to the main loop through a queue and a wake-up pipe. It never holds more
+messages than the worker has slots for, so an idle worker elsewhere is never starved by messages
+sitting here.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+
+from celeriac.brokers.base import Broker, Delivery
+from celeriac.exceptions import BrokerError
+from celeriac.worker.leases import LeaseKeeper
+
+log = logging.getLogger("celeriac.worker")
+FETCH_WAIT = 0.5  # seconds a fetch may block, so that stopping is prompt
+MAX_BATCH = 100
+
+
+class Consumer:
+    """Fetches up to ``capacity`` messages at a time; see the module docstring."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        queues: Sequence[str],
+        *,
+        capacity: int,
+        lease: float,
+        name: str,
+        keeper: LeaseKeeper,
+    ) -> None:
+        self.broker = broker
+        self.queues = list(queues)
+        self.capacity = capacity
+        self.lease = lease
+        self.name = name
+        self.keeper = keeper
+        self.wake_fd, self._wake_write = os.pipe()
+        os.set_blocking(self.wake_fd, False)
+        self._cond = threading.Condition()
+        self._outstanding = 0
+        self._handoff: collections.deque[Delivery] = collections.deque()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="celeriac-consumer", daemon=True)
+
+    def start(self) -> None:
+        """Start fetching."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop fetching and wait for a fetch under way to return."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(FETCH_WAIT * 4 + 5)
+
+    def take(self) -> list[Delivery]:
+        """The deliveries fetched since the last call."""
+        with contextlib.suppress(BlockingIOError):
+            os.read(self.wake_fd, 4096)
+        with self._cond:
+            taken = list(self._handoff)
+            self._handoff.clear()
+            return taken
+
+    def settled(self, count: int) -> None:
+        """``count`` deliveries are done with: their slots may be fetched again."""
+        with self._cond:
+            self._outstanding -= count
+            self._cond.notify_all()
+
+    def _free(self) -> int:
+        with self._cond:
+            while not self._stopped and self._outstanding >= self.capacity:
+                self._cond.wait()
+            return 0 if self._stopped else self.capacity - self._outstanding
+
+    def _run(self) -> None:
+        backoff = 0.1
+        while (free := self._free()) > 0:
+            try:
+                deliveries = self.broker.fetch(
+                    self.queues,
+                    min(free, MAX_BATCH),
+                    lease=self.lease,
+                    consumer=self.name,
+                    timeout=FETCH_WAIT,
+                )
+            except BrokerError as exc:
+                log.error("cannot fetch messages: %s (retrying in %.1fs)", exc, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = 0.1
+            if deliveries:
+                self.keeper.hold(deliveries, time.monotonic())
+                with self._cond:
+                    self._outstanding += len(deliveries)
+                    self._handoff.extend(deliveries)
+                os.write(self._wake_write, b"x")

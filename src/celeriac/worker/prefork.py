@@ -1,0 +1,267 @@
+"""The default pool: one forked child process per slot, each running one task at a time.
+
+The main process knows which job each child runs, so a hard time limit or a ``terminate`` is a
+signal to that child and a fresh child in its place; a child that dies on its own is replaced
+the same way, and its job is reported lost so the main process can give the message back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from celeriac.serialization import Serializer
+from celeriac.task import Task
+from celeriac.worker.child import SOFT_LIMIT_SIGNAL, child_main
+from celeriac.worker.pool import (
+    ExecutionPool,
+    Finished,
+    Job,
+    Running,
+    lost_outcome,
+    revoked_outcome,
+    time_limit_outcome,
+)
+
+log = logging.getLogger("celeriac.worker")
+KILL_GRACE = 1.0  # seconds between a terminate signal and SIGKILL
+
+
+@dataclass
+class _Child:
+    process: BaseProcess
+    conn: Connection
+    running: Running | None = None
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+class PreforkPool(ExecutionPool):
+    """Forked children, one task each; see the module docstring."""
+
+    can_terminate = True
+
+    def __init__(
+        self,
+        tasks: dict[str, Task[Any, Any]],
+        serializer: Serializer,
+        concurrency: int,
+        *,
+        max_tasks_per_child: int | None = None,
+        max_memory_per_child: int | None = None,
+    ) -> None:
+        self.tasks = tasks
+        self.serializer = serializer
+        self.concurrency = concurrency
+        self.max_tasks_per_child = max_tasks_per_child
+        self.max_memory_per_child = max_memory_per_child
+        self._ctx = multiprocessing.get_context("fork")
+        self._children: list[_Child] = []
+
+    def start(self) -> None:
+        """Fork the children."""
+        for _ in range(self.concurrency):
+            self._children.append(self._spawn())
+
+    def _spawn(self) -> _Child:
+        parent_end, child_end = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(
+            target=child_main,
+            args=(
+                child_end,
+                self.tasks,
+                self.serializer,
+                self.max_tasks_per_child,
+                self.max_memory_per_child,
+            ),
+            name="celeriac-child",
+            daemon=True,
+        )
+        process.start()
+        child_end.close()
+        return _Child(process, parent_end)
+
+    def pids(self) -> list[int]:
+        """The process ids of the children."""
+        return [c.process.pid for c in self._children if c.process.pid is not None]
+
+    def free_slots(self) -> int:
+        """Idle children."""
+        return sum(1 for c in self._children if c.running is None and c.process.is_alive())
+
+    def submit(self, job: Job) -> None:
+        """Send a job to an idle child."""
+        child = next(c for c in self._children if c.running is None and c.process.is_alive())
+        child.running = Running(job)
+        child.conn.send(job)
+
+    def running(self) -> list[Job]:
+        """Jobs in flight."""
+        return [c.running.job for c in self._children if c.running is not None]
+
+    def poll(self, timeout: float, wake_fds: list[Any]) -> list[Finished]:
+        """Collect outcomes and deaths, enforce time limits; see :meth:`ExecutionPool.poll`."""
+        waitables: list[Any] = [*wake_fds]
+        for child in self._children:
+            waitables.append(child.process.sentinel)
+            if child.running is not None:
+                waitables.append(child.conn)
+        wait(waitables, min(timeout, self._next_deadline()))
+        finished = self._collect_outcomes()
+        finished.extend(self._reap_dead())
+        self._enforce_limits()
+        return finished
+
+    def _collect_outcomes(self) -> list[Finished]:
+        finished = []
+        for child in self._children:
+            while child.running is not None and child.conn.poll():
+                try:
+                    key, outcome = child.conn.recv()
+                except (EOFError, OSError):
+                    break
+                if key == child.running.job.key:
+                    finished.append(Finished(child.running.job, outcome))
+                    child.running = None
+        return finished
+
+    def _reap_dead(self) -> list[Finished]:
+        finished = []
+        for index, child in enumerate(self._children):
+            if child.process.is_alive():
+                continue
+            child.process.join(0)
+            if child.running is not None:
+                finished.append(self._lost(child))
+            child.conn.close()
+            self._children[index] = self._spawn()
+        return finished
+
+    def _lost(self, child: _Child) -> Finished:
+        assert child.running is not None
+        job, reason = child.running.job, child.running.kill_reason
+        if reason == "time_limit":
+            return Finished(job, time_limit_outcome(job), lost=True, killed_by=reason)
+        if reason == "terminate":
+            return Finished(job, revoked_outcome(), lost=True, killed_by=reason)
+        how = _describe_exit(child.process.exitcode)
+        log.warning(
+            "process %s running %s[%s] %s", child.process.pid, job.task, job.request.id, how
+        )
+        return Finished(job, lost_outcome(f"the process running the task {how}"), lost=True)
+
+    def _next_deadline(self) -> float:
+        now, soonest = time.monotonic(), 3600.0
+        for child in self._children:
+            run = child.running
+            if run is None:
+                continue
+            job = run.job
+            for limit in (job.soft_time_limit if not run.soft_sent else None, job.time_limit):
+                if limit is not None:
+                    soonest = min(soonest, run.started + limit - now)
+            if run.kill_sent_at is not None:
+                soonest = min(soonest, run.kill_sent_at + KILL_GRACE - now)
+        return max(soonest, 0.0)
+
+    def _enforce_limits(self) -> None:
+        now = time.monotonic()
+        for child in self._children:
+            run = child.running
+            if run is None or not child.process.is_alive():
+                continue
+            job, elapsed = run.job, now - run.started
+            if (
+                job.soft_time_limit is not None
+                and not run.soft_sent
+                and elapsed >= job.soft_time_limit
+            ):
+                run.soft_sent = True
+                self._signal(child, SOFT_LIMIT_SIGNAL)
+            if job.time_limit is not None and elapsed >= job.time_limit and run.kill_reason is None:
+                run.kill_reason = "time_limit"
+                self._signal(child, signal.SIGKILL)
+            if run.kill_sent_at is not None and now - run.kill_sent_at >= KILL_GRACE:
+                self._signal(child, signal.SIGKILL)
+
+    @staticmethod
+    def _signal(child: _Child, signum: int) -> None:
+        if child.process.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.process.pid, signum)
+
+    def terminate(self, task_id: str, signum: int) -> bool:
+        """Signal the child running ``task_id``; SIGKILL follows if it does not die."""
+        for child in self._children:
+            run = child.running
+            if run is not None and run.job.request.id == task_id and run.kill_reason is None:
+                run.kill_reason = "terminate"
+                run.kill_sent_at = time.monotonic()
+                self._signal(child, signum)
+                return True
+        return False
+
+    def stop(self, timeout: float) -> list[Finished]:
+        """Let running jobs finish for up to ``timeout``, then kill the rest; see the base."""
+        for child in self._children:
+            if child.running is None:
+                self._tell_to_stop(child)
+        finished: list[Finished] = []
+        deadline = time.monotonic() + timeout
+        while self.running() and time.monotonic() < deadline:
+            finished.extend(self._stop_round(deadline - time.monotonic()))
+        for child in self._children:
+            if child.running is not None:
+                child.running.kill_reason = child.running.kill_reason or "shutdown"
+                self._signal(child, signal.SIGKILL)
+                child.process.join(5)
+                finished.append(
+                    Finished(
+                        child.running.job,
+                        lost_outcome("worker shut down"),
+                        lost=True,
+                        killed_by="shutdown",
+                    )
+                )
+                child.running = None
+        for child in self._children:
+            child.process.join(2)
+            if child.process.is_alive():
+                self._signal(child, signal.SIGKILL)
+            child.conn.close()
+        self._children.clear()
+        return finished
+
+    def _stop_round(self, timeout: float) -> list[Finished]:
+        busy = [c for c in self._children if c.running is not None]
+        wait([c.conn for c in busy] + [c.process.sentinel for c in busy], max(timeout, 0))
+        finished = self._collect_outcomes()
+        for child in busy:
+            if child.running is None:
+                self._tell_to_stop(child)
+            elif not child.process.is_alive():
+                finished.append(self._lost(child))
+                child.running = None
+        return finished
+
+    @staticmethod
+    def _tell_to_stop(child: _Child) -> None:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            child.conn.send(None)

@@ -1,0 +1,131 @@
+"""Pools that run tasks inside the worker's own process: ``threads`` and ``solo``.
+
+For I/O-bound tasks that release the GIL (``threads``), or for debugging (``solo``: one task at a
+time, in the main thread, as Celery's solo pool). Neither can kill a running task, so
+``terminate`` and hard time limits need ``prefork``; leases are still renewed, by their own
+thread, so a long task is never handed to a second worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+from multiprocessing.connection import wait
+from typing import Any
+
+from celeriac.serialization import Serializer
+from celeriac.task import Task
+from celeriac.worker.child import run_job
+from celeriac.worker.pool import ExecutionPool, Finished, Job, lost_outcome
+
+
+class ThreadPool(ExecutionPool):
+    """``concurrency`` threads, each running one job at a time."""
+
+    def __init__(
+        self, tasks: dict[str, Task[Any, Any]], serializer: Serializer, concurrency: int
+    ) -> None:
+        self.tasks = tasks
+        self.serializer = serializer
+        self.concurrency = concurrency
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[Finished] = queue.SimpleQueue()
+        self._running: dict[int, Job] = {}
+        self._threads: list[threading.Thread] = []
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+
+    def start(self) -> None:
+        """Start the threads."""
+        for number in range(self.concurrency):
+            thread = threading.Thread(
+                target=self._serve, name=f"celeriac-task-{number}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            outcome = run_job(self.tasks, self.serializer, job)
+            self._done.put(Finished(job, outcome))
+            os.write(self._wake_write, b"x")
+
+    def free_slots(self) -> int:
+        """Threads without a job."""
+        return self.concurrency - len(self._running)
+
+    def submit(self, job: Job) -> None:
+        """Queue a job for the next free thread."""
+        self._running[job.key] = job
+        self._jobs.put(job)
+
+    def running(self) -> list[Job]:
+        """Jobs in flight."""
+        return list(self._running.values())
+
+    def poll(self, timeout: float, wake_fds: list[Any]) -> list[Finished]:
+        """Collect finished jobs; see :meth:`ExecutionPool.poll`."""
+        if self._done.empty():
+            wait([self._wake_read, *wake_fds], timeout)
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._wake_read, 4096)
+        finished = []
+        while not self._done.empty():
+            item = self._done.get()
+            self._running.pop(item.job.key, None)
+            finished.append(item)
+        return finished
+
+    def stop(self, timeout: float) -> list[Finished]:
+        """Wait up to ``timeout`` for running jobs; threads cannot be killed, so the rest are
+        reported lost and left to finish in the background."""
+        for _ in self._threads:
+            self._jobs.put(None)
+        finished: list[Finished] = []
+        deadline = threading.Event()
+        timer = threading.Timer(timeout, deadline.set)
+        timer.start()
+        while self._running and not deadline.is_set():
+            finished.extend(self.poll(0.05, []))
+        timer.cancel()
+        for job in self._running.values():
+            finished.append(Finished(job, lost_outcome("worker shut down"), True, "shutdown"))
+        self._running.clear()
+        return finished
+
+
+class SoloPool(ExecutionPool):
+    """Runs each job right away in the calling thread (Celery's ``solo``)."""
+
+    def __init__(self, tasks: dict[str, Task[Any, Any]], serializer: Serializer) -> None:
+        self.tasks = tasks
+        self.serializer = serializer
+        self._finished: list[Finished] = []
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def free_slots(self) -> int:
+        """Always one: a job runs to its end inside :meth:`submit`."""
+        return 1
+
+    def submit(self, job: Job) -> None:
+        """Run the job now."""
+        self._finished.append(Finished(job, run_job(self.tasks, self.serializer, job)))
+
+    def running(self) -> list[Job]:
+        """Nothing is ever left running."""
+        return []
+
+    def poll(self, timeout: float, wake_fds: list[Any]) -> list[Finished]:
+        """Hand over what ran; wait on ``wake_fds`` when nothing did."""
+        if not self._finished:
+            wait(wake_fds, timeout)
+        finished, self._finished = self._finished, []
+        return finished
+
+    def stop(self, timeout: float) -> list[Finished]:
+        """Hand over what ran."""
+        return self.poll(0, [])

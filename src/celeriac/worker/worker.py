@@ -1,0 +1,382 @@
+"""``Worker``: one main process that fetches, supervises its pool, and records outcomes.
+
+The main loop waits on the pool and on a wake-up pipe; each turn it collects finished jobs, takes
+what the consumer thread fetched, checks it (``Intake``), starts what may run, and records what
+finished (``Recorder``). Two threads help: the consumer (fetching, only into free slots) and the
+lease keeper. User code runs only in the pool.
+
+Shutdown: SIGTERM stops fetching, gives back what has not started, lets running tasks finish
+for ``worker_shutdown_timeout`` seconds and gives back the rest. A second SIGTERM, or SIGINT or
+SIGQUIT, gives everything back at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import signal
+import socket
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from celeriac import states
+from celeriac.app import Celeriac
+from celeriac.backends.base import ResultRecord
+from celeriac.brokers.base import Delivery
+from celeriac.exceptions import ConfigurationError
+from celeriac.execution import Outcome
+from celeriac.message import Message
+from celeriac.task import Request
+from celeriac.worker.commands import CommandReader
+from celeriac.worker.consumer import Consumer
+from celeriac.worker.intake import Intake, Refusal
+from celeriac.worker.leases import LeaseKeeper
+from celeriac.worker.pool import ExecutionPool, Finished, Job
+from celeriac.worker.prefork import PreforkPool
+from celeriac.worker.recorder import (
+    ACK,
+    ALREADY_ACKED,
+    DEAD_LETTER,
+    REQUEUE,
+    Recorder,
+    Settlement,
+    settlement_for,
+)
+from celeriac.worker.threads import SoloPool, ThreadPool
+
+log = logging.getLogger("celeriac.worker")
+POOLS = ("prefork", "threads", "solo")
+COMMAND_INTERVAL = 0.2  # seconds between reads of the control log while idle
+HOUSEKEEPING_INTERVAL = 300.0
+WARM, COLD = 1, 2
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How to run a worker; the CLI's ``worker`` flags, one field each."""
+
+    concurrency: int | None = None
+    queues: tuple[str, ...] = ()
+    pool: str = "prefork"
+    hostname: str | None = None
+    max_tasks_per_child: int | None = None
+    max_memory_per_child: int | None = None
+    prefetch_multiplier: int | None = None
+    shutdown_timeout: float | None = None
+    install_signal_handlers: bool = True
+
+
+def format_hostname(name: str | None) -> str:
+    """The node name: ``-n`` with Celery's ``%h`` (host), ``%n`` (short host) and ``%d``
+    (domain) filled in; ``celeriac@<host>`` when not given."""
+    host = socket.gethostname()
+    short, _, domain = host.partition(".")
+    name = name or "celeriac@%h"
+    return name.replace("%h", host).replace("%n", short).replace("%d", domain)
+
+
+@dataclass
+class _InFlight:
+    delivery: Delivery
+    message: Message
+    early_acked: bool = False
+
+
+class Worker:
+    """A worker for ``app``; ``run()`` serves until a signal or ``stop()``."""
+
+    def __init__(self, app: Celeriac, options: WorkerOptions | None = None) -> None:
+        options = options or WorkerOptions()
+        if options.pool not in POOLS:
+            raise ConfigurationError(f"unknown pool {options.pool!r}: choose from {POOLS}")
+        app.check()
+        conf = app.conf
+        self.app = app
+        self.options = options
+        self.hostname = format_hostname(options.hostname)
+        self.queues = list(options.queues) or [conf.task_default_queue]
+        self.concurrency = int(
+            options.concurrency or conf.worker_concurrency or os.cpu_count() or 1
+        )
+        self.lease = conf.lease_seconds()
+        self.pool = self._make_pool()
+        prefetch = int(options.prefetch_multiplier or conf.worker_prefetch_multiplier or 1)
+        capacity = 1 if options.pool == "solo" else self.concurrency * prefetch
+        self.keeper = LeaseKeeper(app.broker, self.lease)
+        self.consumer = Consumer(
+            app.broker,
+            self.queues,
+            capacity=capacity,
+            lease=self.lease,
+            name=self.hostname,
+            keeper=self.keeper,
+        )
+        self.commands = CommandReader(app.broker)
+        self.intake = Intake(
+            app.tasks,
+            app.serializer,
+            max_bytes=int(conf.message_max_bytes),
+            max_deliveries=int(conf.task_max_deliveries),
+        )
+        self.recorder = Recorder(
+            app.broker,
+            app.backend,
+            app.serializer,
+            self.keeper,
+            hostname=self.hostname,
+            expires=conf.seconds("result_expires"),
+        )
+        self._keys = itertools.count(1)
+        self._waiting: deque[_InFlight] = deque()
+        self._inflight: dict[int, _InFlight] = {}
+        self._stopping = 0
+        self._signal_read, self._signal_write = os.pipe()
+        os.set_blocking(self._signal_read, False)
+        os.set_blocking(self._signal_write, False)
+        self._last_commands = 0.0
+        self._last_housekeeping = time.monotonic()
+
+    def _make_pool(self) -> ExecutionPool:
+        conf, opts = self.app.conf, self.options
+        if opts.pool == "threads":
+            return ThreadPool(self.app.tasks, self.app.serializer, self.concurrency)
+        if opts.pool == "solo":
+            return SoloPool(self.app.tasks, self.app.serializer)
+        return PreforkPool(
+            self.app.tasks,
+            self.app.serializer,
+            self.concurrency,
+            max_tasks_per_child=opts.max_tasks_per_child or conf.worker_max_tasks_per_child,
+            max_memory_per_child=opts.max_memory_per_child or conf.worker_max_memory_per_child,
+        )
+
+    # -- running --------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Serve until stopped; returns after a clean shutdown."""
+        if self.options.install_signal_handlers:
+            self._install_signal_handlers()
+        self.pool.start()
+        self.keeper.start()
+        self.commands.refresh()
+        self.app.broker.recover()
+        self.consumer.start()
+        log.info(
+            "%s ready: %s pool, concurrency %d, queues %s, broker %s, lease %.1fs",
+            self.hostname,
+            self.options.pool,
+            self.concurrency,
+            ",".join(self.queues),
+            self.app.broker.url,
+            self.lease,
+        )
+        try:
+            while not self._stopping:
+                self._turn()
+        finally:
+            self._shutdown()
+
+    def stop(self, cold: bool = False) -> None:
+        """Ask the main loop to shut down (warm: finish running tasks; cold: give them back)."""
+        self._stopping = max(self._stopping, COLD if cold else WARM)
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._signal_write, b"x")
+
+    def _install_signal_handlers(self) -> None:
+        def on_term(signum: int, frame: FrameType | None) -> None:
+            self.stop(cold=self._stopping >= WARM)
+
+        def on_int(signum: int, frame: FrameType | None) -> None:
+            self.stop(cold=True)
+
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGINT, on_int)
+        signal.signal(signal.SIGQUIT, on_int)
+
+    def _turn(self, timeout: float = COMMAND_INTERVAL) -> None:
+        finished = self.pool.poll(timeout, [self.consumer.wake_fd, self._signal_read])
+        settlements = [self._settlement(f) for f in finished]
+        deliveries = self.consumer.take()
+        now = time.monotonic()
+        if deliveries or now - self._last_commands >= COMMAND_INTERVAL:
+            self._read_commands(now)
+        settlements.extend(self._admit(deliveries))
+        self._dispatch()
+        self._settle(settlements)
+        if now - self._last_housekeeping >= HOUSEKEEPING_INTERVAL:
+            self._housekeeping(now)
+
+    def _read_commands(self, now: float) -> None:
+        self._last_commands = now
+        for termination in self.commands.refresh():
+            if self.pool.can_terminate and self.pool.terminate(
+                termination.task_id, termination.signum
+            ):
+                log.info("terminating task %s (signal %d)", termination.task_id, termination.signum)
+
+    def _housekeeping(self, now: float) -> None:
+        self._last_housekeeping = now
+        try:
+            self.app.backend.cleanup()
+            self.app.broker.recover()
+        except Exception as exc:
+            log.warning("housekeeping failed: %s", exc)
+
+    # -- messages in -------------------------------------------------------------------------------
+    def _admit(self, deliveries: Sequence[Delivery]) -> list[Settlement]:
+        refused = []
+        for delivery in deliveries:
+            checked = self.intake.check(delivery, revoked=self.commands)
+            if isinstance(checked, Refusal):
+                action = DEAD_LETTER if checked.dead_letter else ACK
+                refused.append(Settlement(delivery, checked.message, checked.outcome, action))
+            else:
+                self._waiting.append(_InFlight(delivery, checked))
+        return refused
+
+    def _dispatch(self) -> None:
+        while self._waiting and self.pool.free_slots() > 0:
+            entry = self._waiting.popleft()
+            job = self._job(entry)
+            task = self.app.tasks[entry.message.task]
+            acks_late = (
+                task.acks_late if task.acks_late is not None else self.app.conf.task_acks_late
+            )
+            if not acks_late:
+                self.app.broker.ack(entry.delivery)
+                self.keeper.release([entry.delivery])
+                entry.early_acked = True
+            if task.track_started or (
+                task.track_started is None and self.app.conf.task_track_started
+            ):
+                self._store_started(entry.message)
+            self._inflight[job.key] = entry
+            self.pool.submit(job)
+
+    def _job(self, entry: _InFlight) -> Job:
+        message, conf = entry.message, self.app.conf
+        task = self.app.tasks[message.task]
+        request = Request(
+            id=message.id,
+            task=message.task,
+            retries=message.retries,
+            eta=message.eta,
+            expires=message.expires,
+            hostname=self.hostname,
+            delivery_info={
+                "queue": entry.delivery.queue,
+                "priority": message.priority,
+                "attempt": entry.delivery.attempt,
+            },
+            headers=message.headers,
+            parent_id=message.parent_id,
+            root_id=message.root_id,
+            group_id=message.group_id,
+            workflow=message.workflow,
+            called_directly=False,
+            time_limit=message.time_limit,
+            soft_time_limit=message.soft_time_limit,
+        )
+        return Job(
+            key=next(self._keys),
+            task=message.task,
+            body=message.body,
+            content_type=message.content_type,
+            request=request,
+            soft_time_limit=_first(
+                message.soft_time_limit, task.soft_time_limit, conf.seconds("task_soft_time_limit")
+            ),
+            time_limit=_first(message.time_limit, task.time_limit, conf.seconds("task_time_limit")),
+        )
+
+    def _store_started(self, message: Message) -> None:
+        record = ResultRecord(
+            message.id,
+            states.STARTED,
+            meta={"task": message.task, "worker": self.hostname, "pid": os.getpid()},
+        )
+        self.app.backend.store(record, expires=self.app.conf.seconds("result_expires"))
+
+    # -- outcomes out ----------------------------------------------------------------------------
+    def _settlement(self, finished: Finished) -> Settlement:
+        entry = self._inflight.pop(finished.job.key)
+        settlement = settlement_for(
+            entry.delivery,
+            entry.message,
+            finished.outcome,
+            lost=finished.lost,
+            killed_by=finished.killed_by,
+            max_deliveries=int(self.app.conf.task_max_deliveries),
+        )
+        if entry.early_acked:
+            settlement = Settlement(
+                entry.delivery,
+                entry.message,
+                finished.outcome,
+                ALREADY_ACKED,
+                record=settlement.record and settlement.action != REQUEUE,
+            )
+        return settlement
+
+    def _settle(self, settlements: list[Settlement]) -> None:
+        if not settlements:
+            return
+        try:
+            self.recorder.settle(settlements)
+        except Exception as exc:
+            log.error("could not record %d outcomes: %s", len(settlements), exc)
+            self.keeper.release([s.delivery for s in settlements])
+        self.consumer.settled(len(settlements))
+
+    # -- shutdown ----------------------------------------------------------------------------------
+    def _shutdown(self) -> None:
+        cold = self._stopping >= COLD
+        log.info("%s shutting down (%s)", self.hostname, "cold" if cold else "warm")
+        self.consumer.stop()
+        settlements = self._admit(self.consumer.take())
+        settlements.extend(self._give_back_waiting())
+        if not cold:
+            settlements.extend(self._finish_running())
+        finished = self.pool.stop(0)
+        settlements.extend(self._settlement(f) for f in finished)
+        self._settle(settlements)
+        self.keeper.stop()
+        log.info("%s stopped", self.hostname)
+
+    def _give_back_waiting(self) -> list[Settlement]:
+        nothing = Outcome(states.PENDING, b"null", "application/json")
+        given = [
+            Settlement(entry.delivery, entry.message, nothing, REQUEUE, record=False)
+            for entry in self._waiting
+        ]
+        self._waiting.clear()
+        return given
+
+    def _finish_running(self) -> list[Settlement]:
+        grace = float(self.options.shutdown_timeout or self.app.conf.worker_shutdown_timeout)
+        deadline = time.monotonic() + grace
+        settlements: list[Settlement] = []
+        while self.pool.running() and self._stopping < COLD and time.monotonic() < deadline:
+            finished = self.pool.poll(min(0.2, deadline - time.monotonic()), [self._signal_read])
+            settlements.extend(self._settlement(f) for f in finished)
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._signal_read, 64)
+        return settlements
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def run_worker(app: Celeriac, options: WorkerOptions | None = None) -> None:
+    """Run a worker for ``app`` in this process until it is told to stop.
+
+    Raises:
+        ConfigurationError: a bad setting or option.
+    """
+    Worker(app, options).run()
