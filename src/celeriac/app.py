@@ -79,7 +79,8 @@ class Celeriac:
     """A celeriac application: where tasks are registered and from where they are sent.
 
     ``Celeriac('tasks')`` uses the SQLite file ``./celeriac.db`` (or ``$CELERIAC_BROKER_URL``)
-    as broker and result store. The broker and backend are built from the settings the first
+    as broker and result store. ``broker`` and ``backend`` take URLs, or ready-made broker and
+    backend objects (a ``MemoryBroker`` with a test clock, say). The broker and backend are built from the settings the first
     time they are needed, so settings may be changed after the app is created.
 
     Raises:
@@ -89,14 +90,20 @@ class Celeriac:
     def __init__(
         self,
         main: str | None = None,
-        broker: str | None = None,
-        backend: str | None = None,
+        broker: str | Broker | None = None,
+        backend: str | ResultBackend | None = None,
         include: Sequence[str] | None = None,
         **settings: Any,
     ) -> None:
         global _current
         self.main = main
         self.conf = Settings(settings)
+        self._broker: Broker | None = None
+        self._backend: ResultBackend | None = None
+        if isinstance(broker, Broker):
+            self._broker, broker = broker, broker.url
+        if isinstance(backend, ResultBackend):
+            self._backend, backend = backend, backend.url
         if broker:
             self.conf.broker_url = broker
         if backend:
@@ -104,8 +111,6 @@ class Celeriac:
         if include:
             self.conf.include = list(include)
         self.tasks: dict[str, Task[Any, Any]] = {}
-        self._broker: Broker | None = None
-        self._backend: ResultBackend | None = None
         self._serializer: Serializer | None = None
         self.control = Control(self)
         with _current_lock:

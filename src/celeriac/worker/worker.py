@@ -141,6 +141,7 @@ class Worker:
         os.set_blocking(self._signal_write, False)
         self._last_commands = 0.0
         self._last_housekeeping = time.monotonic()
+        self._drain_started = False
 
     def _make_pool(self) -> ExecutionPool:
         conf, opts = self.app.conf, self.options
@@ -180,6 +181,34 @@ class Worker:
                 self._turn()
         finally:
             self._shutdown()
+
+    def drain(self) -> int:
+        """Run every message that is ready now, in this thread, then return (burst mode).
+
+        For tests and one-off jobs: no consumer or lease threads, no signal handlers; returns
+        how many messages were settled. Pair with the ``solo`` or ``threads`` pool.
+        """
+        if not self._drain_started:
+            self.pool.start()
+            self._drain_started = True
+        self.commands.refresh()
+        settled = 0
+        while True:
+            deliveries: list[Delivery] = []
+            free = self.pool.free_slots()
+            if free > 0:
+                deliveries = self.app.broker.fetch(
+                    self.queues, free, lease=self.lease, consumer=self.hostname, timeout=0
+                )
+                self.keeper.hold(deliveries, time.monotonic())
+            settlements = self._admit(deliveries)
+            self._dispatch()
+            finished = self.pool.poll(0 if deliveries else 0.05, [])
+            settlements.extend(self._settlement(f) for f in finished)
+            self.recorder.settle(settlements)
+            settled += len(settlements)
+            if not deliveries and not self._inflight and not self._waiting:
+                return settled
 
     def stop(self, cold: bool = False) -> None:
         """Ask the main loop to shut down (warm: finish running tasks; cold: give them back)."""

@@ -1,0 +1,141 @@
+"""Running the real ``celeriac`` command in a subprocess, as a user would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+APPS = Path(__file__).resolve().parent.parent / "apps"
+CELERIAC = str(Path(sys.executable).with_name("celeriac"))
+
+
+def environment(broker_url: str, **extra: str) -> dict[str, str]:
+    """The environment for a subprocess that uses ``broker_url`` and finds ``tests/apps``."""
+    env = dict(os.environ)
+    env["CELERIAC_BROKER_URL"] = broker_url
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(APPS), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+class WorkerProcess:
+    """``celeriac -A <app> worker ...`` in a subprocess, with its log captured."""
+
+    def __init__(self, broker_url: str, *args: str, app: str = "jobs", **env: str) -> None:
+        self.command = [CELERIAC, "-A", app, "worker", "-l", "info", *args]
+        self.env = environment(broker_url, **env)
+        self.lines: list[str] = []
+        self.process: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+
+    def start(self, ready_timeout: float = 30.0) -> WorkerProcess:
+        """Start the worker and wait until it says it is ready."""
+        self.process = subprocess.Popen(
+            self.command,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=str(APPS),
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.wait_for("ready:", ready_timeout)
+        return self
+
+    def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        """Everything the worker printed so far."""
+        return "\n".join(self.lines)
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        """Wait until ``text`` appears in the output.
+
+        Raises:
+            AssertionError: it did not appear in time, or the worker exited.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line for line in self.lines):
+                return
+            if self.process is not None and self.process.poll() is not None:
+                time.sleep(0.2)
+                raise AssertionError(f"worker exited before printing {text!r}:\n{self.output}")
+            time.sleep(0.02)
+        raise AssertionError(f"worker did not print {text!r} within {timeout}s:\n{self.output}")
+
+    @property
+    def pid(self) -> int:
+        """The main process id."""
+        assert self.process is not None
+        return self.process.pid
+
+    def children(self) -> list[int]:
+        """Process ids of the pool children."""
+        path = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        try:
+            return [int(p) for p in path.read_text().split()]
+        except FileNotFoundError:
+            return []
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the main process."""
+        os.kill(self.pid, signum)
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the worker to exit; return its exit status."""
+        assert self.process is not None
+        return self.process.wait(timeout)
+
+    def stop(self) -> None:
+        """End the worker and its children, whatever state they are in."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        children = self.children()
+        for signum in (signal.SIGCONT, signal.SIGKILL):
+            for pid in [self.pid, *children]:
+                try:
+                    os.kill(pid, signum)
+                except ProcessLookupError:
+                    pass
+        self.process.wait(10)
+
+    def __enter__(self) -> WorkerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def run_cli(
+    broker_url: str, *args: str, timeout: float = 60.0, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``celeriac <args>`` to completion."""
+    return subprocess.run(
+        [CELERIAC, *args],
+        env=environment(broker_url, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=str(APPS),
+    )
+
+
+def count_runs(path: Path) -> dict[str, int]:
+    """Runs per task id, from a file written by the ``counted`` tasks."""
+    counts: dict[str, int] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            task_id = line.split()[0]
+            counts[task_id] = counts.get(task_id, 0) + 1
+    return counts

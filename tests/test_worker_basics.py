@@ -1,0 +1,75 @@
+"""The foundation's promise, end to end: a real worker subprocess on the SQLite broker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from celeriac import Celeriac, TaskError, states
+from support.processes import WorkerProcess, environment
+
+
+def test_the_readme_program_works_unchanged(tmp_path: Path, sqlite_url: str) -> None:
+    program = tmp_path / "tasks.py"
+    program.write_text(
+        textwrap.dedent(
+            """
+            import time
+            from celeriac import Celery
+
+            app = Celery('tasks')
+
+            @app.task
+            def test(x, y):
+                time.sleep(1)
+                return x + y
+
+            @app.task(bind=True, default_retry_delay=1, max_retries=5)
+            def flaky(self, n):
+                try:
+                    if self.request.retries < n:
+                        raise ConnectionError("network down")
+                    return self.request.retries
+                except ConnectionError as e:
+                    raise self.retry(exc=e)
+            """
+        )
+    )
+    env = environment(sqlite_url)
+    env["PYTHONPATH"] = str(tmp_path)
+    worker = WorkerProcess(sqlite_url, "-c", "2", app="tasks")
+    worker.env = env
+    with worker:
+        client = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from tasks import test, flaky\n"
+                "print(test.delay(2, 2).get(timeout=30))\n"
+                "print(flaky.delay(3).get(timeout=30))",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert client.returncode == 0, client.stderr
+    assert client.stdout.split() == ["4", "3"]
+    assert worker.output.count("retry: ConnectionError: network down") == 3
+
+
+def test_failures_come_back_with_type_and_remote_traceback(
+    client: Celeriac, sqlite_url: str
+) -> None:
+    with WorkerProcess(sqlite_url, "-c", "1"):
+        result = client.send_task("jobs.fails")
+        with pytest.raises((KeyError, TaskError)) as raised:
+            result.get(timeout=30)
+    assert result.state == states.FAILURE
+    assert "no such thing" in str(raised.value)
+    assert "raise KeyError" in (result.traceback or "")
