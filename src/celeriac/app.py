@@ -80,8 +80,8 @@ class Celeriac:
 
     ``Celeriac('tasks')`` uses the SQLite file ``./celeriac.db`` (or ``$CELERIAC_BROKER_URL``)
     as broker and result store. ``broker`` and ``backend`` take URLs, or ready-made broker and
-    backend objects (a ``MemoryBroker`` with a test clock, say). The broker and backend are built from the settings the first
-    time they are needed, so settings may be changed after the app is created.
+    backend objects (a ``MemoryBroker`` with a test clock, say). Those given as URLs are built
+    the first time they are needed, so settings may be changed after the app is created.
 
     Raises:
         ConfigurationError: an unknown setting.

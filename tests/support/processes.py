@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -104,10 +105,8 @@ class WorkerProcess:
         children = self.children()
         for signum in (signal.SIGCONT, signal.SIGKILL):
             for pid in [self.pid, *children]:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signum)
-                except ProcessLookupError:
-                    pass
         self.process.wait(10)
 
     def __enter__(self) -> WorkerProcess:
