@@ -50,7 +50,7 @@ def _describe_exit(code: int | None) -> str:
             return f"killed by {signal.Signals(-code).name}"
         except ValueError:
             return f"killed by signal {-code}"
-    return f"exited with code {code}"
+    return f"ended with exit code {code}"
 
 
 class PreforkPool(ExecutionPool):
@@ -165,7 +165,7 @@ class PreforkPool(ExecutionPool):
         log.warning(
             "process %s running %s[%s] %s", child.process.pid, job.task, job.request.id, how
         )
-        return Finished(job, lost_outcome(f"the process running the task {how}"), lost=True)
+        return Finished(job, lost_outcome(f"the process running the task was {how}"), lost=True)
 
     def _next_deadline(self) -> float:
         now, soonest = time.monotonic(), 3600.0

@@ -17,7 +17,8 @@ from typing import Any
 from celeriac import states
 from celeriac.backends.base import ResultBackend, ResultRecord
 from celeriac.brokers.base import Broker, Delivery
-from celeriac.execution import IGNORED, REJECTED, Outcome
+from celeriac.exceptions import WorkerLostError
+from celeriac.execution import IGNORED, REJECTED, Outcome, failure
 from celeriac.message import Message, peek_id
 from celeriac.serialization import Serializer
 from celeriac.worker.leases import LeaseKeeper
@@ -52,7 +53,11 @@ def settlement_for(
     """Decide what becomes of a message whose job ended this way."""
     if lost and killed_by in (None, "shutdown"):
         if killed_by is None and delivery.attempt >= max_deliveries:
-            return Settlement(delivery, message, outcome, DEAD_LETTER)
+            poison = WorkerLostError(
+                f"{outcome.reason.removeprefix('WorkerLostError: ')}; the process running it "
+                f"died on each of {delivery.attempt} deliveries (task_max_deliveries)"
+            )
+            return Settlement(delivery, message, failure(poison), DEAD_LETTER)
         return Settlement(delivery, message, outcome, REQUEUE, record=False)
     state = outcome.state
     if state == states.RETRY:
@@ -178,6 +183,8 @@ class Recorder:
             log.info("%s given back to the queue", name)
         elif outcome.state == states.SUCCESS and log.isEnabledFor(logging.INFO):
             log.info("%s succeeded in %.4fs: %s", name, outcome.runtime, _preview(outcome))
+        elif outcome.state == states.REVOKED:
+            log.info("%s revoked: %s", name, outcome.reason)
         elif outcome.state != states.SUCCESS:
             log.error("%s %s: %s", name, outcome.state.lower(), outcome.reason)
 
