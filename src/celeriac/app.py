@@ -21,7 +21,7 @@ from celeriac.message import Message
 from celeriac.result import AsyncResult, EagerResult, decode_record
 from celeriac.router import Router
 from celeriac.serialization import Serializer
-from celeriac.task import Request, Task, current_request
+from celeriac.task import Request, Task, current_request, sender_lineage
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -121,10 +121,12 @@ class Celeriac:
 
     # -- configuration -----------------------------------------------------------------------
     def config_from_object(self, obj: object | str, namespace: str | None = None) -> None:
-        """Load settings from a module, an object or a dotted module path (see ``Settings``).
+        """Load settings from a module, an object, a dotted module path or
+        ``'module:attribute'`` (see ``Settings.from_object``).
 
         Raises:
-            ConfigurationError: the module cannot be imported, or a setting is unknown.
+            ConfigurationError: the module or attribute cannot be imported, or a setting is
+                unknown.
         """
         self.conf.from_object(obj, namespace)
 
@@ -289,6 +291,9 @@ class Celeriac:
     ) -> Message:
         """The signed message for one call, routed and checked, ready to publish.
 
+        ``countdown`` and relative ``expires`` count from the broker's clock, the clock that
+        decides when the broker hands the message out.
+
         Raises:
             ConfigurationError: a bad priority or time.
             TypeError: the arguments do not serialize.
@@ -300,7 +305,7 @@ class Celeriac:
             body = self.serializer.dumps([list(args), kwargs])
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{name}: arguments cannot be serialized: {exc}") from exc
-        now = time.time()
+        now = self.broker.clock()
         countdown = to_seconds(routed.get("countdown"), "countdown")
         eta = now + countdown if countdown is not None else _epoch(routed.get("eta"), "eta")
         message = Message(
@@ -342,8 +347,11 @@ class Celeriac:
     ) -> EagerResult[Any]:
         """Run a call here, retrying at once as Celery's eager mode does.
 
+        ``throw=True`` (or False) says whether a failure is raised here, as Celery's
+        ``apply(throw=...)``; by default ``task_eager_propagates`` decides.
+
         Raises:
-            BaseException: the task's exception, when ``task_eager_propagates`` is set.
+            BaseException: the task's exception, when ``throw`` or ``task_eager_propagates``.
         """
         task_id = str(options.get("task_id") or uuid.uuid4())
         retries = 0
@@ -378,7 +386,10 @@ class Celeriac:
         )
         if self.conf.task_store_eager_result:
             self.backend.store(record, expires=self.conf.seconds("result_expires"))
-        if state == states.FAILURE and self.conf.task_eager_propagates:
+        throw = options.get("throw")
+        if throw is None:
+            throw = self.conf.task_eager_propagates
+        if state == states.FAILURE and throw:
             raise decode_record(self, record)
         return EagerResult(task_id, self, record)
 
@@ -403,11 +414,7 @@ def _task_defaults(task: Task[Any, Any] | None) -> dict[str, Any]:
 
 def _lineage(options: dict[str, Any]) -> dict[str, str | None]:
     """Parent and root ids: given, or those of the task running here (a call from a task)."""
-    parent = current_request()
-    if parent is None or parent.called_directly or parent.id is None:
-        parent_id, root_id = None, None
-    else:
-        parent_id, root_id = parent.id, parent.root_id or parent.id
+    parent_id, root_id = sender_lineage(current_request())
     return {
         "parent_id": options.get("parent_id") or parent_id,
         "root_id": options.get("root_id") or root_id,

@@ -146,19 +146,18 @@ class Settings(MutableMapping[str, Any]):
         return lease
 
     def from_object(self, obj: object | str, namespace: str | None = None) -> None:
-        """Load settings from a module, a class, any object, or a dotted module path.
+        """Load settings from a module, a class, any object, a dotted module path, or
+        ``'module:attribute'`` (``'django.conf:settings'``).
 
         With ``namespace='CELERY'``, reads ``CELERY_BROKER_URL`` style names (as Django projects
         write them); otherwise reads the object's lowercase public attributes.
 
         Raises:
-            ConfigurationError: the module cannot be imported, or a setting is unknown.
+            ConfigurationError: the module cannot be imported, has no such attribute, or a
+                setting is unknown.
         """
         if isinstance(obj, str):
-            try:
-                obj = importlib.import_module(obj)
-            except ImportError as exc:
-                raise ConfigurationError(f"cannot import config module {obj!r}: {exc}") from exc
+            obj = _import_object(obj)
         for key in dir(obj):
             name = _setting_name(key, namespace)
             value = getattr(obj, key)
@@ -169,6 +168,20 @@ class Settings(MutableMapping[str, Any]):
             ):
                 continue
             self[name] = value
+
+
+def _import_object(path: str) -> object:
+    module_name, _, attribute = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(f"cannot import config module {module_name!r}: {exc}") from exc
+    if not attribute:
+        return module
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise ConfigurationError(f"config module {module_name!r} has no {attribute!r}") from None
 
 
 def _setting_name(key: str, namespace: str | None) -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from typing import Any
 
 from celeriac.exceptions import MalformedMessage
@@ -50,11 +50,16 @@ class Message:
     signature: str | None = None
 
     def header(self) -> dict[str, Any]:
-        """The header fields as a JSON-ready dict (no body, no signature)."""
-        fields = asdict(self)
-        del fields["body"], fields["signature"]
-        fields["v"] = PROTOCOL
-        return {k: v for k, v in fields.items() if v not in (None, {}, False) or k in _REQUIRED}
+        """The header fields as a JSON-ready dict (no body, no signature).
+
+        Fields at their default value are left out, to keep messages small.
+        """
+        header: dict[str, Any] = {"v": PROTOCOL}
+        for name, default in _HEADER_DEFAULTS:
+            value = getattr(self, name)
+            if value is not default and (type(value) is not type(default) or value != default):
+                header[name] = value
+        return header
 
     def encode(self) -> bytes:
         """Return the bytes a broker stores: header line, newline, body."""
@@ -66,6 +71,8 @@ class Message:
 
     def signed(self, serializer: Serializer) -> Message:
         """Return this message signed with the app's key (unchanged when signing is off)."""
+        if not serializer.key:
+            return self
         return replace(self, signature=serializer.sign(*self._signed_parts()))
 
     def verify(self, serializer: Serializer) -> None:
@@ -74,7 +81,8 @@ class Message:
         Raises:
             SignatureMismatch: signing is on and the signature is missing or wrong.
         """
-        serializer.verify(self.signature, *self._signed_parts())
+        if serializer.key:
+            serializer.verify(self.signature, *self._signed_parts())
 
     def _signed_parts(self) -> tuple[bytes, bytes]:
         canonical = json.dumps(self.header(), sort_keys=True, separators=(",", ":"))
@@ -115,6 +123,20 @@ class Message:
             return cls(body=body, signature=signature, **header)
         except TypeError as exc:
             raise MalformedMessage(f"bad header: {exc}") from exc
+
+
+_NO_DEFAULT = object()  # always written: required fields, and sent_at
+
+
+def _default(f: Field[Any]) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    return {} if f.default_factory is dict else _NO_DEFAULT
+
+
+_HEADER_DEFAULTS: tuple[tuple[str, Any], ...] = tuple(
+    (f.name, _default(f)) for f in fields(Message) if f.name not in ("body", "signature")
+)
 
 
 def decode_arguments(

@@ -1,13 +1,15 @@
 """Choosing a queue for a task call from ``task_routes``, as Celery does.
 
-``task_routes`` may be a dict (task names or glob patterns such as ``'tasks.*'`` mapped to
-options, or to a queue name), a router function ``(name, args, kwargs, options, task=None,
+``task_routes`` may be a dict (task names, glob patterns such as ``'tasks.*'`` or compiled
+regular expressions mapped to options, or to a queue name), a list of ``(pattern, route)``
+pairs (matched in their order), a router function ``(name, args, kwargs, options, task=None,
 **kw) -> dict | None``, or a list of these, tried in order until one answers.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,8 +28,28 @@ def _as_options(route: Mapping[str, Any] | str | None) -> dict[str, Any] | None:
     raise ConfigurationError(f"a route must be a queue name or a dict of options, not {route!r}")
 
 
+def _entry(route: Any) -> Mapping[Any, Any] | RouterFunction:
+    if isinstance(route, Mapping):
+        return route
+    if callable(route):
+        function: RouterFunction = route
+        return function
+    if isinstance(route, list | tuple) and all(
+        isinstance(pair, list | tuple) and len(pair) == 2 for pair in route
+    ):
+        return dict(route)  # Celery's ordered (pattern, route) pairs; a dict keeps the order
+    raise ConfigurationError(
+        "each task_routes entry must be a dict, a function, or a list of (pattern, route) "
+        f"pairs, not {route!r}"
+    )
+
+
 class Router:
-    """Applies ``task_routes`` to a task call."""
+    """Applies ``task_routes`` to a task call.
+
+    Raises:
+        ConfigurationError: ``routes`` is not one of the forms in the module docstring.
+    """
 
     def __init__(self, routes: Any) -> None:
         if routes is None:
@@ -36,7 +58,7 @@ class Router:
             routes = [routes]
         elif not isinstance(routes, list | tuple):
             raise ConfigurationError("task_routes must be a dict, a function, or a list of them")
-        self._routes: list[Mapping[str, Any] | RouterFunction] = list(routes)
+        self._routes: list[Mapping[Any, Any] | RouterFunction] = [_entry(r) for r in routes]
 
     def route(
         self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
@@ -52,10 +74,13 @@ class Router:
         return {}
 
     @staticmethod
-    def _match(table: Mapping[str, Any], name: str) -> Any:
+    def _match(table: Mapping[Any, Any], name: str) -> Any:
         if name in table:
             return table[name]
         for pattern, route in table.items():
-            if any(ch in pattern for ch in "*?[") and fnmatch.fnmatchcase(name, pattern):
+            if isinstance(pattern, re.Pattern):
+                if pattern.match(name):
+                    return route
+            elif any(ch in pattern for ch in "*?[") and fnmatch.fnmatchcase(name, pattern):
                 return route
         return None

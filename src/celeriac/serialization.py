@@ -69,9 +69,10 @@ _UNTAG = {
 
 def _untag(obj: dict[str, Any]) -> Any:
     kind = obj.get(_TAG)
-    if kind is None or len(obj) != 2:
-        return obj
-    return _UNTAG[kind](obj["v"])
+    untag = _UNTAG.get(kind) if isinstance(kind, str) else None
+    if untag is None or len(obj) != 2 or "v" not in obj:
+        return obj  # not written by _tag: a user's dict that happens to use the key
+    return untag(obj["v"])
 
 
 def json_dumps(obj: Any) -> bytes:

@@ -2,8 +2,10 @@
 
 The file runs in WAL mode, so readers never block the one writer. Each thread of each process
 gets its own connection (sqlite3 connections must not cross threads, nor a ``fork``). Every
-write runs in ``BEGIN IMMEDIATE`` so that a read-then-write never fails on a stale snapshot;
-writers queue on the file lock through SQLite's busy handler.
+write runs in ``BEGIN IMMEDIATE`` so that a read-then-write never fails on a stale snapshot.
+Waiting for the file lock is done here, in steps from a tenth of a millisecond, rather than by
+SQLite's busy handler, which sleeps in whole milliseconds; the threads of one process queue on a
+lock of their own first.
 
 SQLite cannot notify another process of a commit. Waiting is therefore done by watching
 ``PRAGMA data_version``, which changes whenever another connection commits: a check costs a few
@@ -18,17 +20,68 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
+from typing import Any, TypeVar
 
-_BUSY_TIMEOUT_MS = 30_000
+T = TypeVar("T")
+BUSY_TIMEOUT = 30.0  # seconds a statement may wait for another process's lock
 # Poll steps for waiting on a change: (waited so far, interval), in seconds.
 _POLL_STEPS = ((0.05, 0.0005), (1.0, 0.002), (float("inf"), 0.01))
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced (to keep it alive across ``fork``)."""
+
+
+# A forked child must never close a connection it inherited: SQLite would release or check
+# locks and files that belong to the parent. Every live connection is pinned during a fork, and
+# the child keeps its copies pinned for good (each is a few kilobytes).
+_live: weakref.WeakSet[_Connection] = weakref.WeakSet()
+_pinned: list[_Connection] = []
+
+
+def _pin() -> None:
+    _pinned.extend(_live)
+
+
+def _unpin_in_parent() -> None:
+    _pinned.clear()
+
+
+def _forget_in_child() -> None:
+    _live.clear()
+
+
+os.register_at_fork(before=_pin, after_in_parent=_unpin_in_parent, after_in_child=_forget_in_child)
 
 
 def read_schema(package: str, name: str) -> str:
     """The text of a ``.sql`` file shipped inside ``package``."""
     return resources.files(package).joinpath(name).read_text()
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
+def retry_busy(operation: Callable[[], T]) -> T:
+    """Run ``operation``, again and again while another process holds the lock it needs.
+
+    Raises:
+        sqlite3.OperationalError: still locked after ``BUSY_TIMEOUT`` seconds, or another error.
+    """
+    delay, deadline = 0.0001, time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            return operation()
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.005)
 
 
 class SqliteDatabase:
@@ -39,14 +92,21 @@ class SqliteDatabase:
         self._schemas: list[str] = []
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
 
     def add_schema(self, script: str) -> None:
-        """Apply ``script`` (idempotent ``CREATE ... IF NOT EXISTS``) now and on new connections."""
+        """Apply ``script`` (idempotent ``CREATE ... IF NOT EXISTS`` statements) once.
+
+        It runs inside a transaction (joining one already open in this thread), because
+        ``executescript`` would commit a transaction the caller has open.
+        """
         with self._lock:
             if script in self._schemas:
                 return
             self._schemas.append(script)
-        self.connection().executescript(script)
+        with self.transaction() as conn:
+            for statement in _statements(script):
+                conn.execute(statement)
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use and after a ``fork``.
@@ -58,35 +118,67 @@ class SqliteDatabase:
         if conn is not None and self._local.pid == os.getpid():
             return conn
         conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1e3
+            self.path, isolation_level=None, check_same_thread=False, factory=_Connection
         )
-        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA busy_timeout = 0")  # see retry_busy
+        retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"))
         conn.execute("PRAGMA synchronous = NORMAL")
-        for script in list(self._schemas):
-            conn.executescript(script)
-        self._local.conn, self._local.pid = conn, os.getpid()
+        _live.add(conn)
+        self._local.conn, self._local.pid, self._local.depth = conn, os.getpid(), 0
         return conn
+
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of a query, outside of any write transaction.
+
+        Raises:
+            sqlite3.Error: the query failed.
+        """
+        conn = self.connection()
+        return retry_busy(lambda: conn.execute(sql, params).fetchall())
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that holds the write lock from its first statement."""
+        """A write transaction that holds the write lock from its first statement.
+
+        Nested calls in one thread join the outer transaction, so that a broker and a backend
+        sharing this file can settle a message and store its result in one atomic step.
+
+        Raises:
+            sqlite3.OperationalError: the file stayed locked by another process for 30 s.
+        """
         conn = self.connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        if self._local.depth:
+            self._local.depth += 1
+            try:
+                yield conn
+            finally:
+                self._local.depth -= 1
+            return
+        with self._write_lock:
+            retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
+            self._local.depth = 1
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            else:
+                retry_busy(lambda: conn.execute("COMMIT"))
+            finally:
+                self._local.depth = 0
 
     def data_version(self) -> int:
         """A number that changes whenever another connection commits to the file."""
-        row = self.connection().execute("PRAGMA data_version").fetchone()
-        return int(row[0])
+        return int(self.read("PRAGMA data_version")[0][0])
 
-    def wait_for_change(self, version: int, until: float, wake_at: float | None = None) -> bool:
-        """Sleep until another connection commits, ``wake_at`` (epoch) passes, or ``until``.
+    def wait_for_change(
+        self,
+        version: int,
+        until: float,
+        wake_at: float | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> bool:
+        """Sleep until another connection commits, ``clock()`` reaches ``wake_at``, or ``until``.
 
         ``until`` is a ``time.monotonic()`` deadline. Returns False only when ``until`` passed.
         """
@@ -97,7 +189,7 @@ class SqliteDatabase:
                 return False
             if self.data_version() != version:
                 return True
-            if wake_at is not None and time.time() >= wake_at:
+            if wake_at is not None and clock() >= wake_at:
                 return True
             waited = now - started
             step = next(interval for limit, interval in _POLL_STEPS if waited < limit)
@@ -109,6 +201,18 @@ class SqliteDatabase:
         if conn is not None and self._local.pid == os.getpid():
             conn.close()
         self._local.conn = None
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The complete SQL statements of a script, in order."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
+    if pending.strip():
+        yield pending.strip()  # the last statement may lack its semicolon
 
 
 _open: dict[str, SqliteDatabase] = {}

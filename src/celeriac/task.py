@@ -104,6 +104,19 @@ def check_task_options(options: dict[str, Any]) -> None:
         )
 
 
+def sender_lineage(request: Request | None) -> tuple[str | None, str | None]:
+    """The parent and root ids of a call sent while ``request`` runs.
+
+    A call sent from a task run by a worker (or by ``apply()``) descends from it; one sent from
+    a task called directly descends from whatever that direct call descends from.
+    """
+    if request is None:
+        return None, None
+    if request.called_directly or request.id is None:
+        return request.parent_id, request.root_id
+    return request.id, request.root_id or request.id
+
+
 def backoff_delay(factor: float, retries: int, maximum: float, jitter: bool) -> float:
     """Celery's exponential backoff: ``factor * 2**retries`` capped, with optional full jitter."""
     delay = min(maximum, factor * (2**retries))
@@ -118,7 +131,10 @@ class Task(Generic[P, R]):
         settings = {**TASK_OPTIONS, **options}
         self.fn = fn
         self.app = app
-        self.name: str = settings["name"] or f"{fn.__module__}.{fn.__qualname__}"
+        module = fn.__module__
+        if module == "__main__" and app.main:
+            module = app.main  # as Celery does: a script and a worker agree on the name
+        self.name: str = settings["name"] or f"{module}.{fn.__qualname__}"
         self.bind: bool = settings["bind"]
         self.max_retries: int | None = settings["max_retries"]
         self.default_retry_delay: float = settings["default_retry_delay"]
@@ -150,14 +166,20 @@ class Task(Generic[P, R]):
 
     # -- running here ---------------------------------------------------------------------
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run the function in this process (no message, no worker)."""
-        if _current_request.get() is None:
-            token = _current_request.set(Request(task=self.name, args=list(args), kwargs=kwargs))
-            try:
-                return self.run(*args, **kwargs)
-            finally:
-                _current_request.reset(token)
-        return self.run(*args, **kwargs)
+        """Run the function in this process (no message, no worker).
+
+        The call gets its own ``self.request`` (``called_directly``), also when made from inside
+        another task; calls it sends still descend from the task that called it.
+        """
+        parent_id, root_id = sender_lineage(_current_request.get())
+        request = Request(
+            task=self.name, args=list(args), kwargs=kwargs, parent_id=parent_id, root_id=root_id
+        )
+        token = _current_request.set(request)
+        try:
+            return self.run(*args, **kwargs)
+        finally:
+            _current_request.reset(token)
 
     def run(self, *args: Any, **kwargs: Any) -> R:
         """Call the underlying function (with the task first when ``bind=True``)."""
@@ -224,7 +246,11 @@ class Task(Generic[P, R]):
         kwargs: dict[str, Any] | None = None,
         **options: Any,
     ) -> EagerResult[R]:
-        """Run the call here as a worker would (retries included) and return its result."""
+        """Run the call here as a worker would (retries included) and return its result.
+
+        Raises:
+            BaseException: the task's exception, with ``throw=True`` or ``task_eager_propagates``.
+        """
         return self.app.apply_eagerly(self, list(args or ()), dict(kwargs or {}), **options)
 
     def AsyncResult(self, task_id: str) -> AsyncResult[R]:

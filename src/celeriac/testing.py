@@ -35,13 +35,17 @@ if TYPE_CHECKING:
 
 @contextlib.contextmanager
 def use_memory(app: Celeriac) -> Iterator[Celeriac]:
-    """Point ``app`` at a fresh in-memory broker and backend for the duration of the block."""
-    from celeriac.backends.memory import MemoryBackend
-    from celeriac.brokers.memory import MemoryBroker
+    """Point ``app`` at a fresh in-memory broker and backend for the duration of the block.
+
+    Both are the ones their ``memory://`` URL names, so another app built from
+    ``app.conf.broker_url`` (a client, say) shares them.
+    """
+    from celeriac.backends.memory import named_backend
+    from celeriac.brokers.memory import named_broker
 
     saved = app._broker, app._backend, app.conf.broker_url, app.conf.result_backend
-    name = f"test-{uuid.uuid4().hex[:8]}"
-    app._broker, app._backend = MemoryBroker(name), MemoryBackend(name)
+    name = f"test-{uuid.uuid4().hex}"
+    app._broker, app._backend = named_broker(name), named_backend(name)
     app.conf.broker_url = app.conf.result_backend = f"memory://{name}"
     try:
         yield app

@@ -15,11 +15,9 @@ def mask_url(url: str) -> str:
     if not password:
         return url
     user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    netloc = f"{user}:***@{host}{port}"
+    # The hosts are kept as written: parsing them (``parts.port``) fails on a multi-host URL.
+    hosts = parts.netloc.rpartition("@")[2]
+    netloc = f"{user}:***@{hosts}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 

@@ -83,7 +83,7 @@ class SqliteBackend(ResultBackend):
             return []
         now = self.clock()
         expires_at = None if expires is None else now + expires
-        stored: set[str] = set()
+        flags: list[bool] = []
         with _errors("store", self.path), self.db.transaction() as conn:
             for r in records:
                 row = conn.execute(
@@ -101,24 +101,22 @@ class SqliteBackend(ResultBackend):
                         now,
                     ],
                 ).fetchone()
-                if row is not None:
-                    stored.add(r.task_id)
-        return [r.task_id in stored for r in records]
+                flags.append(row is not None)
+        return flags
 
     def get_many(self, task_ids: Sequence[str]) -> dict[str, ResultRecord]:
         """Fetch records; see :meth:`ResultBackend.get_many`."""
         found: dict[str, ResultRecord] = {}
         ids = list(dict.fromkeys(task_ids))
         with _errors("get", self.path):
-            conn = self.db.connection()
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                rows = conn.execute(
+                rows = self.db.read(
                     f"SELECT {_COLUMNS} FROM celeriac_results WHERE task_id IN ({marks})"
                     " AND (expires_at IS NULL OR expires_at > ?)",
                     [*chunk, self.clock()],
-                ).fetchall()
+                )
                 found.update((str(row[0]), _record(row)) for row in rows)
         return found
 

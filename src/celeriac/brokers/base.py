@@ -14,6 +14,7 @@ One conformance suite (``tests/brokers/``) runs these same assertions against ev
 from __future__ import annotations
 
 import abc
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -146,6 +147,15 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def read_broadcasts(self, cursor: str | None) -> tuple[list[bytes], str]:
         """Control messages after ``cursor`` (all kept ones when None), and the new cursor."""
+
+    def batch(self) -> contextlib.AbstractContextManager[object]:
+        """Group the calls made inside into one atomic step, where the store allows it.
+
+        The SQLite broker runs them in one transaction, which also takes in the writes of a
+        SQLite result backend on the same file: a result is stored if and only if its message
+        is settled. Elsewhere this does nothing, and the calls stay separate.
+        """
+        return contextlib.nullcontext()
 
     def close(self) -> None:
         """Release connections; the broker may be used again and reconnects."""

@@ -133,6 +133,7 @@ class MemoryBroker(Broker):
             stored.available_at = eta if eta is not None else self.clock()
             if message is not None:
                 stored.body = message.encode()
+                stored.queue = message.queue
                 stored.priority = message.priority
                 stored.attempt = 0
             self._cond.notify_all()

@@ -37,11 +37,15 @@ def _chunks(items: Sequence[Delivery]) -> Iterator[Sequence[Delivery]]:
 
 
 def _pairs_clause(count: int) -> str:
-    return "(tag, token) IN (VALUES " + ",".join(["(?, ?)"] * count) + ")"
+    # "tag IN" first: without it SQLite scans the whole table for the row-value match.
+    tags = ",".join("?" * count)
+    pairs = ",".join(["(?, ?)"] * count)
+    return f"tag IN ({tags}) AND (tag, token) IN (VALUES {pairs})"
 
 
 def _pairs(deliveries: Sequence[Delivery]) -> list[object]:
-    return [value for d in deliveries for value in (int(d.tag), d.token)]
+    tags: list[object] = [int(d.tag) for d in deliveries]
+    return tags + [value for d in deliveries for value in (int(d.tag), d.token)]
 
 
 class SqliteBroker(Broker):
@@ -70,13 +74,15 @@ class SqliteBroker(Broker):
     def publish_many(self, messages: Sequence[Message]) -> None:
         """Enqueue messages in one transaction; see :meth:`Broker.publish_many`."""
         now = self.clock()
-        rows = [
-            (m.queue, m.priority, m.eta if m.eta is not None else now, m.encode()) for m in messages
-        ]
+        rows = []
+        for m in messages:
+            delayed = m.eta is not None and m.eta > now
+            available_at = m.eta if delayed else now
+            rows.append((m.queue, m.priority, 0 if delayed else 1, available_at, m.encode()))
         with _errors("publish", self.path, PublishError), self.db.transaction() as conn:
             conn.executemany(
-                "INSERT INTO celeriac_messages (queue, priority, available_at, body)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT INTO celeriac_messages (queue, priority, ready, available_at, body)"
+                " VALUES (?, ?, ?, ?, ?)",
                 rows,
             )
 
@@ -84,43 +90,61 @@ class SqliteBroker(Broker):
         self, queues: Sequence[str], limit: int, *, lease: float, consumer: str, timeout: float
     ) -> list[Delivery]:
         """Lease ready messages, waiting up to ``timeout``; see :meth:`Broker.fetch`."""
+        if limit < 1:
+            return []  # nothing can be taken, and the loop below would never end
         until = time.monotonic() + timeout
         with _errors("fetch", self.path):
-            while True:
+            # Optimistic first: while messages flow, a fetch is one transaction.
+            taken = self._take(queues, limit, lease)
+            while not taken:
                 version = self.db.data_version()
                 next_ready = self._next_ready(queues)
                 if next_ready is not None and next_ready <= self.clock():
                     taken = self._take(queues, limit, lease)
-                    if taken:
-                        return taken
-                    continue
-                if not self.db.wait_for_change(version, until, next_ready):
+                elif not self.db.wait_for_change(version, until, next_ready, self.clock):
                     return []
+            return taken
 
     def _next_ready(self, queues: Sequence[str]) -> float | None:
-        marks = ",".join("?" * len(queues))
-        row = (
-            self.db.connection()
-            .execute(
-                f"SELECT MIN(available_at) FROM celeriac_messages WHERE queue IN ({marks})",
-                list(queues),
+        """When a message of ``queues`` can next be fetched (a past time: now), read-only."""
+        now = self.clock()
+        soonest: float | None = None
+        for queue in queues:
+            if self.db.read(
+                "SELECT 1 FROM celeriac_messages WHERE ready = 1 AND queue = ?"
+                " AND available_at <= ? LIMIT 1",
+                [queue, now],
+            ):
+                return now
+            # Nothing ready: every ready = 1 row of the queue is leased (few rows); the first
+            # lease to run out is when one may come back.
+            ((expiry,),) = self.db.read(
+                "SELECT MIN(available_at) FROM celeriac_messages WHERE ready = 1 AND queue = ?",
+                [queue],
             )
-            .fetchone()
-        )
-        return None if row[0] is None else float(row[0])
+            if expiry is not None and (soonest is None or expiry < soonest):
+                soonest = float(expiry)
+        ((due,),) = self.db.read("SELECT MIN(available_at) FROM celeriac_messages WHERE ready = 0")
+        if due is not None and (soonest is None or due < soonest):
+            soonest = float(due)
+        return soonest
 
     def _take(self, queues: Sequence[str], limit: int, lease: float) -> list[Delivery]:
         token = secrets.token_hex(8)
         now = self.clock()
-        marks = ",".join("?" * len(queues))
         with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE celeriac_messages SET ready = 1 WHERE ready = 0 AND available_at <= ?",
+                [now],
+            )
+            tags = self._best(conn, queues, limit, now)
+            if not tags:
+                return []
+            marks = ",".join("?" * len(tags))
             rows = conn.execute(
                 "UPDATE celeriac_messages SET token = ?, available_at = ?, attempt = attempt + 1"
-                " WHERE tag IN (SELECT tag FROM celeriac_messages"
-                f"  WHERE queue IN ({marks}) AND available_at <= ?"
-                "  ORDER BY priority DESC, tag LIMIT ?)"
-                " RETURNING tag, queue, body, attempt, priority",
-                [token, now + lease, *queues, now, limit],
+                f" WHERE tag IN ({marks}) RETURNING tag, queue, body, attempt, priority",
+                [token, now + lease, *tags],
             ).fetchall()
         rows.sort(key=lambda r: (-r[4], r[0]))
         return [
@@ -128,15 +152,33 @@ class SqliteBroker(Broker):
             for tag, queue, body, attempt, _ in rows
         ]
 
+    @staticmethod
+    def _best(conn: sqlite3.Connection, queues: Sequence[str], limit: int, now: float) -> list[int]:
+        """The tags of the ``limit`` best ready messages: one indexed, LIMITed scan per queue,
+        merged here (one ``ORDER BY`` across queues would sort every ready row)."""
+        candidates: list[tuple[int, int]] = []
+        for queue in queues:
+            candidates += conn.execute(
+                "SELECT priority, tag FROM celeriac_messages INDEXED BY celeriac_messages_order"
+                " WHERE ready = 1 AND queue = ? AND available_at <= ?"
+                " ORDER BY priority DESC, tag LIMIT ?",
+                [queue, now, limit],
+            ).fetchall()
+        if len(queues) > 1:
+            candidates = sorted(candidates, key=lambda r: (-r[0], r[1]))[:limit]
+        return [tag for _, tag in candidates]
+
     def _settle(self, sql: str, deliveries: Sequence[Delivery], *params: object) -> list[bool]:
-        done: set[str] = set()
+        # Matched on (tag, token): a stale delivery of a message that is in the same batch under
+        # its current lease must still report False.
+        done: set[tuple[str, str]] = set()
         with self.db.transaction() as conn:
             for chunk in _chunks(deliveries):
                 rows = conn.execute(
                     sql.format(pairs=_pairs_clause(len(chunk))), [*params, *_pairs(chunk)]
                 ).fetchall()
-                done.update(str(r[0]) for r in rows)
-        return [d.tag in done for d in deliveries]
+                done.update((str(r[0]), str(r[1])) for r in rows)
+        return [(d.tag, d.token) in done for d in deliveries]
 
     def ack_many(self, deliveries: Sequence[Delivery]) -> list[bool]:
         """Delete delivered messages; see :meth:`Broker.ack_many`."""
@@ -144,7 +186,7 @@ class SqliteBroker(Broker):
             return []
         with _errors("ack", self.path):
             return self._settle(
-                "DELETE FROM celeriac_messages WHERE {pairs} RETURNING tag", deliveries
+                "DELETE FROM celeriac_messages WHERE {pairs} RETURNING tag, token", deliveries
             )
 
     def extend(self, deliveries: Sequence[Delivery], lease: float) -> list[bool]:
@@ -153,7 +195,7 @@ class SqliteBroker(Broker):
             return []
         with _errors("extend", self.path):
             return self._settle(
-                "UPDATE celeriac_messages SET available_at = ? WHERE {pairs} RETURNING tag",
+                "UPDATE celeriac_messages SET available_at = ? WHERE {pairs} RETURNING tag, token",
                 deliveries,
                 self.clock() + lease,
             )
@@ -162,20 +204,22 @@ class SqliteBroker(Broker):
         self, delivery: Delivery, *, message: Message | None = None, eta: float | None = None
     ) -> bool:
         """Give a message back; see :meth:`Broker.requeue`."""
-        available_at = eta if eta is not None else self.clock()
+        now = self.clock()
+        delayed = eta is not None and eta > now
+        placed = [0 if delayed else 1, eta if delayed else now]
         key = [int(delivery.tag), delivery.token]
         with _errors("requeue", self.path), self.db.transaction() as conn:
             if message is None:
                 cursor = conn.execute(
-                    "UPDATE celeriac_messages SET token = NULL, available_at = ?"
+                    "UPDATE celeriac_messages SET token = NULL, ready = ?, available_at = ?"
                     " WHERE tag = ? AND token = ?",
-                    [available_at, *key],
+                    [*placed, *key],
                 )
             else:
                 cursor = conn.execute(
-                    "UPDATE celeriac_messages SET token = NULL, available_at = ?, attempt = 0,"
-                    " queue = ?, priority = ?, body = ? WHERE tag = ? AND token = ?",
-                    [available_at, message.queue, message.priority, message.encode(), *key],
+                    "UPDATE celeriac_messages SET token = NULL, ready = ?, available_at = ?,"
+                    " attempt = 0, queue = ?, priority = ?, body = ? WHERE tag = ? AND token = ?",
+                    [*placed, message.queue, message.priority, message.encode(), *key],
                 )
             return cursor.rowcount == 1
 
@@ -198,14 +242,10 @@ class SqliteBroker(Broker):
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The newest dead letters; see :meth:`Broker.dead_letters`."""
         with _errors("reading dead letters", self.path):
-            rows = (
-                self.db.connection()
-                .execute(
-                    "SELECT tag, queue, body, reason, dead_at FROM celeriac_dead_letters"
-                    " ORDER BY id DESC LIMIT ?",
-                    [limit],
-                )
-                .fetchall()
+            rows = self.db.read(
+                "SELECT tag, queue, body, reason, dead_at FROM celeriac_dead_letters"
+                " ORDER BY id DESC LIMIT ?",
+                [limit],
             )
         return [
             DeadLetter(tag, queue, bytes(body), reason, at) for tag, queue, body, reason, at in rows
@@ -228,14 +268,10 @@ class SqliteBroker(Broker):
         """Messages per queue; see :meth:`Broker.queue_lengths`."""
         marks = ",".join("?" * len(queues))
         with _errors("counting messages", self.path):
-            rows = (
-                self.db.connection()
-                .execute(
-                    f"SELECT queue, COUNT(*) FROM celeriac_messages WHERE queue IN ({marks})"
-                    " GROUP BY queue",
-                    list(queues),
-                )
-                .fetchall()
+            rows = self.db.read(
+                f"SELECT queue, COUNT(*) FROM celeriac_messages WHERE queue IN ({marks})"
+                " GROUP BY queue",
+                list(queues),
             )
         counts = dict.fromkeys(queues, 0)
         counts.update({queue: count for queue, count in rows})
@@ -266,17 +302,19 @@ class SqliteBroker(Broker):
         """Control messages after ``cursor``; see :meth:`Broker.read_broadcasts`."""
         after = int(cursor) if cursor else 0
         with _errors("reading broadcasts", self.path):
-            rows = (
-                self.db.connection()
-                .execute(
-                    "SELECT seq, payload FROM celeriac_broadcasts"
-                    " WHERE seq > ? AND expires_at > ? ORDER BY seq",
-                    [after, self.clock()],
-                )
-                .fetchall()
+            rows = self.db.read(
+                "SELECT seq, payload FROM celeriac_broadcasts"
+                " WHERE seq > ? AND expires_at > ? ORDER BY seq",
+                [after, self.clock()],
             )
         last = max((int(r[0]) for r in rows), default=after)
         return [bytes(r[1]) for r in rows], str(last)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for the calls inside (and a SQLite backend's on this file)."""
+        with _errors("a batch", self.path), self.db.transaction():
+            yield
 
     def close(self) -> None:
         """Close this thread's connection."""

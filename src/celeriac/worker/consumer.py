@@ -45,6 +45,7 @@ class Consumer:
         self.name = name
         self.keeper = keeper
         self.wake_fd, self._wake_write = os.pipe()
+        self._closed = False
         os.set_blocking(self.wake_fd, False)
         self._cond = threading.Condition()
         self._outstanding = 0
@@ -64,6 +65,13 @@ class Consumer:
         if self._thread.is_alive():
             self._thread.join(FETCH_WAIT * 4 + 5)
 
+    def close(self) -> None:
+        """Release the wake-up pipe (after :meth:`stop`)."""
+        if not self._closed:
+            self._closed = True
+            os.close(self.wake_fd)
+            os.close(self._wake_write)
+
     def take(self) -> list[Delivery]:
         """The deliveries fetched since the last call."""
         with contextlib.suppress(BlockingIOError):
@@ -73,30 +81,56 @@ class Consumer:
             self._handoff.clear()
             return taken
 
-    def settled(self, count: int) -> None:
-        """``count`` deliveries are done with: their slots may be fetched again."""
+    def exchange(self, settled: int, taken: int) -> None:
+        """``settled`` deliveries are done with, and the main loop fetched ``taken`` new ones
+        into their slots itself; whatever it did not refill goes back to this thread."""
         with self._cond:
-            self._outstanding -= count
-            self._cond.notify_all()
+            self._outstanding += taken - settled
+            if taken < settled:
+                self._cond.notify_all()
 
-    def _free(self) -> int:
+    def fetch_now(self, limit: int) -> list[Delivery]:
+        """Fetch up to ``limit`` messages without waiting, for slots the caller holds.
+
+        The main loop refills the slots of the messages it is settling with this, inside the
+        same broker batch (one SQLite transaction settles the old and leases the new), so
+        that while messages flow this thread does not need to wake up at all.
+
+        Raises:
+            BrokerError: the broker cannot be reached.
+        """
+        if limit < 1:
+            return []
+        deliveries = self.broker.fetch(
+            self.queues, min(limit, MAX_BATCH), lease=self.lease, consumer=self.name, timeout=0
+        )
+        self.keeper.hold(deliveries, time.monotonic())
+        return deliveries
+
+    def _reserve(self) -> int:
+        """Wait for free slots and reserve them all for one fetch."""
         with self._cond:
             while not self._stopped and self._outstanding >= self.capacity:
                 self._cond.wait()
-            return 0 if self._stopped else self.capacity - self._outstanding
+            if self._stopped:
+                return 0
+            free = min(self.capacity - self._outstanding, MAX_BATCH)
+            self._outstanding += free
+            return free
 
     def _run(self) -> None:
         backoff = 0.1
-        while (free := self._free()) > 0:
+        while (reserved := self._reserve()) > 0:
             try:
                 deliveries = self.broker.fetch(
                     self.queues,
-                    min(free, MAX_BATCH),
+                    reserved,
                     lease=self.lease,
                     consumer=self.name,
                     timeout=FETCH_WAIT,
                 )
             except BrokerError as exc:
+                self.exchange(reserved, 0)
                 log.error("cannot fetch messages: %s (retrying in %.1fs)", exc, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
@@ -104,7 +138,8 @@ class Consumer:
             backoff = 0.1
             if deliveries:
                 self.keeper.hold(deliveries, time.monotonic())
-                with self._cond:
-                    self._outstanding += len(deliveries)
-                    self._handoff.extend(deliveries)
+            with self._cond:
+                self._outstanding -= reserved - len(deliveries)
+                self._handoff.extend(deliveries)
+            if deliveries:
                 os.write(self._wake_write, b"x")

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import selectors
 import signal
 import time
 from dataclasses import dataclass
@@ -74,6 +75,10 @@ class PreforkPool(ExecutionPool):
         self.max_memory_per_child = max_memory_per_child
         self._ctx = multiprocessing.get_context("fork")
         self._children: list[_Child] = []
+        # One selector for the pool's life: building one per poll costs more than the rest of
+        # a no-op task's handling.
+        self._selector = selectors.DefaultSelector()
+        self._wake_fds: list[Any] = []
 
     def start(self) -> None:
         """Fork the children."""
@@ -96,21 +101,26 @@ class PreforkPool(ExecutionPool):
         )
         process.start()
         child_end.close()
-        return _Child(process, parent_end)
+        child = _Child(process, parent_end)
+        self._selector.register(parent_end, selectors.EVENT_READ, ("outcome", child))
+        self._selector.register(process.sentinel, selectors.EVENT_READ, ("exit", child))
+        return child
 
     def pids(self) -> list[int]:
         """The process ids of the children."""
         return [c.process.pid for c in self._children if c.process.pid is not None]
 
     def free_slots(self) -> int:
-        """Idle children."""
-        return sum(1 for c in self._children if c.running is None and c.process.is_alive())
+        """Idle children (a child that died is replaced as soon as its exit is seen)."""
+        return sum(1 for c in self._children if c.running is None)
 
     def submit(self, job: Job) -> None:
         """Send a job to an idle child."""
-        child = next(c for c in self._children if c.running is None and c.process.is_alive())
+        child = next(c for c in self._children if c.running is None)
         child.running = Running(job)
-        child.conn.send(job)
+        # If the child died, its exit is reported soon, with this job as lost.
+        with contextlib.suppress(OSError):
+            child.conn.send(job)
 
     def running(self) -> list[Job]:
         """Jobs in flight."""
@@ -118,40 +128,53 @@ class PreforkPool(ExecutionPool):
 
     def poll(self, timeout: float, wake_fds: list[Any]) -> list[Finished]:
         """Collect outcomes and deaths, enforce time limits; see :meth:`ExecutionPool.poll`."""
-        waitables: list[Any] = [*wake_fds]
-        for child in self._children:
-            waitables.append(child.process.sentinel)
-            if child.running is not None:
-                waitables.append(child.conn)
-        wait(waitables, min(timeout, self._next_deadline()))
-        finished = self._collect_outcomes()
-        finished.extend(self._reap_dead())
+        self._watch_wake_fds(wake_fds)
+        exited: list[_Child] = []
+        finished: list[Finished] = []
+        for key, _ in self._selector.select(min(timeout, self._next_deadline())):
+            kind, child = key.data
+            if kind == "outcome":
+                finished.extend(self._outcomes_of(child))
+            elif kind == "exit":
+                exited.append(child)
+        for child in exited:
+            finished.extend(self._outcomes_of(child))
+            finished.extend(self._replace(child))
         self._enforce_limits()
         return finished
 
-    def _collect_outcomes(self) -> list[Finished]:
+    def _watch_wake_fds(self, wake_fds: list[Any]) -> None:
+        if wake_fds == self._wake_fds:
+            return
+        for fd in self._wake_fds:
+            self._selector.unregister(fd)
+        for fd in wake_fds:
+            self._selector.register(fd, selectors.EVENT_READ, ("wake", None))
+        self._wake_fds = list(wake_fds)
+
+    def _outcomes_of(self, child: _Child) -> list[Finished]:
         finished = []
-        for child in self._children:
-            while child.running is not None and child.conn.poll():
-                try:
-                    key, outcome = child.conn.recv()
-                except (EOFError, OSError):
-                    break
-                if key == child.running.job.key:
-                    finished.append(Finished(child.running.job, outcome))
-                    child.running = None
+        while child.running is not None and not child.conn.closed and child.conn.poll():
+            try:
+                key, outcome = child.conn.recv()
+            except (EOFError, OSError):
+                break
+            if key == child.running.job.key:
+                finished.append(Finished(child.running.job, outcome))
+                child.running = None
         return finished
 
-    def _reap_dead(self) -> list[Finished]:
-        finished = []
-        for index, child in enumerate(self._children):
-            if child.process.is_alive():
-                continue
-            child.process.join(0)
-            if child.running is not None:
-                finished.append(self._lost(child))
-            child.conn.close()
-            self._children[index] = self._spawn()
+    def _collect_outcomes(self) -> list[Finished]:
+        return [f for child in self._children for f in self._outcomes_of(child)]
+
+    def _replace(self, child: _Child) -> list[Finished]:
+        """Report the dead child's job lost (if it had one) and start a child in its place."""
+        child.process.join(0)
+        finished = [self._lost(child)] if child.running is not None else []
+        self._selector.unregister(child.conn)
+        self._selector.unregister(child.process.sentinel)
+        child.conn.close()
+        self._children[self._children.index(child)] = self._spawn()
         return finished
 
     def _lost(self, child: _Child) -> Finished:
@@ -185,7 +208,7 @@ class PreforkPool(ExecutionPool):
         now = time.monotonic()
         for child in self._children:
             run = child.running
-            if run is None or not child.process.is_alive():
+            if run is None:
                 continue
             job, elapsed = run.job, now - run.started
             if (
@@ -247,6 +270,7 @@ class PreforkPool(ExecutionPool):
                 self._signal(child, signal.SIGKILL)
             child.conn.close()
         self._children.clear()
+        self._selector.close()
         return finished
 
     def _stop_round(self, timeout: float) -> list[Finished]:

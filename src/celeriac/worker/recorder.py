@@ -2,8 +2,10 @@
 
 For each batch: first make sure the leases are still ours (a worker that froze past its lease
 must not record anything: another worker has the message now), then store the results, then
-settle the messages (ack, requeue for a retry, or dead-letter). A crash between the two steps
-leaves a stored result and an unsettled message, which runs again: at least once, never lost.
+settle the messages (ack, requeue for a retry, or dead-letter). Where the broker can
+(``Broker.batch``: SQLite with its own result table) the last two are one transaction; elsewhere a
+crash between them leaves a stored result and an unsettled message, which runs again: at least
+once, never lost.
 """
 
 from __future__ import annotations
@@ -120,11 +122,12 @@ class Recorder:
                     settlement.delivery.tag,
                 )
         records = [r for s in kept if s.record and (r := self._record(s)) is not None]
-        self.backend.store_many(records, expires=self.expires)
-        acks = [s.delivery for s in kept if s.action == ACK]
-        self.broker.ack_many(acks)
+        with self.broker.batch():
+            self.backend.store_many(records, expires=self.expires)
+            self.broker.ack_many([s.delivery for s in kept if s.action == ACK])
+            for settlement in kept:
+                self._settle_one(settlement)
         for settlement in kept:
-            self._settle_one(settlement)
             self._log(settlement)
         self.keeper.release([s.delivery for s in batch])
 

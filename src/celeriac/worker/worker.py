@@ -142,6 +142,7 @@ class Worker:
         self._last_commands = 0.0
         self._last_housekeeping = time.monotonic()
         self._drain_started = False
+        self._carried: list[Settlement] = []
 
     def _make_pool(self) -> ExecutionPool:
         conf, opts = self.app.conf, self.options
@@ -228,15 +229,21 @@ class Worker:
         signal.signal(signal.SIGQUIT, on_int)
 
     def _turn(self, timeout: float = COMMAND_INTERVAL) -> None:
+        if self._carried:
+            timeout = 0.0
         finished = self.pool.poll(timeout, [self.consumer.wake_fd, self._signal_read])
-        settlements = [self._settlement(f) for f in finished]
+        settlements = self._carried + [self._settlement(f) for f in finished]
+        self._carried = []
         deliveries = self.consumer.take()
         now = time.monotonic()
         if deliveries or now - self._last_commands >= COMMAND_INTERVAL:
             self._read_commands(now)
         settlements.extend(self._admit(deliveries))
         self._dispatch()
-        self._settle(settlements)
+        if settlements:
+            fresh = self._settle(settlements, refill=True)
+            self._carried = self._admit(fresh)  # refusals among them are settled next turn
+            self._dispatch()
         if now - self._last_housekeeping >= HOUSEKEEPING_INTERVAL:
             self._housekeeping(now)
 
@@ -352,15 +359,25 @@ class Worker:
             )
         return settlement
 
-    def _settle(self, settlements: list[Settlement]) -> None:
+    def _settle(self, settlements: list[Settlement], *, refill: bool = False) -> list[Delivery]:
+        """Record outcomes and settle messages; with ``refill``, lease as many new messages
+        in the same broker batch (one SQLite transaction does both)."""
         if not settlements:
-            return
+            return []
+        fresh: list[Delivery] = []
         try:
-            self.recorder.settle(settlements)
+            with self.app.broker.batch():
+                self.recorder.settle(settlements)
+                if refill:
+                    fresh = self.consumer.fetch_now(len(settlements))
         except Exception as exc:
             log.error("could not record %d outcomes: %s", len(settlements), exc)
             self.keeper.release([s.delivery for s in settlements])
-        self.consumer.settled(len(settlements))
+            self.keeper.release(fresh)
+            fresh = []
+        if refill:
+            self.consumer.exchange(len(settlements), len(fresh))
+        return fresh
 
     # -- shutdown ----------------------------------------------------------------------------------
     def _shutdown(self) -> None:

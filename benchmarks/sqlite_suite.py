@@ -1,0 +1,320 @@
+"""The SQLite suite: celeriac's embedded broker against Huey's SqliteHuey, side by side.
+
+Each peer runs its own worker command with 2 worker processes and stores every result; each
+repetition gets a fresh database file; peers alternate (celeriac, huey, celeriac, huey, ...).
+
+- throughput: ``--tasks`` no-op calls are enqueued while no worker runs (not timed), then the
+  worker is started. Timed from the start command to the moment the last result is stored, as
+  seen by polling the result store from this process every 20 ms. Worker start-up is included;
+  the "start to first result" row shows how much of the time it is.
+- latency: ``--calls`` sequential ``delay(x).get()`` round trips against a warm worker, after
+  ``--warmup`` calls; p50 and p99.
+- idle memory: PSS of the worker's whole process tree, right after the latency warm-up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol
+
+from benchmarks.common import (
+    APPS_DIR,
+    BenchmarkError,
+    Report,
+    Row,
+    RunOptions,
+    WorkerProcess,
+    percentile,
+    pss_kib,
+    wait_until,
+)
+
+WORKERS = 2
+POLL_INTERVAL = 0.02  # seconds between result-store counts while timing throughput
+START_TIMEOUT = 60.0  # seconds a worker may take to produce its first result
+CALL_TIMEOUT = 10.0  # seconds one warm round trip may take
+HUEY_POLL = 0.001  # seconds: Huey's consumer poll delay and its Result.get poll interval
+
+CELERIAC_COMMAND = [
+    str(Path(sys.executable).with_name("celeriac")),
+    *("-A", "celeriac_app", "worker", "-c", str(WORKERS), "-P", "prefork", "-l", "warning"),
+]
+HUEY_COMMAND = [
+    str(Path(sys.executable).with_name("huey_consumer")),
+    *("huey_app.huey", "-k", "process", "-w", str(WORKERS), "-q"),
+    *("-d", str(HUEY_POLL), "-m", str(HUEY_POLL), "-b", "1.0"),
+]
+
+
+def _import_app(name: str) -> ModuleType:
+    """The task module ``name`` from ``benchmarks/apps``, imported under the name its worker
+    uses: Huey names tasks after their function's module, so both sides must agree."""
+    if str(APPS_DIR) not in sys.path:
+        sys.path.insert(0, str(APPS_DIR))
+    return importlib.import_module(name)
+
+
+class Client(Protocol):
+    """The benchmark process's side of one peer, on one database file."""
+
+    def enqueue_noops(self, count: int) -> None:
+        """Send ``count`` no-op calls."""
+
+    def stored_results(self) -> int:
+        """How many results are stored (a cheap count)."""
+
+    def round_trip(self, value: int, timeout: float) -> Any:
+        """Send ``echo(value)`` and wait for its result."""
+
+    def close(self) -> None:
+        """Close connections."""
+
+
+class CeleriacClient:
+    """celeriac through its public API; results counted with one SQL ``COUNT``."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        self.bench = _import_app("celeriac_app").create(f"sqlite:///{db_path}")
+        self._counter: sqlite3.Connection | None = None
+
+    def enqueue_noops(self, count: int) -> None:
+        """Send ``count`` calls of ``noop``, one ``delay()`` each."""
+        for _ in range(count):
+            self.bench.noop.delay()
+
+    def stored_results(self) -> int:
+        """SUCCESS rows in ``celeriac_results`` (0 until the worker has created the table)."""
+        if self._counter is None:
+            self._counter = sqlite3.connect(self.db_path, isolation_level=None)
+        try:
+            row = self._counter.execute(
+                "SELECT COUNT(*) FROM celeriac_results WHERE state = 'SUCCESS'"
+            ).fetchone()
+        except sqlite3.OperationalError:
+            return 0
+        return int(row[0])
+
+    def round_trip(self, value: int, timeout: float) -> Any:
+        """``echo.delay(value).get(timeout=...)``: the wait watches the file's data version."""
+        return self.bench.echo.delay(value).get(timeout=timeout)
+
+    def close(self) -> None:
+        """Close the app's and the counter's connections."""
+        self.bench.app.close()
+        if self._counter is not None:
+            self._counter.close()
+
+
+class HueyClient:
+    """Huey through its public API; results counted with ``result_store_size()``."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.bench = _import_app("huey_app").create(str(db_path))
+
+    def enqueue_noops(self, count: int) -> None:
+        """Send ``count`` calls of ``noop``."""
+        for _ in range(count):
+            self.bench.noop()
+
+    def stored_results(self) -> int:
+        """Rows in Huey's result table (``SELECT count(*) FROM kv WHERE queue = ?``)."""
+        return int(self.bench.huey.storage.result_store_size())
+
+    def round_trip(self, value: int, timeout: float) -> Any:
+        """``echo(value).get(blocking=True)`` with its tightest poll.
+
+        ``Result.get`` checks once, then sleeps ``min(delay, max_delay)`` between checks, the
+        delay starting at 50 ms and growing by ``backoff``: with ``max_delay`` = 1 ms and
+        ``backoff`` = 1 it checks every millisecond (by default the first sleep is 50 ms).
+        """
+        result = self.bench.echo(value)
+        return result.get(blocking=True, timeout=timeout, backoff=1.0, max_delay=HUEY_POLL)
+
+    def close(self) -> None:
+        """Close the storage connection."""
+        self.bench.huey.storage.close()
+
+
+@dataclass(frozen=True)
+class Peer:
+    """How to start one peer's worker and talk to it."""
+
+    name: str
+    command: list[str]
+    location_env: str
+    location: Callable[[Path], str]
+    client: Callable[[Path], Client]
+
+    def worker(self, db_path: Path, log_path: Path) -> WorkerProcess:
+        """The worker command for the database ``db_path``, logging to ``log_path``."""
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(APPS_DIR), env.get("PYTHONPATH")]))
+        env[self.location_env] = self.location(db_path)
+        return WorkerProcess(self.name, self.command, env=env, log_path=log_path)
+
+
+PEERS = (
+    Peer(
+        "celeriac",
+        CELERIAC_COMMAND,
+        "CELERIAC_BROKER_URL",
+        lambda path: f"sqlite:///{path}",
+        CeleriacClient,
+    ),
+    Peer("huey", HUEY_COMMAND, "BENCH_HUEY_DB", str, HueyClient),
+)
+
+
+def _remove_database(db_path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{db_path}{suffix}").unlink()
+
+
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# -- scenarios -----------------------------------------------------------------------------------
+def throughput(peer: Peer, workdir: Path, run: int, tasks: int) -> tuple[float, float]:
+    """Tasks per second from worker start to the last stored result, and ms to the first.
+
+    Raises:
+        BenchmarkError: the worker exited or did not finish in time.
+    """
+    db_path = workdir / f"{peer.name}-throughput-{run}.db"
+    client = peer.client(db_path)
+    try:
+        client.enqueue_noops(tasks)
+        with peer.worker(db_path, workdir / f"{peer.name}-throughput-{run}.log") as worker:
+            started = worker.start()
+            first = wait_until(
+                lambda: client.stored_results() > 0,
+                worker,
+                timeout=START_TIMEOUT,
+                interval=POLL_INTERVAL,
+                what="the first result",
+            )
+            done = wait_until(
+                lambda: client.stored_results() >= tasks,
+                worker,
+                timeout=START_TIMEOUT + tasks / 20,
+                interval=POLL_INTERVAL,
+                what=f"storing all {tasks} results",
+            )
+    finally:
+        client.close()
+        _remove_database(db_path)
+    return tasks / (done - started), (first - started) * 1000
+
+
+def _round_trip(client: Client, worker: WorkerProcess, value: int, timeout: float) -> None:
+    try:
+        answer = client.round_trip(value, timeout)
+    except Exception as exc:
+        worker.check()
+        raise BenchmarkError(
+            f"{worker.name}: round trip echo({value}) failed: {type(exc).__name__}: {exc}\n"
+            f"{worker.log_tail()}"
+        ) from exc
+    if answer != value:
+        raise BenchmarkError(f"{worker.name}: echo({value}) returned {answer!r}")
+
+
+def latency(peer: Peer, workdir: Path, run: int, options: RunOptions) -> tuple[float, float, float]:
+    """p50 and p99 round-trip milliseconds, and the worker tree's PSS in MiB after warm-up.
+
+    Raises:
+        BenchmarkError: the worker exited, or a call failed or timed out.
+    """
+    db_path = workdir / f"{peer.name}-latency-{run}.db"
+    client = peer.client(db_path)
+    times: list[float] = []
+    try:
+        with peer.worker(db_path, workdir / f"{peer.name}-latency-{run}.log") as worker:
+            worker.start()
+            _round_trip(client, worker, -1, START_TIMEOUT)  # waits for the worker to come up
+            for value in range(options.warmup_calls - 1):
+                _round_trip(client, worker, value, CALL_TIMEOUT)
+            memory = pss_kib(worker.tree()) / 1024
+            for value in range(options.calls):
+                started = time.perf_counter()
+                _round_trip(client, worker, value, CALL_TIMEOUT)
+                times.append((time.perf_counter() - started) * 1000)
+    finally:
+        client.close()
+        _remove_database(db_path)
+    return percentile(times, 50), percentile(times, 99), memory
+
+
+# -- the suite -----------------------------------------------------------------------------------
+def _samples(peers: Sequence[Peer]) -> dict[str, list[float]]:
+    return {peer.name: [] for peer in peers}
+
+
+def _settings(options: RunOptions) -> list[str]:
+    return [
+        f"setup:   {WORKERS} worker processes per peer, results stored, fresh database file per"
+        f" repetition, peers interleaved, {options.repeat} repetitions",
+        f"celeriac worker: celeriac -A celeriac_app worker -c {WORKERS} -P prefork -l warning",
+        f"huey worker:     huey_consumer huey_app.huey {' '.join(HUEY_COMMAND[2:])}"
+        " (journal WAL, synchronous NORMAL as celeriac; Huey's default is FULL)",
+        f"throughput: {options.tasks} no-op tasks enqueued first; timed from the worker start"
+        f" command to the last stored result (result store polled every"
+        f" {POLL_INTERVAL * 1000:.0f} ms)",
+        f"latency:    {options.calls} sequential delay(x).get() after {options.warmup_calls}"
+        " warm-up calls; huey: Result.get(blocking=True, backoff=1.0,"
+        f" max_delay={HUEY_POLL}), i.e. a check every {HUEY_POLL * 1000:.0f} ms",
+        "memory:     PSS (/proc/<pid>/smaps_rollup) of the worker and all its descendants,"
+        " after the latency warm-up",
+    ]
+
+
+def run(options: RunOptions, workdir: Path) -> Report:
+    """Run every scenario for both peers; see the module docstring.
+
+    Raises:
+        BenchmarkError: a peer crashed, hung or answered wrongly.
+    """
+    rate, first = _samples(PEERS), _samples(PEERS)
+    p50, p99, memory = _samples(PEERS), _samples(PEERS), _samples(PEERS)
+    for run_number in range(1, options.repeat + 1):
+        for peer in PEERS:
+            per_second, first_ms = throughput(peer, workdir, run_number, options.tasks)
+            rate[peer.name].append(per_second)
+            first[peer.name].append(first_ms)
+            _progress(f"throughput {run_number}/{options.repeat} {peer.name}: {per_second:.0f}/s")
+    for run_number in range(1, options.repeat + 1):
+        for peer in PEERS:
+            median, tail, mib = latency(peer, workdir, run_number, options)
+            p50[peer.name].append(median)
+            p99[peer.name].append(tail)
+            memory[peer.name].append(mib)
+            _progress(
+                f"latency {run_number}/{options.repeat} {peer.name}: p50 {median:.2f} ms,"
+                f" p99 {tail:.2f} ms, PSS {mib:.1f} MiB"
+            )
+    return Report(
+        title="SQLite broker: celeriac vs Huey (SqliteHuey)",
+        peers=("celeriac", "huey"),
+        versions={name: metadata.version(name) for name in ("celeriac", "huey")},
+        settings=_settings(options),
+        rows=[
+            Row("throughput (tasks/s, higher is better)", rate),
+            Row("start to first result (ms)", first),
+            Row("round trip p50 (ms)", p50, digits=2),
+            Row("round trip p99 (ms)", p99, digits=2),
+            Row("idle memory, PSS of tree (MiB)", memory, digits=1),
+        ],
+    )
