@@ -143,7 +143,7 @@ class Reject(TaskPredicate):
     def __init__(self, reason: object = None, requeue: bool = False) -> None:
         self.reason = reason
         self.requeue = requeue
-        super().__init__(reason, requeue)
+        super().__init__(reason)
 
 
 class Ignore(TaskPredicate):

@@ -36,7 +36,8 @@ class Outcome:
     payload: bytes
     content_type: str
     runtime: float = 0.0
-    retry_at: float | None = None
+    retry_delay: float | None = None  # seconds from now, on the broker's clock
+    retry_at: float | None = None  # or an absolute time (epoch), from an explicit eta
     retry_args: list[Any] | None = None
     retry_kwargs: dict[str, Any] | None = None
     retry_options: dict[str, Any] = field(default_factory=dict)
@@ -57,13 +58,19 @@ def failure(exc: BaseException, runtime: float = 0.0, state: str = states.FAILUR
     return Outcome(state, json_dumps(exception_to_dict(exc)), "application/json", runtime)
 
 
-def retry_time(when: float | datetime.datetime | None, default: float) -> float:
-    """Epoch seconds at which a retry should run (naive datetimes are taken as UTC)."""
+def retry_time(
+    when: float | datetime.datetime | None, default: float
+) -> tuple[float | None, float | None]:
+    """When a retry should run: ``(delay in seconds, None)`` or ``(None, absolute epoch time)``.
+
+    A delay is kept relative so that the worker measures it on the broker's clock. Naive
+    datetimes are taken as UTC.
+    """
     if isinstance(when, datetime.datetime):
         if when.tzinfo is None:
             when = when.replace(tzinfo=datetime.UTC)
-        return when.timestamp()
-    return time.time() + (default if when is None else float(when))
+        return None, when.timestamp()
+    return (default if when is None else float(when)), None
 
 
 def execute(
@@ -110,12 +117,14 @@ def execute(
 def _retried(task: Task[Any, Any], retry: Retry, runtime: float) -> Outcome:
     reason = retry.exc if retry.exc is not None else retry
     recorded = failure(reason, runtime, states.RETRY)
+    delay, at = retry_time(retry.when, task.default_retry_delay)
     return Outcome(
         state=states.RETRY,
         payload=recorded.payload,
         content_type=recorded.content_type,
         runtime=runtime,
-        retry_at=retry_time(retry.when, task.default_retry_delay),
+        retry_delay=delay,
+        retry_at=at,
         retry_args=None if retry.retry_args is None else list(retry.retry_args),
         retry_kwargs=retry.retry_kwargs,
         retry_options=retry.options,

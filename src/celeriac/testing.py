@@ -78,6 +78,8 @@ def celeriac_app() -> Iterator[Celeriac]:
 
 
 @pytest.fixture
-def celeriac_worker(celeriac_app: Celeriac) -> Worker:
+def celeriac_worker(celeriac_app: Celeriac) -> Iterator[Worker]:
     """A worker for ``celeriac_app``; call ``drain()`` to run what is queued."""
-    return in_process_worker(celeriac_app)
+    worker = in_process_worker(celeriac_app)
+    yield worker
+    worker.close()

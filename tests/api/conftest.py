@@ -28,12 +28,7 @@ BROKERS = ["memory", "sqlite"]
 
 
 class FakeClock:
-    """A clock that stands still until told to move; starts at the real time.
-
-    A retry's ETA is stamped with the real time (see the xfail in test_retries.py), so the fake
-    clock starts there, and tests that wait for a retry advance a few seconds past its
-    countdown: the real seconds the test itself takes must not matter.
-    """
+    """A clock that stands still until told to move; starts at the real time."""
 
     def __init__(self) -> None:
         self.now = time.time()

@@ -146,11 +146,6 @@ def test_the_url_use_memory_sets_names_the_same_broker(celeriac_app: Celeriac) -
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts fds through /proc")
-@pytest.mark.xfail(
-    strict=True,
-    reason="Worker.__init__ (worker/worker.py) and Consumer.__init__ (worker/consumer.py) each "
-    "open an os.pipe() that nothing ever closes: every in-process worker leaks 4 fds",
-)
 def test_in_process_workers_do_not_leak_file_descriptors(celeriac_app: Celeriac) -> None:
     import gc
 

@@ -153,12 +153,6 @@ def test_default_retry_delay_is_the_retry_countdown(
     assert runs == [0, 1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a retry's ETA is stamped with time.time() in the child (execution.retry_time) and "
-    "requeued as is by worker/recorder.py (_settle_one / _retry_message), not measured on the "
-    "broker's clock: once that clock is ahead, the retry's countdown is already past there",
-)
 def test_retry_countdown_is_measured_on_the_broker_clock(
     clocked_app: Celeriac, clocked_worker: Worker, clock: FakeClock
 ) -> None:

@@ -571,11 +571,6 @@ def test_countdown_is_measured_on_the_broker_clock(
     assert ran == [1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker/intake.py (Intake.check) compares message.expires with time.time(), not "
-    "with the broker's clock, so a message cannot be seen to expire under a test clock",
-)
 def test_expiry_is_judged_on_the_broker_clock(
     clocked_app: Celeriac, clocked_worker: Worker, clock: FakeClock
 ) -> None:

@@ -9,9 +9,7 @@ sitting here.
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -19,6 +17,7 @@ from collections.abc import Sequence
 from celeriac.brokers.base import Broker, Delivery
 from celeriac.exceptions import BrokerError
 from celeriac.worker.leases import LeaseKeeper
+from celeriac.worker.wakeup import WakePipe
 
 log = logging.getLogger("celeriac.worker")
 FETCH_WAIT = 0.5  # seconds a fetch may block, so that stopping is prompt
@@ -44,9 +43,7 @@ class Consumer:
         self.lease = lease
         self.name = name
         self.keeper = keeper
-        self.wake_fd, self._wake_write = os.pipe()
-        self._closed = False
-        os.set_blocking(self.wake_fd, False)
+        self.wakeup = WakePipe()  # readable when deliveries are waiting in take()
         self._cond = threading.Condition()
         self._outstanding = 0
         self._handoff: collections.deque[Delivery] = collections.deque()
@@ -67,15 +64,11 @@ class Consumer:
 
     def close(self) -> None:
         """Release the wake-up pipe (after :meth:`stop`)."""
-        if not self._closed:
-            self._closed = True
-            os.close(self.wake_fd)
-            os.close(self._wake_write)
+        self.wakeup.close()
 
     def take(self) -> list[Delivery]:
         """The deliveries fetched since the last call."""
-        with contextlib.suppress(BlockingIOError):
-            os.read(self.wake_fd, 4096)
+        self.wakeup.clear()
         with self._cond:
             taken = list(self._handoff)
             self._handoff.clear()
@@ -142,4 +135,4 @@ class Consumer:
                 self._outstanding -= reserved - len(deliveries)
                 self._handoff.extend(deliveries)
             if deliveries:
-                os.write(self._wake_write, b"x")
+                self.wakeup.wake()

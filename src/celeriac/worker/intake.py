@@ -10,7 +10,7 @@ expired message is acknowledged and recorded as REVOKED.
 from __future__ import annotations
 
 import time
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,11 +49,13 @@ class Intake:
         *,
         max_bytes: int,
         max_deliveries: int,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.tasks = tasks
         self.serializer = serializer
         self.max_bytes = max_bytes
         self.max_deliveries = max_deliveries
+        self.clock = clock  # the broker's: expiry is judged on the clock that schedules
 
     def check(self, delivery: Delivery, revoked: Container[str]) -> Message | Refusal:
         """The decoded message when it may run, else the reason it may not.
@@ -74,7 +76,7 @@ class Intake:
             return Refusal(
                 failure(TaskRevokedError("revoked"), state=states.REVOKED), False, message
             )
-        if message.expires is not None and message.expires < time.time():
+        if message.expires is not None and message.expires < self.clock():
             return Refusal(
                 failure(TaskRevokedError("expired"), state=states.REVOKED), False, message
             )

@@ -72,7 +72,8 @@ def settlement_for(
         return Settlement(delivery, message, outcome, DEAD_LETTER)
     if state == IGNORED:
         return Settlement(delivery, message, outcome, ACK, record=False)
-    ignore = message is not None and message.ignore_result and state == states.SUCCESS
+    # As in Celery, ignore_result stores no state at all (the worker still logs failures).
+    ignore = message is not None and message.ignore_result
     return Settlement(delivery, message, outcome, ACK, record=not ignore)
 
 
@@ -162,7 +163,10 @@ class Recorder:
     def _retry_message(self, settlement: Settlement) -> tuple[Message, float | None]:
         message, outcome = settlement.message, settlement.outcome
         assert message is not None
-        changes: dict[str, Any] = {"retries": message.retries + 1, "eta": outcome.retry_at}
+        eta = outcome.retry_at
+        if eta is None:
+            eta = self.broker.clock() + (outcome.retry_delay or 0.0)
+        changes: dict[str, Any] = {"retries": message.retries + 1, "eta": eta}
         if outcome.retry_args is not None or outcome.retry_kwargs is not None:
             old_args, old_kwargs = message.arguments(self.serializer)
             args = outcome.retry_args if outcome.retry_args is not None else old_args
@@ -173,7 +177,7 @@ class Recorder:
             if outcome.retry_options.get(option) is not None:
                 changes[option] = outcome.retry_options[option]
         retried = replace(message, **changes).signed(self.serializer)
-        return retried, outcome.retry_at
+        return retried, eta
 
     def _log(self, settlement: Settlement) -> None:
         message, outcome, action = settlement.message, settlement.outcome, settlement.action

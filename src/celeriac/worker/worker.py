@@ -12,7 +12,6 @@ SIGQUIT, gives everything back at once.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import os
@@ -49,6 +48,7 @@ from celeriac.worker.recorder import (
     settlement_for,
 )
 from celeriac.worker.threads import SoloPool, ThreadPool
+from celeriac.worker.wakeup import WakePipe
 
 log = logging.getLogger("celeriac.worker")
 POOLS = ("prefork", "threads", "solo")
@@ -123,6 +123,7 @@ class Worker:
             app.serializer,
             max_bytes=int(conf.message_max_bytes),
             max_deliveries=int(conf.task_max_deliveries),
+            clock=app.broker.clock,
         )
         self.recorder = Recorder(
             app.broker,
@@ -136,9 +137,7 @@ class Worker:
         self._waiting: deque[_InFlight] = deque()
         self._inflight: dict[int, _InFlight] = {}
         self._stopping = 0
-        self._signal_read, self._signal_write = os.pipe()
-        os.set_blocking(self._signal_read, False)
-        os.set_blocking(self._signal_write, False)
+        self._wakeup = WakePipe()  # written by signal handlers and stop()
         self._last_commands = 0.0
         self._last_housekeeping = time.monotonic()
         self._drain_started = False
@@ -204,18 +203,28 @@ class Worker:
                 self.keeper.hold(deliveries, time.monotonic())
             settlements = self._admit(deliveries)
             self._dispatch()
-            finished = self.pool.poll(0 if deliveries else 0.05, [])
+            finished = self.pool.poll(0.05 if self._inflight and not deliveries else 0, [])
             settlements.extend(self._settlement(f) for f in finished)
             self.recorder.settle(settlements)
             settled += len(settlements)
             if not deliveries and not self._inflight and not self._waiting:
                 return settled
 
+    def close(self) -> None:
+        """Release what a worker that was only drained holds (its pool and pipes).
+
+        ``run()`` does this itself when it returns.
+        """
+        if self._drain_started:
+            self._drain_started = False
+            self.pool.stop(0)
+        self.consumer.close()
+        self._wakeup.close()
+
     def stop(self, cold: bool = False) -> None:
         """Ask the main loop to shut down (warm: finish running tasks; cold: give them back)."""
         self._stopping = max(self._stopping, COLD if cold else WARM)
-        with contextlib.suppress(BlockingIOError):
-            os.write(self._signal_write, b"x")
+        self._wakeup.wake()
 
     def _install_signal_handlers(self) -> None:
         def on_term(signum: int, frame: FrameType | None) -> None:
@@ -231,7 +240,7 @@ class Worker:
     def _turn(self, timeout: float = COMMAND_INTERVAL) -> None:
         if self._carried:
             timeout = 0.0
-        finished = self.pool.poll(timeout, [self.consumer.wake_fd, self._signal_read])
+        finished = self.pool.poll(timeout, [self.consumer.wakeup, self._wakeup])
         settlements = self._carried + [self._settlement(f) for f in finished]
         self._carried = []
         deliveries = self.consumer.take()
@@ -392,6 +401,7 @@ class Worker:
         settlements.extend(self._settlement(f) for f in finished)
         self._settle(settlements)
         self.keeper.stop()
+        self.close()
         log.info("%s stopped", self.hostname)
 
     def _give_back_waiting(self) -> list[Settlement]:
@@ -408,10 +418,9 @@ class Worker:
         deadline = time.monotonic() + grace
         settlements: list[Settlement] = []
         while self.pool.running() and self._stopping < COLD and time.monotonic() < deadline:
-            finished = self.pool.poll(min(0.2, deadline - time.monotonic()), [self._signal_read])
+            finished = self.pool.poll(min(0.2, deadline - time.monotonic()), [self._wakeup])
             settlements.extend(self._settlement(f) for f in finished)
-            with contextlib.suppress(BlockingIOError):
-                os.read(self._signal_read, 64)
+            self._wakeup.clear()
         return settlements
 
 
