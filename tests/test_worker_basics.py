@@ -73,3 +73,30 @@ def test_failures_come_back_with_type_and_remote_traceback(
     assert result.state == states.FAILURE
     assert "no such thing" in str(raised.value)
     assert "raise KeyError" in (result.traceback or "")
+
+
+def test_children_are_recycled_after_max_tasks(client: Celeriac, sqlite_url: str) -> None:
+    with WorkerProcess(sqlite_url, "-c", "1", "--max-tasks-per-child", "3"):
+        pids = [client.send_task("jobs.whose_pid").get(timeout=20) for _ in range(9)]
+    assert [len(set(pids[i : i + 3])) for i in (0, 3, 6)] == [1, 1, 1]
+    assert len(set(pids)) == 3
+
+
+def test_children_are_recycled_above_max_memory(client: Celeriac, sqlite_url: str) -> None:
+    with WorkerProcess(sqlite_url, "-c", "1", "--max-memory-per-child", "100000"):
+        first = client.send_task("jobs.hog_memory", (150,)).get(timeout=20)
+        second = client.send_task("jobs.whose_pid").get(timeout=20)
+        third = client.send_task("jobs.whose_pid").get(timeout=20)
+    assert first != second
+    assert second == third
+
+
+def test_queues_and_node_name(client: Celeriac, sqlite_url: str) -> None:
+    with WorkerProcess(sqlite_url, "-c", "1", "-Q", "a,b", "-n", "special@%h") as worker:
+        on_a = client.send_task("jobs.add", (1, 1), queue="a")
+        on_b = client.send_task("jobs.add", (2, 2), queue="b")
+        elsewhere = client.send_task("jobs.add", (3, 3))
+        assert (on_a.get(timeout=20), on_b.get(timeout=20)) == (2, 4)
+        assert on_a.worker is not None and on_a.worker.startswith("special@")
+        assert "queues a,b" in worker.output
+    assert elsewhere.state == states.PENDING

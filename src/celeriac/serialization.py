@@ -15,9 +15,9 @@ import datetime
 import decimal
 import hashlib
 import hmac
-import importlib
 import json
 import pickle
+import sys
 import traceback as tb
 import uuid
 from collections.abc import Iterable
@@ -203,7 +203,7 @@ def exception_to_dict(exc: BaseException) -> dict[str, Any]:
 
 
 def exception_from_dict(info: dict[str, Any]) -> BaseException:
-    """Rebuild a remote exception with its original type where that type can be imported.
+    """Rebuild a remote exception with its original type where this process has that type.
 
     Falls back to :class:`TaskError` naming the remote type, so a failure is never lost.
     """
@@ -224,12 +224,17 @@ def exception_from_dict(info: dict[str, Any]) -> BaseException:
 
 
 def _import_exception_type(module_name: str, qualname: str) -> type[BaseException] | None:
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except Exception:
+    """The exception class, when its module is already imported in this process.
+
+    Result data never makes this process import a module: a module runs code when imported,
+    and the name came from the backend. A client that imports the tasks module (the usual
+    case) gets its exception types back; otherwise ``TaskError`` names the remote type.
+    """
+    obj: Any = sys.modules.get(module_name)
+    if obj is None:
         return None
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
     if isinstance(obj, type) and issubclass(obj, BaseException):
         return obj
     return None

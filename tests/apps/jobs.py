@@ -93,3 +93,18 @@ def flaky(self, n):
 @app.task
 def fails():
     raise KeyError("no such thing")
+
+
+@app.task
+def whose_pid():
+    return os.getpid()
+
+
+@app.task
+def hog_memory(mebibytes):
+    """Grow this process by ``mebibytes`` and keep it (a leaky task)."""
+    _hoard.append(bytearray(mebibytes * 1024 * 1024))
+    return os.getpid()
+
+
+_hoard: list = []
