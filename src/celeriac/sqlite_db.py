@@ -95,18 +95,24 @@ class SqliteDatabase:
         self._write_lock = threading.Lock()
 
     def add_schema(self, script: str) -> None:
-        """Apply ``script`` (idempotent ``CREATE ... IF NOT EXISTS`` statements) once.
+        """Apply ``script`` (idempotent ``CREATE ... IF NOT EXISTS`` statements).
 
         It runs inside a transaction (joining one already open in this thread), because
-        ``executescript`` would commit a transaction the caller has open.
+        ``executescript`` would commit a transaction the caller has open. It is marked applied
+        only once it has run, so another thread never goes on before the tables exist; two
+        threads may both apply it, which changes nothing.
         """
-        with self._lock:
-            if script in self._schemas:
-                return
-            self._schemas.append(script)
+        if script in self._schemas:
+            return
+        nested = bool(getattr(self._local, "depth", 0))
         with self.transaction() as conn:
             for statement in _statements(script):
                 conn.execute(statement)
+        if nested:
+            return  # the outer transaction may still roll back: apply it again next time
+        with self._lock:
+            if script not in self._schemas:
+                self._schemas.append(script)
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use and after a ``fork``.

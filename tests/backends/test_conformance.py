@@ -280,3 +280,64 @@ def test_sqlite_two_processes_racing_to_a_final_state_one_wins(tmp_path: Path) -
         assert {stored[t].payload for t in won[name]} <= {name.encode()}
     assert backend.store(record(RACED_IDS[0], states.FAILURE)) is False
     backend.close()
+
+
+# -- workflow state: sets and documents --------------------------------------------------------------
+
+
+def test_add_to_set_counts_distinct_members(backend: ResultBackend) -> None:
+    assert backend.add_to_set("chord:1", "a", expires=60) == 1
+    assert backend.add_to_set("chord:1", "b", expires=60) == 2
+    assert backend.add_to_set("chord:1", "a", expires=60) == 2
+    assert backend.add_to_set("chord:2", "a", expires=60) == 1
+    assert backend.set_members("chord:1") == {"a", "b"}
+    assert backend.set_members("nothing") == set()
+
+
+def test_a_set_expires_after_its_latest_change(backend: ResultBackend, clock: FakeClock) -> None:
+    backend.add_to_set("s", "a", expires=10)
+    clock.advance(8)
+    backend.add_to_set("s", "b", expires=10)
+    clock.advance(8)
+    assert backend.set_members("s") == {"a", "b"}
+    clock.advance(3)
+    assert backend.set_members("s") == set()
+    assert backend.add_to_set("s", "c", expires=10) == 1
+
+
+def test_add_to_set_from_many_threads_counts_each_member_once(backend: ResultBackend) -> None:
+    sizes: list[int] = []
+    barrier = threading.Barrier(10)
+
+    def add(member: str) -> None:
+        barrier.wait()
+        sizes.append(backend.add_to_set("race", member, expires=60))
+
+    threads = [threading.Thread(target=add, args=(f"m{i % 5}",)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert max(sizes) == 5
+    assert backend.set_members("race") == {f"m{i}" for i in range(5)}
+
+
+def test_documents_roundtrip_replace_and_expire(backend: ResultBackend, clock: FakeClock) -> None:
+    assert backend.get_document("run:1") is None
+    backend.put_document("run:1", {"nodes": {"a": [1, 2]}, "name": "x"}, expires=10)
+    assert backend.get_document("run:1") == {"nodes": {"a": [1, 2]}, "name": "x"}
+    backend.put_document("run:1", {"name": "y"}, expires=10)
+    assert backend.get_document("run:1") == {"name": "y"}
+    clock.advance(11)
+    assert backend.get_document("run:1") is None
+
+
+def test_cleanup_removes_expired_sets_and_documents(
+    backend: ResultBackend, clock: FakeClock
+) -> None:
+    backend.add_to_set("s", "a", expires=1)
+    backend.put_document("d", {"k": 1}, expires=1)
+    backend.put_document("kept", {"k": 2}, expires=None)
+    clock.advance(2)
+    assert backend.cleanup() >= 2
+    assert backend.get_document("kept") == {"k": 2}

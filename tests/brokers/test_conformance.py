@@ -674,3 +674,52 @@ def test_sqlite_delivers_bytes_written_by_another_producer_as_they_are(tmp_path:
     assert broker.dead_letter(delivery, "malformed") is True
     assert broker.dead_letters()[0].body == garbage
     broker.close()
+
+
+# -- publish_once ----------------------------------------------------------------------------------
+
+
+def test_publish_once_enqueues_a_key_only_once(broker: Broker) -> None:
+    first, second = make_message(), make_message()
+    assert broker.publish_once(first, "chord-1:body", ttl=60) is True
+    assert broker.publish_once(second, "chord-1:body", ttl=60) is False
+    assert bodies(fetch(broker)) == [first.encode()]
+
+
+def test_publish_once_remembers_the_key_after_the_message_is_consumed(broker: Broker) -> None:
+    assert broker.publish_once(make_message(), "k", ttl=60)
+    (delivery,) = fetch(broker)
+    assert broker.ack(delivery)
+    assert broker.publish_once(make_message(), "k", ttl=60) is False
+    assert fetch(broker) == []
+
+
+def test_publish_once_forgets_a_key_after_its_ttl(broker: Broker, clock: FakeClock) -> None:
+    assert broker.publish_once(make_message(), "k", ttl=10)
+    clock.advance(11)
+    again = make_message()
+    assert broker.publish_once(again, "k", ttl=10) is True
+    assert again.encode() in bodies(fetch(broker))
+
+
+def test_publish_once_keys_are_independent(broker: Broker) -> None:
+    assert broker.publish_once(make_message(), "a", ttl=60)
+    assert broker.publish_once(make_message(), "b", ttl=60)
+    assert len(fetch(broker)) == 2
+
+
+def test_publish_once_from_many_threads_enqueues_one(broker: Broker) -> None:
+    results: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def racer() -> None:
+        barrier.wait()
+        results.append(broker.publish_once(make_message(), "race", ttl=60))
+
+    threads = [threading.Thread(target=racer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True]
+    assert len(fetch(broker)) == 1

@@ -94,6 +94,34 @@ class ResultBackend(abc.ABC):
     def forget(self, task_ids: Sequence[str]) -> None:
         """Delete the records of these tasks."""
 
+    # -- workflow state: chords and DAG runs are built from these two primitives -------------
+    @abc.abstractmethod
+    def add_to_set(self, key: str, member: str, *, expires: float | None) -> int:
+        """Add ``member`` to the set ``key`` and return the set's size, in one atomic step.
+
+        Adding a member twice changes nothing, so a chord member that runs twice is counted
+        once. The set expires ``expires`` seconds after its latest change.
+
+        Raises:
+            BackendError: the backend cannot be reached.
+        """
+
+    @abc.abstractmethod
+    def set_members(self, key: str) -> set[str]:
+        """The members of the set ``key`` (empty when it does not exist)."""
+
+    @abc.abstractmethod
+    def put_document(self, key: str, document: dict[str, Any], *, expires: float | None) -> None:
+        """Store a JSON-ready dict under ``key`` (replacing any), expiring after ``expires``.
+
+        Raises:
+            BackendError: the backend cannot be reached.
+        """
+
+    @abc.abstractmethod
+    def get_document(self, key: str) -> dict[str, Any] | None:
+        """The dict stored under ``key``, or None."""
+
     @abc.abstractmethod
     def cleanup(self) -> int:
         """Delete expired records; return how many were deleted."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from celeriac.backends.base import Clock, ResultBackend, ResultRecord
 
@@ -17,6 +19,8 @@ class MemoryBackend(ResultBackend):
         self.url = f"memory://{name}"
         self._cond = threading.Condition()
         self._records: dict[str, tuple[ResultRecord, float | None]] = {}
+        self._sets: dict[str, tuple[set[str], float | None]] = {}
+        self._documents: dict[str, tuple[dict[str, Any], float | None]] = {}
 
     def store_many(self, records: Sequence[ResultRecord], *, expires: float | None) -> list[bool]:
         """Store records; see :meth:`ResultBackend.store_many`."""
@@ -67,14 +71,53 @@ class MemoryBackend(ResultBackend):
             for task_id in task_ids:
                 self._records.pop(task_id, None)
 
+    def _expiry(self, expires: float | None) -> float | None:
+        return None if expires is None else self.clock() + expires
+
+    def _alive(self, expires_at: float | None) -> bool:
+        return expires_at is None or expires_at > self.clock()
+
+    def add_to_set(self, key: str, member: str, *, expires: float | None) -> int:
+        """Add to a set; see :meth:`ResultBackend.add_to_set`."""
+        with self._cond:
+            members, expires_at = self._sets.get(key, (set(), None))
+            if not self._alive(expires_at):
+                members = set()
+            members.add(member)
+            self._sets[key] = (members, self._expiry(expires))
+            return len(members)
+
+    def set_members(self, key: str) -> set[str]:
+        """Members of a set; see :meth:`ResultBackend.set_members`."""
+        with self._cond:
+            members, expires_at = self._sets.get(key, (set(), None))
+            return set(members) if self._alive(expires_at) else set()
+
+    def put_document(self, key: str, document: dict[str, Any], *, expires: float | None) -> None:
+        """Store a document; see :meth:`ResultBackend.put_document`."""
+        with self._cond:
+            self._documents[key] = (copy.deepcopy(document), self._expiry(expires))
+
+    def get_document(self, key: str) -> dict[str, Any] | None:
+        """Read a document; see :meth:`ResultBackend.get_document`."""
+        with self._cond:
+            document, expires_at = self._documents.get(key, (None, None))
+            if document is None or not self._alive(expires_at):
+                return None
+            return copy.deepcopy(document)
+
     def cleanup(self) -> int:
         """Delete expired records; see :meth:`ResultBackend.cleanup`."""
         now = self.clock()
         with self._cond:
-            doomed = [t for t, (_, exp) in self._records.items() if exp is not None and exp <= now]
-            for task_id in doomed:
-                del self._records[task_id]
-            return len(doomed)
+            removed = 0
+            stores: tuple[dict[str, Any], ...] = (self._records, self._sets, self._documents)
+            for store in stores:
+                doomed = [k for k, (_, exp) in store.items() if exp is not None and exp <= now]
+                for key in doomed:
+                    del store[key]
+                removed += len(doomed)
+            return removed
 
 
 _named: dict[str, MemoryBackend] = {}

@@ -139,13 +139,60 @@ class SqliteBackend(ResultBackend):
                 "DELETE FROM celeriac_results WHERE task_id = ?", [[t] for t in task_ids]
             )
 
+    def add_to_set(self, key: str, member: str, *, expires: float | None) -> int:
+        """Add to a set; see :meth:`ResultBackend.add_to_set`."""
+        now = self.clock()
+        expires_at = None if expires is None else now + expires
+        with _errors("add to a set", self.path), self.db.transaction() as conn:
+            conn.execute("DELETE FROM celeriac_sets WHERE key = ? AND expires_at <= ?", [key, now])
+            conn.execute(
+                "INSERT OR IGNORE INTO celeriac_sets (key, member, expires_at) VALUES (?, ?, ?)",
+                [key, member, expires_at],
+            )
+            conn.execute("UPDATE celeriac_sets SET expires_at = ? WHERE key = ?", [expires_at, key])
+            ((size,),) = conn.execute(
+                "SELECT COUNT(*) FROM celeriac_sets WHERE key = ?", [key]
+            ).fetchall()
+        return int(size)
+
+    def set_members(self, key: str) -> set[str]:
+        """Members of a set; see :meth:`ResultBackend.set_members`."""
+        with _errors("read a set", self.path):
+            rows = self.db.read(
+                "SELECT member FROM celeriac_sets WHERE key = ?"
+                " AND (expires_at IS NULL OR expires_at > ?)",
+                [key, self.clock()],
+            )
+        return {str(row[0]) for row in rows}
+
+    def put_document(self, key: str, document: dict[str, Any], *, expires: float | None) -> None:
+        """Store a document; see :meth:`ResultBackend.put_document`."""
+        expires_at = None if expires is None else self.clock() + expires
+        with _errors("store a document", self.path), self.db.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO celeriac_documents (key, document, expires_at)"
+                " VALUES (?, ?, ?)",
+                [key, json.dumps(document), expires_at],
+            )
+
+    def get_document(self, key: str) -> dict[str, Any] | None:
+        """Read a document; see :meth:`ResultBackend.get_document`."""
+        with _errors("read a document", self.path):
+            rows = self.db.read(
+                "SELECT document FROM celeriac_documents WHERE key = ?"
+                " AND (expires_at IS NULL OR expires_at > ?)",
+                [key, self.clock()],
+            )
+        return json.loads(rows[0][0]) if rows else None
+
     def cleanup(self) -> int:
         """Delete expired records; see :meth:`ResultBackend.cleanup`."""
         with _errors("cleanup", self.path), self.db.transaction() as conn:
-            cursor = conn.execute(
-                "DELETE FROM celeriac_results WHERE expires_at <= ?", [self.clock()]
-            )
-            return cursor.rowcount
+            removed = 0
+            for table in ("celeriac_results", "celeriac_sets", "celeriac_documents"):
+                cursor = conn.execute(f"DELETE FROM {table} WHERE expires_at <= ?", [self.clock()])
+                removed += cursor.rowcount
+            return removed
 
     def close(self) -> None:
         """Close this thread's connection."""

@@ -80,6 +80,19 @@ class Broker(abc.ABC):
         """
 
     @abc.abstractmethod
+    def publish_once(self, message: Message, key: str, *, ttl: float) -> bool:
+        """Enqueue ``message`` unless a message was published under ``key`` in the last ``ttl``
+        seconds; True if it was enqueued now.
+
+        The key is kept after the message is consumed, so the step that publishes a workflow's
+        next task (a chord's body, a DAG node) can run again after a crash without enqueuing it
+        twice. Checking the key and enqueuing are one atomic step.
+
+        Raises:
+            PublishError: the message was not enqueued.
+        """
+
+    @abc.abstractmethod
     def fetch(
         self, queues: Sequence[str], limit: int, *, lease: float, consumer: str, timeout: float
     ) -> list[Delivery]:

@@ -36,10 +36,11 @@ class MemoryBroker(Broker):
     def __init__(self, name: str = "", *, clock: Clock = time.time) -> None:
         super().__init__(clock=clock)
         self.url = f"memory://{name}"
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.RLock())
         self._messages: dict[str, _Stored] = {}
         self._dead: list[DeadLetter] = []
         self._broadcasts: list[tuple[int, float, bytes]] = []
+        self._once: dict[str, float] = {}  # publish_once keys and their expiry
         self._seq = itertools.count(1)
 
     def publish_many(self, messages: Sequence[Message]) -> None:
@@ -58,6 +59,16 @@ class MemoryBroker(Broker):
                     available_at=message.eta if message.eta is not None else now,
                 )
             self._cond.notify_all()
+
+    def publish_once(self, message: Message, key: str, *, ttl: float) -> bool:
+        """Enqueue unless ``key`` was used within ``ttl``; see :meth:`Broker.publish_once`."""
+        with self._cond:
+            now = self.clock()
+            if self._once.get(key, now) > now:
+                return False
+            self._once[key] = now + ttl
+            self.publish_many([message])
+            return True
 
     def fetch(
         self, queues: Sequence[str], limit: int, *, lease: float, consumer: str, timeout: float

@@ -86,6 +86,20 @@ class SqliteBroker(Broker):
                 rows,
             )
 
+    def publish_once(self, message: Message, key: str, *, ttl: float) -> bool:
+        """Enqueue unless ``key`` was used within ``ttl``; see :meth:`Broker.publish_once`."""
+        now = self.clock()
+        with _errors("publish", self.path, PublishError), self.db.transaction() as conn:
+            conn.execute("DELETE FROM celeriac_once WHERE key = ? AND expires_at <= ?", [key, now])
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO celeriac_once (key, expires_at) VALUES (?, ?)",
+                [key, now + ttl],
+            )
+            if cursor.rowcount != 1:
+                return False
+            self.publish_many([message])
+            return True
+
     def fetch(
         self, queues: Sequence[str], limit: int, *, lease: float, consumer: str, timeout: float
     ) -> list[Delivery]:
@@ -254,13 +268,16 @@ class SqliteBroker(Broker):
     def recover(self) -> int:
         """Clear expired lease tokens; see :meth:`Broker.recover`.
 
-        Fetch already treats an expired lease as released; this only makes it visible.
+        Fetch already treats an expired lease as released; this only makes it visible. It also
+        forgets expired ``publish_once`` keys.
         """
+        now = self.clock()
         with _errors("recover", self.path), self.db.transaction() as conn:
+            conn.execute("DELETE FROM celeriac_once WHERE expires_at <= ?", [now])
             cursor = conn.execute(
                 "UPDATE celeriac_messages SET token = NULL"
                 " WHERE token IS NOT NULL AND available_at <= ?",
-                [self.clock()],
+                [now],
             )
             return cursor.rowcount
 

@@ -1,5 +1,5 @@
 -- Schema of the SQLite broker (celeriac/brokers/sqlite.py).
--- Tables: celeriac_messages, celeriac_dead_letters, celeriac_broadcasts.
+-- Tables: celeriac_messages, celeriac_dead_letters, celeriac_broadcasts, celeriac_once.
 --
 -- celeriac_messages holds every message that is not yet settled. ready = 1 puts a row in the
 -- hand-out order; it is fetchable once available_at has passed: for a waiting message that is its
@@ -41,3 +41,9 @@ CREATE TABLE IF NOT EXISTS celeriac_broadcasts (
     expires_at REAL NOT NULL,
     payload    BLOB NOT NULL
 );
+
+-- Keys of publish_once: a key here means "already published"; it outlives the message.
+CREATE TABLE IF NOT EXISTS celeriac_once (
+    key        TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
