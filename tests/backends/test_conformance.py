@@ -282,7 +282,7 @@ def test_sqlite_two_processes_racing_to_a_final_state_one_wins(tmp_path: Path) -
     backend.close()
 
 
-# -- workflow state: sets and documents --------------------------------------------------------------
+# -- workflow state: sets and documents ---------------------------------------------------------
 
 
 def test_add_to_set_counts_distinct_members(backend: ResultBackend) -> None:
