@@ -54,6 +54,8 @@ log = logging.getLogger("celeriac.worker")
 POOLS = ("prefork", "threads", "solo")
 COMMAND_INTERVAL = 0.2  # seconds between reads of the control log while idle
 HOUSEKEEPING_INTERVAL = 300.0
+MIN_RETRY_DELAY, MAX_RETRY_DELAY = 0.1, 2.0  # seconds between tries to record outcomes
+SHUTDOWN_RECORD_WAIT = 10.0  # seconds a stopping worker keeps trying to record outcomes
 WARM, COLD = 1, 2
 
 
@@ -141,7 +143,10 @@ class Worker:
         self._last_commands = 0.0
         self._last_housekeeping = time.monotonic()
         self._drain_started = False
-        self._carried: list[Settlement] = []
+        self._carried: list[Settlement] = []  # refusals found while refilling: next turn
+        self._unrecorded: list[Settlement] = []  # outcomes the store could not take yet
+        self._retry_at = 0.0
+        self._retry_delay = MIN_RETRY_DELAY
 
     def _make_pool(self) -> ExecutionPool:
         conf, opts = self.app.conf, self.options
@@ -240,11 +245,16 @@ class Worker:
     def _turn(self, timeout: float = COMMAND_INTERVAL) -> None:
         if self._carried:
             timeout = 0.0
+        elif self._unrecorded:
+            timeout = min(timeout, max(0.0, self._retry_at - time.monotonic()))
         finished = self.pool.poll(timeout, [self.consumer.wakeup, self._wakeup])
         settlements = self._carried + [self._settlement(f) for f in finished]
         self._carried = []
-        deliveries = self.consumer.take()
         now = time.monotonic()
+        if self._unrecorded and now >= self._retry_at:
+            settlements = self._unrecorded + settlements
+            self._unrecorded = []
+        deliveries = self.consumer.take()
         if deliveries or now - self._last_commands >= COMMAND_INTERVAL:
             self._read_commands(now)
         settlements.extend(self._admit(deliveries))
@@ -370,7 +380,12 @@ class Worker:
 
     def _settle(self, settlements: list[Settlement], *, refill: bool = False) -> list[Delivery]:
         """Record outcomes and settle messages; with ``refill``, lease as many new messages
-        in the same broker batch (one SQLite transaction does both)."""
+        in the same broker batch (one SQLite transaction does both).
+
+        When the broker or backend cannot be reached, the settlements are kept and tried again
+        with backoff, and their slots stay taken, so the worker takes no new work it could not
+        record; their leases are still renewed meanwhile.
+        """
         if not settlements:
             return []
         fresh: list[Delivery] = []
@@ -379,11 +394,19 @@ class Worker:
                 self.recorder.settle(settlements)
                 if refill:
                     fresh = self.consumer.fetch_now(len(settlements))
-        except Exception as exc:
-            log.error("could not record %d outcomes: %s", len(settlements), exc)
-            self.keeper.release([s.delivery for s in settlements])
+        except Exception as exc:  # any store error: kept and retried, nothing is lost
             self.keeper.release(fresh)
-            fresh = []
+            self._unrecorded.extend(settlements)
+            log.error(
+                "could not record %d outcomes (retrying in %.1fs): %s",
+                len(settlements),
+                self._retry_delay,
+                exc,
+            )
+            self._retry_at = time.monotonic() + self._retry_delay
+            self._retry_delay = min(self._retry_delay * 2, MAX_RETRY_DELAY)
+            return []
+        self._retry_delay = MIN_RETRY_DELAY
         if refill:
             self.consumer.exchange(len(settlements), len(fresh))
         return fresh
@@ -399,10 +422,23 @@ class Worker:
             settlements.extend(self._finish_running())
         finished = self.pool.stop(0)
         settlements.extend(self._settlement(f) for f in finished)
-        self._settle(settlements)
+        self._settle(self._carried + self._unrecorded + settlements)
+        self._record_what_is_left(deadline=time.monotonic() + SHUTDOWN_RECORD_WAIT)
         self.keeper.stop()
         self.close()
         log.info("%s stopped", self.hostname)
+
+    def _record_what_is_left(self, deadline: float) -> None:
+        """Keep trying to record outcomes the store refused, until ``deadline``."""
+        while self._unrecorded and time.monotonic() < deadline:
+            time.sleep(max(0.0, min(self._retry_at, deadline) - time.monotonic()))
+            pending, self._unrecorded = self._unrecorded, []
+            self._settle(pending)
+        if self._unrecorded:
+            log.error(
+                "%d outcomes could not be recorded; their messages will run again",
+                len(self._unrecorded),
+            )
 
     def _give_back_waiting(self) -> list[Settlement]:
         nothing = Outcome(states.PENDING, b"null", "application/json")

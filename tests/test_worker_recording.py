@@ -1,0 +1,63 @@
+"""The worker keeps outcomes it cannot record and records them once the store is back."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+
+from celeriac import Celeriac
+from celeriac.backends.base import ResultRecord
+from celeriac.backends.memory import MemoryBackend
+from celeriac.brokers.memory import MemoryBroker
+from celeriac.exceptions import BackendError
+from celeriac.worker.worker import Worker, WorkerOptions
+
+
+class OutageBackend(MemoryBackend):
+    """A memory backend that refuses every store while ``down`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__(f"outage-{uuid.uuid4().hex}")
+        self.down = threading.Event()
+        self.refused = 0
+
+    def store_many(self, records: Sequence[ResultRecord], *, expires: float | None) -> list[bool]:
+        if self.down.is_set():
+            self.refused += 1
+            raise BackendError("backend unreachable (test outage)")
+        return super().store_many(records, expires=expires)
+
+
+def test_outcomes_survive_a_backend_outage() -> None:
+    backend = OutageBackend()
+    app = Celeriac("outage", broker=MemoryBroker(f"outage-{uuid.uuid4().hex}"), backend=backend)
+    runs: list[int] = []
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        runs.append(x)
+        return x + y
+
+    worker = Worker(
+        app,
+        WorkerOptions(concurrency=2, pool="threads", install_signal_handlers=False),
+    )
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        backend.down.set()
+        results = [add.delay(i, i) for i in range(10)]
+        deadline = time.monotonic() + 10
+        while backend.refused < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert backend.refused >= 2
+        assert all(r.state == "PENDING" for r in results)
+        backend.down.clear()
+        assert [r.get(timeout=10) for r in results] == [2 * i for i in range(10)]
+    finally:
+        worker.stop()
+        thread.join(15)
+    assert sorted(runs) == list(range(10))
+    assert app.broker.queue_lengths(["celery"]) == {"celery": 0}
