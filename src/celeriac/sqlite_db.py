@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 BUSY_TIMEOUT = 30.0  # seconds a statement may wait for another process's lock
 # Poll steps for waiting on a change: (waited so far, interval), in seconds.
-_POLL_STEPS = ((0.05, 0.0005), (1.0, 0.002), (float("inf"), 0.01))
+_POLL_STEPS = ((0.05, 0.0005), (1.0, 0.002), (30.0, 0.01), (float("inf"), 0.025))
 
 
 class _Connection(sqlite3.Connection):
@@ -187,17 +187,22 @@ class SqliteDatabase:
         """Sleep until another connection commits, ``clock()`` reaches ``wake_at``, or ``until``.
 
         ``until`` is a ``time.monotonic()`` deadline. Returns False only when ``until`` passed.
+        The polling interval grows with the time since this thread last saw a commit, across
+        calls, so a worker that waits in a loop of short fetches idles cheaply.
         """
-        started = time.monotonic()
+        quiet_since = getattr(self._local, "quiet_since", None) or time.monotonic()
         while True:
             now = time.monotonic()
-            if now >= until:
-                return False
             if self.data_version() != version:
+                self._local.quiet_since = None
                 return True
             if wake_at is not None and clock() >= wake_at:
+                self._local.quiet_since = None
                 return True
-            waited = now - started
+            if now >= until:
+                self._local.quiet_since = quiet_since
+                return False
+            waited = now - quiet_since
             step = next(interval for limit, interval in _POLL_STEPS if waited < limit)
             time.sleep(min(step, until - now))
 
