@@ -83,6 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             except BenchmarkError as exc:
                 print(f"benchmark suite {name!r} failed: {exc}", file=sys.stderr)
                 return 1
+            except ModuleNotFoundError as exc:
+                print(
+                    f"benchmark suite {name!r} needs {exc.name!r}: pip install -e '.[bench]'",
+                    file=sys.stderr,
+                )
+                return 1
             print(format_table(report, machine), end="\n\n", flush=True)
             if args.markdown:
                 print(format_markdown(report, machine), end="\n\n", flush=True)

@@ -27,6 +27,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
+import huey.exceptions
+
+import celeriac
 from benchmarks.common import (
     APPS_DIR,
     BenchmarkError,
@@ -43,6 +46,7 @@ WORKERS = 2
 POLL_INTERVAL = 0.02  # seconds between result-store counts while timing throughput
 START_TIMEOUT = 60.0  # seconds a worker may take to produce its first result
 CALL_TIMEOUT = 10.0  # seconds one warm round trip may take
+WAIT_SLICE = 0.5  # seconds a result wait blocks before the worker is checked for life
 HUEY_POLL = 0.001  # seconds: Huey's consumer poll delay and its Result.get poll interval
 
 CELERIAC_COMMAND = [
@@ -64,6 +68,9 @@ def _import_app(name: str) -> ModuleType:
     return importlib.import_module(name)
 
 
+PENDING = object()  # what Client.wait returns when the result is not there yet
+
+
 class Client(Protocol):
     """The benchmark process's side of one peer, on one database file."""
 
@@ -73,8 +80,11 @@ class Client(Protocol):
     def stored_results(self) -> int:
         """How many results are stored (a cheap count)."""
 
-    def round_trip(self, value: int, timeout: float) -> Any:
-        """Send ``echo(value)`` and wait for its result."""
+    def send_echo(self, value: int) -> Any:
+        """Send ``echo(value)``; return the peer's result handle."""
+
+    def wait(self, handle: Any, timeout: float) -> Any:
+        """The handle's result, waiting up to ``timeout`` seconds; ``PENDING`` if not there."""
 
     def close(self) -> None:
         """Close connections."""
@@ -105,9 +115,16 @@ class CeleriacClient:
             return 0
         return int(row[0])
 
-    def round_trip(self, value: int, timeout: float) -> Any:
-        """``echo.delay(value).get(timeout=...)``: the wait watches the file's data version."""
-        return self.bench.echo.delay(value).get(timeout=timeout)
+    def send_echo(self, value: int) -> Any:
+        """``echo.delay(value)``."""
+        return self.bench.echo.delay(value)
+
+    def wait(self, handle: Any, timeout: float) -> Any:
+        """``handle.get(timeout=...)``: the wait watches the file's data version."""
+        try:
+            return handle.get(timeout=timeout)
+        except celeriac.TimeoutError:
+            return PENDING
 
     def close(self) -> None:
         """Close the app's and the counter's connections."""
@@ -131,15 +148,21 @@ class HueyClient:
         """Rows in Huey's result table (``SELECT count(*) FROM kv WHERE queue = ?``)."""
         return int(self.bench.huey.storage.result_store_size())
 
-    def round_trip(self, value: int, timeout: float) -> Any:
-        """``echo(value).get(blocking=True)`` with its tightest poll.
+    def send_echo(self, value: int) -> Any:
+        """``echo(value)``."""
+        return self.bench.echo(value)
+
+    def wait(self, handle: Any, timeout: float) -> Any:
+        """``handle.get(blocking=True)`` with its tightest poll.
 
         ``Result.get`` checks once, then sleeps ``min(delay, max_delay)`` between checks, the
         delay starting at 50 ms and growing by ``backoff``: with ``max_delay`` = 1 ms and
         ``backoff`` = 1 it checks every millisecond (by default the first sleep is 50 ms).
         """
-        result = self.bench.echo(value)
-        return result.get(blocking=True, timeout=timeout, backoff=1.0, max_delay=HUEY_POLL)
+        try:
+            return handle.get(blocking=True, timeout=timeout, backoff=1.0, max_delay=HUEY_POLL)
+        except huey.exceptions.ResultTimeout:
+            return PENDING
 
     def close(self) -> None:
         """Close the storage connection."""
@@ -209,7 +232,7 @@ def throughput(peer: Peer, workdir: Path, run: int, tasks: int) -> tuple[float, 
             done = wait_until(
                 lambda: client.stored_results() >= tasks,
                 worker,
-                timeout=START_TIMEOUT + tasks / 20,
+                timeout=START_TIMEOUT + tasks / 50,
                 interval=POLL_INTERVAL,
                 what=f"storing all {tasks} results",
             )
@@ -220,8 +243,21 @@ def throughput(peer: Peer, workdir: Path, run: int, tasks: int) -> tuple[float, 
 
 
 def _round_trip(client: Client, worker: WorkerProcess, value: int, timeout: float) -> None:
+    """One ``echo(value)`` round trip; the wait is sliced so that a dead worker is noticed."""
+    deadline = time.monotonic() + timeout
     try:
-        answer = client.round_trip(value, timeout)
+        handle = client.send_echo(value)
+        answer = client.wait(handle, min(WAIT_SLICE, timeout))
+        while answer is PENDING:
+            worker.check()
+            if time.monotonic() >= deadline:
+                raise BenchmarkError(
+                    f"{worker.name}: no result for echo({value}) within {timeout:.0f}s\n"
+                    f"{worker.log_tail()}"
+                )
+            answer = client.wait(handle, WAIT_SLICE)
+    except BenchmarkError:
+        raise
     except Exception as exc:
         worker.check()
         raise BenchmarkError(

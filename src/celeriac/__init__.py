@@ -13,7 +13,18 @@ add.delay(2, 2).get(timeout=10)  # 4, once a worker runs: celeriac -A tasks work
 
 from celeriac import states
 from celeriac.app import Celeriac, Celery, current_app
-from celeriac.canvas import Signature, signature
+from celeriac.canvas import (
+    DagRun,
+    Signature,
+    chain,
+    chord,
+    chunks,
+    dag,
+    group,
+    signature,
+    xmap,
+    xstarmap,
+)
 from celeriac.exceptions import (
     CeleriacError,
     ChordError,
@@ -32,7 +43,8 @@ from celeriac.exceptions import (
     TimeoutError,
     WorkerLostError,
 )
-from celeriac.result import AsyncResult, EagerResult
+from celeriac.result import AsyncResult, EagerResult, GroupResult
+from celeriac.schedules import clocked, crontab, schedule
 from celeriac.task import Request, Task
 
 __version__ = "0.1.0"
@@ -44,7 +56,9 @@ __all__ = [
     "Celery",
     "ChordError",
     "ConfigurationError",
+    "DagRun",
     "EagerResult",
+    "GroupResult",
     "Ignore",
     "ImproperlyConfigured",
     "MaxRetriesExceededError",
@@ -62,7 +76,17 @@ __all__ = [
     "TimeoutError",
     "WorkerLostError",
     "__version__",
+    "chain",
+    "chord",
+    "chunks",
+    "clocked",
+    "crontab",
     "current_app",
+    "dag",
+    "group",
+    "schedule",
     "signature",
     "states",
+    "xmap",
+    "xstarmap",
 ]

@@ -13,6 +13,8 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 from celeriac import states
 from celeriac.backends import ResultBackend, ResultRecord, create_backend
 from celeriac.brokers import Broker, create_broker
+from celeriac.canvas.eager import run_links
+from celeriac.canvas.signature import Signature, links_workflow
 from celeriac.config import Settings, to_seconds
 from celeriac.control import Control
 from celeriac.exceptions import ConfigurationError, MessageTooLarge, NotRegistered
@@ -20,7 +22,9 @@ from celeriac.execution import IGNORED, execute
 from celeriac.message import Message
 from celeriac.result import AsyncResult, EagerResult, decode_record
 from celeriac.router import Router
+from celeriac.schedules import as_schedule
 from celeriac.serialization import Serializer
+from celeriac.signals import Signal
 from celeriac.task import Request, Task, current_request, sender_lineage
 
 P = ParamSpec("P")
@@ -49,6 +53,10 @@ SEND_OPTIONS = frozenset(
         "add_to_parent",
     }
 )
+
+# The built-in task that starts a scheduled workflow: beat sends one message per fire, and a
+# worker turns it into the workflow's messages (see docs/design/beat.md).
+APPLY_SCHEDULED = "celeriac.apply_scheduled"
 
 _current: Celeriac | None = None
 _current_lock = threading.Lock()
@@ -113,6 +121,9 @@ class Celeriac:
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._serializer: Serializer | None = None
         self.control = Control(self)
+        self.on_after_configure = Signal("on_after_configure")
+        self._finalized = False
+        self._finalize_lock = threading.RLock()
         with _current_lock:
             _current = self
 
@@ -139,7 +150,9 @@ class Celeriac:
         """
         if self._broker is None:
             self._broker = create_broker(
-                self.conf.broker_url_or_default(), self.conf.broker_transport_options
+                self.conf.broker_url_or_default(),
+                self.conf.broker_transport_options,
+                publish_timeout=self.conf.seconds("broker_publish_timeout"),
             )
         return self._broker
 
@@ -193,6 +206,73 @@ class Celeriac:
                 importlib.import_module(name)
             except ImportError as exc:
                 raise ConfigurationError(f"cannot import task module {name!r}: {exc}") from exc
+
+    def finalize(self) -> None:
+        """Get ready to serve: register the built-in tasks and send ``on_after_configure``.
+
+        Workers (``Worker.run``), beat and ``ScheduleControl`` call it when they start, after the
+        task modules are imported; later calls do nothing. Call it yourself before draining an
+        in-process test worker that must run scheduled workflows.
+
+        Raises:
+            Exception: whatever an ``on_after_configure`` receiver raised.
+        """
+        with self._finalize_lock:  # held while receivers run: beat must see what they add
+            if self._finalized:
+                return
+            self._finalized = True
+            self.tasks.setdefault(
+                APPLY_SCHEDULED, Task(_apply_scheduled, self, name=APPLY_SCHEDULED, bind=True)
+            )
+            self.on_after_configure.send(sender=self, source=self.conf)
+
+    def add_periodic_task(
+        self,
+        schedule: Any,
+        sig: Any,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        name: str | None = None,
+        **options: Any,
+    ) -> str:
+        """Add an entry to ``beat_schedule``, as Celery does; returns its name.
+
+        ``schedule`` is a ``crontab``, ``schedule``, ``clocked``, seconds or a ``timedelta``.
+        ``sig`` is a signature (``scan.s(1, 2)``), a task name, or any workflow (chain, group,
+        chord, DAG). ``name`` defaults to ``repr(sig)``. ``options`` are send options
+        (``queue``, ``priority``, ``expires``...) and the entry's ``relative`` and ``missed``.
+
+        Raises:
+            ConfigurationError: ``schedule`` is not a schedule, or arguments were given for a
+                workflow (they belong in its signatures).
+        """
+        from celeriac.canvas import Signature
+
+        as_schedule(schedule, what=f"add_periodic_task({name or sig!r})")
+        entry: dict[str, Any] = {"schedule": schedule}
+        for key in ("relative", "missed"):
+            if key in options:
+                entry[key] = options.pop(key)
+        if isinstance(sig, str):
+            sig = Signature(sig, app=self)
+        if isinstance(sig, Signature) and sig.to_dict().get("subtask_type") is None:
+            call = sig.clone(args, kwargs)
+            entry.update(
+                task=call.task,
+                args=call.args,
+                kwargs=call.kwargs,
+                options={**call.options, **options},
+            )
+        elif args or kwargs:
+            raise ConfigurationError(
+                f"add_periodic_task({sig!r}): give a workflow's arguments in its signatures"
+            )
+        else:
+            entry.update(task=sig, options=options)
+        key = name or repr(sig)
+        # A new dict: the one the project assigned is not changed behind its back.
+        self.conf.beat_schedule = {**(self.conf.beat_schedule or {}), key: entry}
+        return key
 
     def close(self) -> None:
         """Close broker and backend connections of this thread."""
@@ -279,6 +359,7 @@ class Celeriac:
             return self.apply_eagerly(task, list(args), kwargs, **options)
         message = self.build_message(name, args, kwargs, task, options)
         self.broker.publish(message)
+        _note_child(message.id, options)
         return AsyncResult(message.id, self)
 
     def build_message(
@@ -320,7 +401,7 @@ class Celeriac:
             retries=int(routed.get("retries", 0)),
             sent_at=now,
             headers=dict(routed.get("headers") or {}),
-            workflow=dict(routed.get("workflow") or {}),
+            workflow=links_workflow(routed, self),
             ignore_result=bool(routed.get("ignore_result", self.conf.task_ignore_result)),
             time_limit=to_seconds(routed.get("time_limit"), "time_limit"),
             soft_time_limit=to_seconds(routed.get("soft_time_limit"), "soft_time_limit"),
@@ -365,6 +446,7 @@ class Celeriac:
                 is_eager=True,
                 called_directly=False,
                 hostname="eager",
+                workflow=dict(options.get("workflow") or {}),
             )
             outcome = execute(task, request, args, kwargs, self.serializer)
             if outcome.state != states.RETRY:
@@ -386,6 +468,8 @@ class Celeriac:
         )
         if self.conf.task_store_eager_result:
             self.backend.store(record, expires=self.conf.seconds("result_expires"))
+        if options.get("link") or options.get("link_error"):
+            run_links(self, record, options, (args, kwargs))
         throw = options.get("throw")
         if throw is None:
             throw = self.conf.task_eager_propagates
@@ -396,6 +480,46 @@ class Celeriac:
     def AsyncResult(self, task_id: str) -> AsyncResult[Any]:
         """A handle on a task call by its id."""
         return AsyncResult(task_id, self)
+
+    def signature(
+        self,
+        name: str,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Signature:
+        """A signature of the task ``name`` (registered here or not), sent by this app:
+        ``app.signature('tasks.add', args=(2, 2), countdown=1)``."""
+        immutable = bool(options.pop("immutable", False))
+        return Signature(
+            name, args or (), kwargs or {}, options=options, immutable=immutable, app=self
+        )
+
+
+def _apply_scheduled(
+    task: Task[Any, Any], workflow: dict[str, Any] | str, options: dict[str, Any]
+) -> Any:
+    """Start a workflow that beat scheduled: one given as its ``to_dict()``, or (a DAG, which
+    has no dict form) the name of a ``beat_schedule`` entry of this app. Returns its id.
+
+    Raises:
+        ConfigurationError: this app has no such entry.
+    """
+    from celeriac.canvas import signature
+
+    if isinstance(workflow, dict):
+        return signature(workflow, app=task.app).apply_async(**options).id
+    target = (task.app.conf.beat_schedule.get(workflow) or {}).get("task")
+    if target is None:
+        raise ConfigurationError(f"this worker's app has no schedule entry {workflow!r}")
+    return getattr(target.apply_async(), "id", None)
+
+
+def _note_child(task_id: str, options: dict[str, Any]) -> None:
+    """Sent from inside a task run by a worker: the task's result lists it as a child."""
+    request = current_request()
+    if request is not None and not request.called_directly and options.get("add_to_parent", True):
+        request.children.append(task_id)
 
 
 def _task_defaults(task: Task[Any, Any] | None) -> dict[str, Any]:

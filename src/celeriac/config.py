@@ -6,6 +6,7 @@ names it (and the nearest known name). Durations may be given as seconds or ``ti
 
 from __future__ import annotations
 
+import copy
 import datetime
 import difflib
 import importlib
@@ -55,6 +56,12 @@ DEFAULTS: dict[str, Any] = {
     "worker_max_tasks_per_child": None,
     "worker_max_memory_per_child": None,  # KiB, as in Celery
     "worker_shutdown_timeout": 30.0,
+    "worker_direct": False,  # also consume the queue '<node name>.dq', to be sent to by name
+    # periodic tasks (beat); see docs/design/beat.md
+    "beat_schedule": {},
+    "beat_max_loop_interval": 5.0,  # seconds between looks at the stored schedule, at most
+    "beat_missed_after": 30.0,  # seconds late past which a fire counts as missed
+    "beat_missed_policy": "skip",  # for entries without their own 'missed': or 'run_once'
     # modules that hold tasks
     "include": [],
     "imports": [],
@@ -67,7 +74,8 @@ class Settings(MutableMapping[str, Any]):
     """Settings readable as ``conf.name`` and ``conf['name']``; unknown names are errors."""
 
     def __init__(self, values: Mapping[str, Any] | None = None) -> None:
-        object.__setattr__(self, "_values", dict(DEFAULTS))
+        # A deep copy: `conf.beat_schedule[name] = ...` must not change every other app.
+        object.__setattr__(self, "_values", copy.deepcopy(DEFAULTS))
         if values:
             self.update(values)
 
@@ -94,7 +102,7 @@ class Settings(MutableMapping[str, Any]):
 
     def __delitem__(self, name: str) -> None:
         self.check_name(name)
-        self._values[name] = DEFAULTS[name]
+        self._values[name] = copy.deepcopy(DEFAULTS[name])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)

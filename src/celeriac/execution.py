@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from celeriac import states
+from celeriac.canvas.calls import call_task
 from celeriac.exceptions import Ignore, Reject, Retry
 from celeriac.serialization import Serializer, exception_to_dict, json_dumps
 from celeriac.task import Request, Task
@@ -42,6 +43,7 @@ class Outcome:
     retry_kwargs: dict[str, Any] | None = None
     retry_options: dict[str, Any] = field(default_factory=dict)
     requeue: bool = False
+    children: tuple[str, ...] = ()  # ids of the calls the task sent while it ran
 
     @property
     def reason(self) -> str:
@@ -82,13 +84,27 @@ def execute(
 ) -> Outcome:
     """Run ``task`` with ``request`` as its ``self.request`` and return the outcome.
 
-    Never raises for what the task does: its exceptions become FAILURE outcomes.
+    Never raises for what the task does: its exceptions become FAILURE outcomes. Canvas markers
+    in ``request.workflow`` (errbacks, map, DAG failures) are applied here (``canvas.calls``).
     """
+    outcome = _execute(task, request, args, kwargs, serializer)
+    if request.children:
+        outcome = replace(outcome, children=tuple(request.children))
+    return outcome
+
+
+def _execute(
+    task: Task[Any, Any],
+    request: Request,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    serializer: Serializer,
+) -> Outcome:
     token = task.push_request(request)
     started = time.perf_counter()
     try:
         try:
-            value = task.run(*args, **kwargs)
+            value = call_task(task, request, args, kwargs, serializer)
         except Retry:
             raise
         except Exception as exc:

@@ -1,10 +1,17 @@
-"""Handles on results: ``AsyncResult`` for a sent task, ``EagerResult`` for one run here."""
+"""Handles on results: ``AsyncResult`` for a sent task, ``EagerResult`` for one run here,
+``GroupResult`` for the tasks of a group.
+
+``parent`` links the result of a chain's step to the step before it (set when the chain is
+applied, in this process); ``children`` lists what a task caused, as its worker recorded it.
+"""
 
 from __future__ import annotations
 
 import datetime
 import json
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 from celeriac import states
 from celeriac.backends.base import ResultRecord
@@ -34,11 +41,14 @@ def decode_record(app: Celeriac, record: ResultRecord) -> Any:
 class AsyncResult(Generic[R]):
     """The state and result of a task call, read from the app's result backend."""
 
-    def __init__(self, id: str, app: Celeriac | None = None) -> None:
+    def __init__(
+        self, id: str, app: Celeriac | None = None, parent: ResultHandle | None = None
+    ) -> None:
         from celeriac.app import current_app
 
         self.id = id
         self.app = app or current_app()
+        self.parent = parent
         self._cached: ResultRecord | None = None
 
     def __repr__(self) -> str:
@@ -109,6 +119,13 @@ class AsyncResult(Generic[R]):
         """The task's name, when the worker recorded it."""
         record = self._record()
         return None if record is None else record.meta.get("task")
+
+    @property
+    def children(self) -> list[AsyncResult[Any]]:
+        """The tasks this one caused (its follow-ups and the calls it sent), once it is done."""
+        record = self._record()
+        ids = [] if record is None else record.meta.get("children") or []
+        return [AsyncResult(str(task_id), self.app) for task_id in ids]
 
     @property
     def worker(self) -> str | None:
@@ -194,3 +211,174 @@ class EagerResult(AsyncResult[R]):
 
     def forget(self) -> None:
         """Nothing is stored for an eager result, so there is nothing to delete."""
+
+
+ResultHandle: TypeAlias = "AsyncResult[Any] | GroupResult"
+
+
+class GroupResult:
+    """The results of a group's tasks, in the group's order; ``get()`` waits for all of them.
+
+    A group applied by celeriac is saved in the result backend, so ``GroupResult.restore(id)``
+    finds it from any process.
+    """
+
+    def __init__(
+        self,
+        id: str,
+        results: Sequence[ResultHandle],
+        app: Celeriac | None = None,
+        parent: ResultHandle | None = None,
+    ) -> None:
+        from celeriac.app import current_app
+
+        self.id = id
+        self.results: list[ResultHandle] = list(results)
+        self.app = app or current_app()
+        self.parent = parent
+
+    def __repr__(self) -> str:
+        return f"<GroupResult: {self.id} [{', '.join(r.id for r in self.results)}]>"
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __iter__(self) -> Iterator[ResultHandle]:
+        return iter(self.results)
+
+    def __getitem__(self, index: int) -> ResultHandle:
+        return self.results[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, GroupResult):
+            return self.id == other.id and self.results == other.results
+        return other == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def children(self) -> list[ResultHandle]:
+        """Celery's other name for ``results``."""
+        return self.results
+
+    def ready(self) -> bool:
+        """True when every task has finished."""
+        return all(r.ready() for r in self.results)
+
+    def successful(self) -> bool:
+        """True when every task succeeded."""
+        return all(r.successful() for r in self.results)
+
+    def failed(self) -> bool:
+        """True when any task failed."""
+        return any(r.failed() for r in self.results)
+
+    def waiting(self) -> bool:
+        """True when any task has not finished yet."""
+        return not self.ready()
+
+    def completed_count(self) -> int:
+        """How many tasks succeeded (Celery's meaning)."""
+        return sum(1 for r in self.results if r.successful())
+
+    def get(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 0.5,
+        disable_sync_subtasks: bool = True,
+    ) -> list[Any]:
+        """Wait for every task and return their results in order; see :meth:`join`.
+
+        Raises:
+            TimeoutError: not all finished within ``timeout`` seconds (in total).
+            BaseException: the first failed task's exception, when ``propagate``.
+        """
+        return self.join(timeout, propagate, interval)
+
+    def join(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 0.5,
+        callback: Callable[[str, Any], None] | None = None,
+        disable_sync_subtasks: bool = True,
+    ) -> list[Any]:
+        """Wait for the tasks one after another, within one ``timeout`` for all.
+
+        With ``callback``, it is called with ``(task_id, value)`` for each task and the list
+        is not returned (it is empty), as in Celery.
+
+        Raises:
+            TimeoutError: not all finished within ``timeout`` seconds.
+            BaseException: the first failed task's exception, when ``propagate``.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        values: list[Any] = []
+        for result in self.results:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            value = result.get(timeout=remaining, propagate=propagate)
+            if callback is not None:
+                callback(result.id, value)
+            else:
+                values.append(value)
+        return values
+
+    join_native = join
+
+    def revoke(self, terminate: bool = False, signal: str | int = "SIGTERM") -> None:
+        """Revoke every task of the group."""
+        for result in self.results:
+            result.revoke(terminate=terminate, signal=signal)
+
+    def forget(self) -> None:
+        """Delete the stored results of every task of the group."""
+        for result in self.results:
+            result.forget()
+
+    def save(self) -> GroupResult:
+        """Store this group's shape in the backend, for :meth:`restore`; returns self.
+
+        Raises:
+            BackendError: the backend cannot be reached.
+        """
+        from celeriac.canvas.plan import expiry, group_key
+
+        document = {"result": result_tree(self)}
+        self.app.backend.put_document(group_key(self.id), document, expires=expiry(self.app))
+        return self
+
+    def delete(self) -> None:
+        """Remove the saved shape (the tasks' results stay)."""
+        from celeriac.canvas.plan import group_key
+
+        self.app.backend.put_document(group_key(self.id), {}, expires=0.0)
+
+    @classmethod
+    def restore(cls, id: str, app: Celeriac | None = None) -> GroupResult | None:
+        """The group saved under ``id``, or None."""
+        from celeriac.app import current_app
+        from celeriac.canvas.plan import group_key
+
+        app = app or current_app()
+        document = app.backend.get_document(group_key(id))
+        if not document or "result" not in document:
+            return None
+        restored = result_from_tree(app, document["result"])
+        return restored if isinstance(restored, GroupResult) else None
+
+
+def result_tree(result: ResultHandle) -> dict[str, Any]:
+    """A JSON-ready description of a result handle and what it holds."""
+    if isinstance(result, GroupResult):
+        return {"id": result.id, "results": [result_tree(r) for r in result.results]}
+    return {"id": result.id}
+
+
+def result_from_tree(app: Celeriac, tree: dict[str, Any]) -> ResultHandle:
+    """The result handle that :func:`result_tree` described."""
+    if "results" in tree:
+        members = [result_from_tree(app, t) for t in tree["results"]]
+        return GroupResult(str(tree["id"]), members, app)
+    return AsyncResult(str(tree["id"]), app)

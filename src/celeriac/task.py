@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 from celeriac.exceptions import ConfigurationError, MaxRetriesExceededError, Retry
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from celeriac.app import Celeriac
-    from celeriac.canvas import Signature
+    from celeriac.canvas import Signature, chunks, xmap, xstarmap
     from celeriac.result import AsyncResult, EagerResult
 
 P = ParamSpec("P")
@@ -74,6 +76,7 @@ class Request:
     soft_time_limit: float | None = None
     is_eager: bool = False
     called_directly: bool = True
+    children: list[str] = field(default_factory=list)  # ids of the calls this call sent
 
     @property
     def group(self) -> str | None:
@@ -346,3 +349,21 @@ class Task(Generic[P, R]):
     def si(self, *args: Any, **kwargs: Any) -> Signature:
         """An immutable signature: it ignores the previous step's result."""
         return self.signature(args, kwargs, immutable=True)
+
+    def map(self, it: Iterable[Any]) -> xmap:
+        """One task that calls this one with each item: ``[self(item) for item in it]``."""
+        from celeriac.canvas import xmap
+
+        return xmap(self.s(), it, app=self.app)
+
+    def starmap(self, it: Iterable[Any]) -> xstarmap:
+        """One task that calls this one with each item as arguments: ``[self(*i) for i in it]``."""
+        from celeriac.canvas import xstarmap
+
+        return xstarmap(self.s(), it, app=self.app)
+
+    def chunks(self, it: Iterable[Any], n: int) -> chunks:
+        """Split ``it`` (argument tuples) into tasks of ``n`` items each; applied, a group."""
+        from celeriac.canvas import chunks
+
+        return chunks(self.s(), it, n, app=self.app)

@@ -15,6 +15,7 @@ import pytest
 from celeriac.backends.base import ResultBackend
 from celeriac.backends.memory import MemoryBackend
 from celeriac.backends.sqlite import SqliteBackend
+from support.redis_server import shared_server
 
 
 class FakeClock:
@@ -42,7 +43,16 @@ def _sqlite(tmp_path: Path, clock: FakeClock) -> ResultBackend:
     return SqliteBackend(str(tmp_path / "r.db"), clock=clock)
 
 
-FACTORIES: dict[str, BackendFactory] = {"memory": _memory, "sqlite": _sqlite}
+def _redis(tmp_path: Path, clock: FakeClock) -> ResultBackend:
+    from celeriac.backends.redis import RedisBackend
+    from celeriac.redis_connect import RedisOptions
+
+    # One server for the session; a key prefix of its own keeps each test's keys apart.
+    options = RedisOptions(global_keyprefix=f"test-{uuid.uuid4().hex}:")
+    return RedisBackend(shared_server().url(), options, clock=clock)
+
+
+FACTORIES: dict[str, BackendFactory] = {"memory": _memory, "sqlite": _sqlite, "redis": _redis}
 
 
 @pytest.fixture

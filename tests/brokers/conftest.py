@@ -15,6 +15,7 @@ import pytest
 from celeriac.brokers.base import Broker
 from celeriac.brokers.memory import MemoryBroker
 from celeriac.brokers.sqlite import SqliteBroker
+from support.redis_server import shared_server
 
 
 class FakeClock:
@@ -42,7 +43,16 @@ def _sqlite(tmp_path: Path, clock: FakeClock) -> Broker:
     return SqliteBroker(str(tmp_path / "b.db"), clock=clock)
 
 
-FACTORIES: dict[str, BrokerFactory] = {"memory": _memory, "sqlite": _sqlite}
+def _redis(tmp_path: Path, clock: FakeClock) -> Broker:
+    from celeriac.brokers.redis import RedisBroker
+    from celeriac.redis_connect import RedisOptions
+
+    # One server for the session; a key prefix of its own keeps each test's keys apart.
+    options = RedisOptions(global_keyprefix=f"test-{uuid.uuid4().hex}:")
+    return RedisBroker(shared_server().url(), options, clock=clock)
+
+
+FACTORIES: dict[str, BrokerFactory] = {"memory": _memory, "sqlite": _sqlite, "redis": _redis}
 
 
 @pytest.fixture

@@ -9,16 +9,21 @@ from celeriac.brokers.base import Broker, DeadLetter, Delivery
 from celeriac.exceptions import ConfigurationError
 from celeriac.urls import mask_url, scheme_of
 
-SCHEMES = ("memory", "sqlite", "redis", "rediss", "redis+sentinel")
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "sentinel")
+SCHEMES = ("memory", "sqlite", *REDIS_SCHEMES)
 
 
-def create_broker(url: str, options: Mapping[str, Any] | None = None) -> Broker:
+def create_broker(
+    url: str, options: Mapping[str, Any] | None = None, *, publish_timeout: float | None = None
+) -> Broker:
     """Build the broker that ``url`` names.
 
-    ``options`` are the app's ``broker_transport_options`` for brokers that take some.
+    ``options`` are the app's ``broker_transport_options`` for brokers that take some;
+    ``publish_timeout`` bounds how long a publish may wait for an unreachable broker.
 
     Raises:
-        ConfigurationError: the URL names no known broker, or is malformed.
+        ConfigurationError: the URL names no known broker, or is malformed, or the package
+            its broker needs is not installed.
     """
     scheme = scheme_of(url)
     if scheme == "memory":
@@ -33,9 +38,17 @@ def create_broker(url: str, options: Mapping[str, Any] | None = None) -> Broker:
             return SqliteBroker(parse_sqlite_url(url))
         except ValueError as exc:
             raise ConfigurationError(f"bad broker URL: {exc}") from None
+    if scheme in REDIS_SCHEMES:
+        from celeriac.brokers.redis import RedisBroker
+        from celeriac.redis_connect import RedisOptions
+
+        settings = RedisOptions.from_settings(options)
+        if publish_timeout is None:
+            return RedisBroker(url, settings)
+        return RedisBroker(url, settings, publish_timeout=publish_timeout)
     raise ConfigurationError(
         f"unknown broker URL {mask_url(url)!r}: the scheme must be one of "
-        + ", ".join(f"{s}://" for s in SCHEMES if s in ("memory", "sqlite"))
+        + ", ".join(f"{s}://" for s in SCHEMES)
     )
 
 

@@ -1,5 +1,28 @@
-"""Workflows: signatures now; chain, group, chord and DAGs build on them."""
+"""Workflows: signatures, chain, group, chord, map/starmap/chunks, and DAGs.
 
-from celeriac.canvas.signature import Signature, signature
+How each one runs, and why none can hang, is written down in ``docs/design/workflows.md``.
+"""
 
-__all__ = ["Signature", "signature"]
+from celeriac.canvas.chain import chain
+from celeriac.canvas.dag import Dag, DagNode, DagRun, DagRunNotFound, NodeStatus, dag
+from celeriac.canvas.group import chord, group
+from celeriac.canvas.maps import chunks, xmap, xstarmap
+from celeriac.canvas.signature import Signature, maybe_signature, signature
+
+__all__ = [
+    "Dag",
+    "DagNode",
+    "DagRun",
+    "DagRunNotFound",
+    "NodeStatus",
+    "Signature",
+    "chain",
+    "chord",
+    "chunks",
+    "dag",
+    "group",
+    "maybe_signature",
+    "signature",
+    "xmap",
+    "xstarmap",
+]

@@ -4,21 +4,40 @@ A signature is plain data and survives a JSON round trip (``to_dict`` / ``Signat
 which is how the rest of a chain travels inside a message. Arguments given when the signature is
 called are put *before* its own (``add.s(2).delay(4)`` calls ``add(4, 2)``), as in Celery, unless
 it is immutable (``add.si(...)``).
+
+Every canvas type (``chain``, ``group``, ``chord``, ``xmap``, ``xstarmap``, ``chunks``) is a
+``Signature`` too, named by its ``subtask_type`` in the dict form, and answers the same few
+questions: ``freeze()`` gives it task ids and returns its result handle before anything is sent;
+``_plan()`` turns it into documents and messages (``canvas.plan``).
 """
 
 from __future__ import annotations
 
 import copy
+import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from celeriac.canvas.plan import NOT_INHERITED, Context, Plan
 
 if TYPE_CHECKING:
     from celeriac.app import Celeriac
-    from celeriac.result import AsyncResult, EagerResult
+    from celeriac.result import AsyncResult, EagerResult, GroupResult
+    from celeriac.task import Task
+
+    Result = AsyncResult[Any] | GroupResult
 
 
 class Signature:
     """A task call to be made later; see the module docstring."""
+
+    subtask_type: ClassVar[str | None] = None
+    _types: ClassVar[dict[str, type[Signature]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.subtask_type:
+            Signature._types[cls.subtask_type] = cls
 
     def __init__(
         self,
@@ -43,6 +62,12 @@ class Signature:
         return self.task
 
     @property
+    def id(self) -> str | None:
+        """The task id this call will have (set by :meth:`freeze`, or by ``task_id=``)."""
+        value = self.options.get("task_id")
+        return None if value is None else str(value)
+
+    @property
     def app(self) -> Celeriac:
         """The app that sends this signature (the current app when none was given)."""
         if self._app is None:
@@ -50,6 +75,15 @@ class Signature:
 
             self._app = current_app()
         return self._app
+
+    @property
+    def type(self) -> Task[Any, Any]:
+        """The registered task this signature calls.
+
+        Raises:
+            NotRegistered: no task of that name is registered with the app.
+        """
+        return self.app.get_task(self.task)
 
     def __repr__(self) -> str:
         parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
@@ -88,6 +122,36 @@ class Signature:
     def set_immutable(self, immutable: bool) -> None:
         """Make the signature ignore (or accept) arguments given when it is called."""
         self.immutable = immutable
+
+    def link(self, callback: Signature | dict[str, Any]) -> Signature | dict[str, Any]:
+        """Apply ``callback`` with this call's result when it succeeds; returns ``callback``."""
+        self._append_option("link", callback)
+        return callback
+
+    def link_error(self, errback: Signature | dict[str, Any]) -> Signature | dict[str, Any]:
+        """Apply ``errback`` when this call fails; returns ``errback``.
+
+        An errback whose function takes one free positional parameter receives the failed
+        task's id; one that takes more receives ``(request, exc, traceback)`` (as Celery).
+        """
+        self._append_option("link_error", errback)
+        return errback
+
+    def on_error(self, errback: Signature | dict[str, Any]) -> Signature:
+        """:meth:`link_error`, returning self so that it can be chained."""
+        self.link_error(errback)
+        return self
+
+    def _append_option(self, key: str, sig: Signature | dict[str, Any]) -> None:
+        entry = sig.to_dict() if isinstance(sig, Signature) else dict(sig)
+        self.options[key] = [*as_list(self.options.get(key)), entry]
+
+    def __or__(self, other: object) -> Signature:
+        if not isinstance(other, Signature):
+            return NotImplemented
+        from celeriac.canvas.chain import chain
+
+        return chain(self, other, app=self._app)
 
     # -- sending -------------------------------------------------------------------------------
     def apply_async(
@@ -128,6 +192,50 @@ class Signature:
         """``~sig``: send the call and wait for its result."""
         return self.apply_async().get()
 
+    # -- the canvas protocol -------------------------------------------------------------------
+    def freeze(self, _id: str | None = None, *, parent: Result | None = None) -> Result:
+        """Give the call its task id now (``_id``, or a new one unless it has one) and return
+        its result handle, before anything is sent."""
+        from celeriac.result import AsyncResult
+
+        if _id is not None:
+            self.options["task_id"] = _id
+        elif self.options.get("task_id") is None:
+            self.options["task_id"] = str(uuid.uuid4())
+        return AsyncResult(str(self.options["task_id"]), self.app, parent=parent)
+
+    def _inherit(self, options: dict[str, Any]) -> None:
+        """Take a container's options as defaults (the signature's own win)."""
+        given = {k: v for k, v in options.items() if k not in NOT_INHERITED}
+        self.options = {**given, **self.options}
+
+    def _expanded(self) -> Signature:
+        """The canvas this one stands for (``chunks`` stands for a group)."""
+        return self
+
+    def _leaves(self) -> list[Signature]:
+        """Every task the canvas would run (after freeze), to record what never ran."""
+        return [self]
+
+    def _head_ids(self) -> list[str]:
+        """Ids of the tasks sent first when the canvas is applied (after freeze)."""
+        return [] if self.id is None else [self.id]
+
+    def _terminal_id(self) -> str:
+        """The id whose result is the canvas's result (after freeze)."""
+        return str(self.id)
+
+    def _plan(
+        self, ctx: Context, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None
+    ) -> Plan:
+        """The messages that apply this canvas with these extra arguments (after freeze).
+
+        Raises:
+            ConfigurationError, TypeError, MessageTooLarge: as ``Celeriac.build_message``.
+        """
+        call = self.clone(args, kwargs)
+        return Plan(messages=[ctx.message(call.task, call.args, call.kwargs, call.options)])
+
     # -- the wire form ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description of this signature."""
@@ -137,12 +245,23 @@ class Signature:
             "kwargs": self.kwargs,
             "options": self.options,
             "immutable": self.immutable,
-            "subtask_type": None,
+            "subtask_type": self.subtask_type,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], app: Celeriac | None = None) -> Signature:
-        """Rebuild a signature written by :meth:`to_dict`."""
+        """Rebuild a signature (of any canvas type) written by :meth:`to_dict`.
+
+        Raises:
+            ValueError: an unknown ``subtask_type``.
+        """
+        kind = data.get("subtask_type")
+        if kind:
+            target = Signature._types.get(str(kind))
+            if target is None:
+                raise ValueError(f"unknown subtask_type {kind!r}")
+            if target is not cls:
+                return target.from_dict(data, app)
         return cls(
             data["task"],
             data.get("args", ()),
@@ -151,6 +270,31 @@ class Signature:
             immutable=bool(data.get("immutable", False)),
             app=app,
         )
+
+
+def as_list(value: Any) -> list[Any]:
+    """``None`` as ``[]``, one item as ``[item]``, a list or tuple as a list."""
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [value]
+
+
+def maybe_signature(value: Signature | dict[str, Any], app: Celeriac | None = None) -> Signature:
+    """A signature from a signature or its dict form.
+
+    Raises:
+        TypeError: ``value`` is neither.
+        ValueError: an unknown ``subtask_type``.
+    """
+    if isinstance(value, Signature):
+        if app is not None and value._app is None:
+            value._app = app
+        return value
+    if isinstance(value, dict):
+        return Signature.from_dict(value, app)
+    raise TypeError(f"expected a signature, not {type(value).__name__}: {value!r}")
 
 
 def signature(
@@ -168,3 +312,22 @@ def signature(
         return Signature.from_dict(task, app)
     immutable = bool(options.pop("immutable", False))
     return Signature(task, args, kwargs, options=options, immutable=immutable, app=app)
+
+
+def links_workflow(options: dict[str, Any], app: Celeriac) -> dict[str, Any]:
+    """The ``workflow`` of a message sent with these options: the given one, plus the
+    ``link`` and ``link_error`` signatures, each given its task id now.
+
+    Raises:
+        TypeError: a link that is not a signature.
+    """
+    workflow = dict(options.get("workflow") or {})
+    for key in ("link", "link_error"):
+        entries = []
+        for item in as_list(options.get(key)):
+            sig = maybe_signature(item, app).clone()
+            sig.freeze()
+            entries.append(sig.to_dict())
+        if entries:
+            workflow[key] = [*as_list(workflow.get(key)), *entries]
+    return workflow

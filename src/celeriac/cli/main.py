@@ -17,6 +17,10 @@ import click
 
 from celeriac import __version__
 from celeriac.app import Celeriac
+from celeriac.beat import embedded_beat
+from celeriac.cli.beat import beat as beat_command
+from celeriac.cli.beat import schedule as schedule_command
+from celeriac.cli.dag import dag as dag_command
 from celeriac.exceptions import CeleriacError, ConfigurationError
 from celeriac.loading import find_app
 from celeriac.logs import LEVELS, setup_logging
@@ -86,6 +90,7 @@ def cli(ctx: click.Context, reference: str | None, broker: str | None, backend: 
 @click.option("--max-memory-per-child", type=click.IntRange(min=1), help="Recycle above N KiB.")
 @click.option("--prefetch-multiplier", type=click.IntRange(min=1), help="Messages held per slot.")
 @click.option("--shutdown-timeout", type=float, help="Seconds running tasks get on SIGTERM.")
+@click.option("-B", "--beat", is_flag=True, help="Also run beat, in a thread of this process.")
 @click.pass_context
 @_one_line_errors
 def worker(
@@ -99,6 +104,7 @@ def worker(
     max_memory_per_child: int | None,
     prefetch_multiplier: int | None,
     shutdown_timeout: float | None,
+    beat: bool,
 ) -> None:
     """Start a worker that runs the app's tasks."""
     setup_logging(loglevel)
@@ -114,7 +120,11 @@ def worker(
         prefetch_multiplier=prefetch_multiplier,
         shutdown_timeout=shutdown_timeout,
     )
-    run_worker(app, options)
+    if not beat:
+        run_worker(app, options)
+        return
+    with embedded_beat(app):
+        run_worker(app, options)
 
 
 @cli.command()
@@ -184,6 +194,11 @@ def purge(ctx: click.Context, queues: str, force: bool) -> None:
         click.confirm(f"Delete every waiting message in {', '.join(names)}?", abort=True)
     removed = app.broker.purge(names)
     click.echo(f"Purged {removed} message{'s' if removed != 1 else ''} from {', '.join(names)}.")
+
+
+cli.add_command(beat_command)
+cli.add_command(schedule_command)
+cli.add_command(dag_command)
 
 
 def main() -> None:

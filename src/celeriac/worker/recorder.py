@@ -23,6 +23,7 @@ from celeriac.exceptions import WorkerLostError
 from celeriac.execution import IGNORED, REJECTED, Outcome, failure
 from celeriac.message import Message, peek_id
 from celeriac.serialization import Serializer
+from celeriac.worker.followups import Followups
 from celeriac.worker.leases import LeaseKeeper
 from celeriac.worker.pool import UNDECODABLE
 
@@ -94,6 +95,7 @@ class Recorder:
         *,
         hostname: str,
         expires: float | None,
+        followups: Followups | None = None,
     ) -> None:
         self.broker = broker
         self.backend = backend
@@ -101,6 +103,7 @@ class Recorder:
         self.keeper = keeper
         self.hostname = hostname
         self.expires = expires
+        self.followups = followups  # workflows: what comes after a task (canvas.engine)
 
     def settle(self, batch: Sequence[Settlement]) -> None:
         """Record and settle a batch; see the module docstring.
@@ -125,6 +128,8 @@ class Recorder:
         records = [r for s in kept if s.record and (r := self._record(s)) is not None]
         with self.broker.batch():
             self.backend.store_many(records, expires=self.expires)
+            if self.followups is not None:  # after storing, before acking: never lost
+                self.followups.run(kept)
             self.broker.ack_many([s.delivery for s in kept if s.action == ACK])
             for settlement in kept:
                 self._settle_one(settlement)
@@ -140,6 +145,11 @@ class Recorder:
         meta: dict[str, Any] = {"worker": self.hostname}
         if message is not None:
             meta["task"] = message.task
+            children = list(outcome.children)
+            if self.followups is not None:
+                children += self.followups.children(message, outcome)
+            if children:
+                meta["children"] = children
         return ResultRecord(
             task_id=task_id,
             state=_state_for(settlement),

@@ -34,6 +34,7 @@ from celeriac.message import Message
 from celeriac.task import Request
 from celeriac.worker.commands import CommandReader
 from celeriac.worker.consumer import Consumer
+from celeriac.worker.followups import Followups
 from celeriac.worker.intake import Intake, Refusal
 from celeriac.worker.leases import LeaseKeeper
 from celeriac.worker.pool import ExecutionPool, Finished, Job
@@ -103,6 +104,8 @@ class Worker:
         self.options = options
         self.hostname = format_hostname(options.hostname)
         self.queues = list(options.queues) or [conf.task_default_queue]
+        if conf.worker_direct:  # Celery's: a queue of this node's own, to send to it by name
+            self.queues.append(f"{self.hostname}.dq")
         self.concurrency = int(
             options.concurrency or conf.worker_concurrency or os.cpu_count() or 1
         )
@@ -134,6 +137,7 @@ class Worker:
             self.keeper,
             hostname=self.hostname,
             expires=conf.seconds("result_expires"),
+            followups=Followups(app),
         )
         self._keys = itertools.count(1)
         self._waiting: deque[_InFlight] = deque()
@@ -167,6 +171,7 @@ class Worker:
         """Serve until stopped; returns after a clean shutdown."""
         if self.options.install_signal_handlers:
             self._install_signal_handlers()
+        self.app.finalize()  # built-in tasks and on_after_configure, before the pool forks
         self.pool.start()
         self.keeper.start()
         self.commands.refresh()

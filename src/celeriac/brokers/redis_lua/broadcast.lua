@@ -1,0 +1,29 @@
+-- broadcast.lua: append a control message that every consumer reads, and drop expired ones.
+--
+-- KEYS[1]  broadcasts   stream  entries {e = expiry time, p = payload}
+--
+-- ARGV[1]  now, epoch seconds ('' = Redis's own clock, TIME)
+-- ARGV[2]  seconds to keep the new entry
+-- ARGV[3]  its payload
+--
+-- Returns the new entry's id.
+--
+-- Why a script: the expiry is computed on the same clock that readers compare it with, and
+-- the trimming looks at the oldest entries only (at most 100), so it stays cheap.
+
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+
+for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 100)) do
+  local fields = entry[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'e' and tonumber(fields[i + 1]) <= now then
+      redis.call('XDEL', KEYS[1], entry[1])
+    end
+  end
+end
+return redis.call('XADD', KEYS[1], '*', 'e', string.format('%.6f', now + tonumber(ARGV[2])),
+  'p', ARGV[3])

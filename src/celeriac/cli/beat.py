@@ -1,0 +1,125 @@
+"""``celeriac beat`` and ``celeriac schedule ...``: thin commands over ``celeriac.beat``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from celeriac.app import Celeriac
+from celeriac.beat import BeatOptions, ScheduleControl, run_beat
+from celeriac.logs import LEVELS, setup_logging
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _one_line_errors(fn: F) -> F:
+    # celeriac.cli.main imports this module to register its commands, so its helpers are
+    # looked up when a command runs rather than imported at the top.
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from celeriac.cli.main import _one_line_errors as one_line
+
+        return one_line(fn)(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _app(ctx: click.Context) -> Celeriac:
+    from celeriac.cli.main import _app as find
+
+    app = find(ctx)
+    app.import_task_modules()
+    return app
+
+
+@click.command()
+@click.option(
+    "-l", "--loglevel", default="WARNING", type=click.Choice(LEVELS, case_sensitive=False)
+)
+@click.option(
+    "--max-interval", type=click.FloatRange(min=0.05), help="Seconds between looks at the schedule."
+)
+@click.pass_context
+@_one_line_errors
+def beat(ctx: click.Context, loglevel: str, max_interval: float | None) -> None:
+    """Send the app's periodic tasks when they are due (run as many as you like)."""
+    setup_logging(loglevel)
+    run_beat(_app(ctx), BeatOptions(max_interval=max_interval))
+
+
+@click.group()
+def schedule() -> None:
+    """List the periodic schedule, or change it while beat runs."""
+
+
+def _when(moment: dt.datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z") if moment else "-"
+
+
+@schedule.command("list")
+@click.pass_context
+@_one_line_errors
+def list_entries(ctx: click.Context) -> None:
+    """Show every entry: schedule, task, state, last and next run."""
+    statuses = ScheduleControl(_app(ctx)).entries()
+    if not statuses:
+        click.echo("No schedule entries.")
+        return
+    rows = [("NAME", "SCHEDULE", "TASK", "STATE", "LAST RUN", "NEXT RUN")]
+    rows += [
+        (
+            s.name,
+            s.schedule,
+            s.target,
+            "paused" if s.paused else "active",
+            _when(s.last_run),
+            _when(s.next_run),
+        )
+        for s in statuses
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+@schedule.command()
+@click.argument("name")
+@click.pass_context
+@_one_line_errors
+def pause(ctx: click.Context, name: str) -> None:
+    """Stop sending the fires of entry NAME."""
+    ScheduleControl(_app(ctx)).pause(name)
+    click.echo(f"Paused {name}.")
+
+
+@schedule.command()
+@click.argument("name")
+@click.pass_context
+@_one_line_errors
+def resume(ctx: click.Context, name: str) -> None:
+    """Send the fires of entry NAME again, from its next one."""
+    ScheduleControl(_app(ctx)).resume(name)
+    click.echo(f"Resumed {name}.")
+
+
+@schedule.command()
+@click.argument("name")
+@click.pass_context
+@_one_line_errors
+def run(ctx: click.Context, name: str) -> None:
+    """Send one fire of entry NAME now, and print its task id."""
+    click.echo(ScheduleControl(_app(ctx)).run(name))
+
+
+@schedule.command()
+@click.argument("name")
+@click.pass_context
+@_one_line_errors
+def remove(ctx: click.Context, name: str) -> None:
+    """Remove entry NAME (one added at run time)."""
+    ScheduleControl(_app(ctx)).remove(name)
+    click.echo(f"Removed {name}.")

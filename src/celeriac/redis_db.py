@@ -1,0 +1,361 @@
+"""One Redis server as a process sees it, shared by the Redis broker and result backend.
+
+As ``sqlite_db.py`` does for a SQLite file, :func:`open_database` gives one object per server
+(URL and options) in a process: its client (a thread-safe connection pool), its Lua scripts and
+the batch that each thread has open.
+
+Batches. A worker's turn stores results, settles messages and leases new ones inside
+``Broker.batch()``. On Redis, the calls that only write (the backend's ``store_many``, the
+broker's ``ack_many``, ``requeue`` and ``dead_letter``) are queued while this thread has a batch
+open, and run with the batch's next script call (the refill ``fetch``), or at its end, as one
+Lua script composed of theirs (:func:`compose`): a turn costs one round trip and one script
+run, it is atomic, and the parts run in the order they were called, so if storing a result
+fails, its message is not settled. Their return values inside a batch are therefore
+provisional; what Redis refuses when they run is passed to the caller's ``on_reply``. Any other
+call first sends what is queued (:meth:`RedisDatabase.direct`), so a thread always reads its own
+writes. An exception inside the batch drops what was queued, as a rollback would.
+
+Scripts are sent with ``EVAL`` (their source, comments stripped), never ``EVALSHA``: a server
+that lost its script cache (a restart) would otherwise fail one script of a transaction and
+still run the others; Redis finds the compiled script by its hash all the same. They go over a
+connection of the calling thread's own, packed by hiredis and written in one ``sendall``: the
+hot path of a worker's turn spends its time in Redis, not in the client library.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from celeriac.exceptions import CeleriacError
+from celeriac.redis_connect import TRANSIENT, RedisClock, RedisOptions, connect, redis
+from celeriac.urls import mask_url
+
+_pack_hiredis: Callable[[Any], bytes] | None
+try:
+    from hiredis import pack_command as _pack_hiredis
+except ImportError:  # pragma: no cover - hiredis comes with celeriac[redis]
+    _pack_hiredis = None
+
+Arg = str | bytes | int | float
+Command = tuple[Arg, ...]
+
+
+def _minify(source: str) -> str:
+    """The script without its comment lines and indentation (sent with every EVAL)."""
+    lines = (line.strip() for line in source.splitlines())
+    return "\n".join(line for line in lines if line and not line.startswith("--"))
+
+
+class LuaScript:
+    """A Lua script shipped as ``redis_lua/<name>.lua`` in a package."""
+
+    def __init__(self, package: str, name: str) -> None:
+        self.name = name
+        text = resources.files(package).joinpath("redis_lua", f"{name}.lua").read_text()
+        self.source = _minify(text)
+
+    def command(self, keys: Sequence[str], args: Sequence[Arg]) -> Command:
+        """The ``EVAL`` command that runs it (see the module docstring)."""
+        return ("EVAL", self.source, len(keys), *keys, *args)
+
+
+# The body of a composed script: run each part on its slice of KEYS and ARGV, in order.
+_COMPOSED_MAIN = """
+local m = tonumber(ARGV[1])
+local ko, ao, replies = 0, 1 + 2 * m, {}
+for i = 1, m do
+local nk, na = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+local keys, args = {}, {}
+for j = 1, nk do keys[j] = KEYS[ko + j] end
+for j = 1, na do args[j] = ARGV[ao + j] end
+ko, ao = ko + nk, ao + na
+replies[i] = PARTS[i](keys, args)
+end
+return replies"""
+
+
+def compose(scripts: Sequence[LuaScript]) -> str:
+    """One script that runs ``scripts`` in order, each as a function of its own KEYS and ARGV.
+
+    It takes all the parts' keys, one after the other, and the arguments ``m, k1, a1, ... km,
+    am`` (how many keys and arguments each part takes) followed by all the parts' arguments;
+    it returns the list of the parts' replies. An error in a part stops the parts after it.
+    """
+    parts = [f"local function part{i}(KEYS, ARGV)\n{s.source}\nend" for i, s in enumerate(scripts)]
+    names = ", ".join(f"part{i}" for i in range(len(scripts)))
+    return "\n".join([*parts, f"local PARTS = {{{names}}}", _COMPOSED_MAIN])
+
+
+@dataclass
+class _Queued:
+    script: LuaScript
+    keys: Sequence[str]
+    args: Sequence[Arg]
+    on_reply: Callable[[Any], None]
+
+
+@dataclass
+class _Batch:
+    queued: list[_Queued] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+class _Errors:
+    """Turns redis-py's errors into one of ours, naming what failed and where."""
+
+    __slots__ = ("error", "url", "what")
+
+    def __init__(self, url: str, what: str, error: type[CeleriacError]) -> None:
+        self.url, self.what, self.error = url, what, error
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        if isinstance(exc, redis.RedisError):
+            raise self.error(
+                f"Redis at {self.url}: {self.what} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+
+
+class _BatchScope:
+    """One ``with`` block of :meth:`RedisDatabase.batch`."""
+
+    __slots__ = ("db", "errors", "outer")
+
+    def __init__(self, db: RedisDatabase, errors: _Errors) -> None:
+        self.db, self.errors, self.outer = db, errors, False
+
+    def __enter__(self) -> None:
+        local = self.db._local
+        self.outer = getattr(local, "batch", None) is None
+        if self.outer:
+            local.batch = _Batch()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        if not self.outer:
+            return
+        try:
+            if exc is None:
+                with self.errors:
+                    self.db.flush()
+        finally:
+            self.db._local.batch = None
+
+
+class RedisDatabase:
+    """A Redis server: the client, the scripts, this thread's batch; see the module docstring."""
+
+    def __init__(self, url: str, options: RedisOptions) -> None:
+        self.url = mask_url(url)
+        self.options = options
+        self.client = connect(url, options)
+        self.clock = RedisClock(self.client)
+        self._local = threading.local()
+        self._scripts: dict[tuple[str, str], LuaScript] = {}
+        self._lock = threading.Lock()
+        self._own: weakref.WeakSet[Any] = weakref.WeakSet()  # the threads' own connections
+        self._composed: dict[tuple[str, ...], str] = {}
+
+    def script(self, package: str, name: str) -> LuaScript:
+        """The script ``redis_lua/<name>.lua`` of ``package`` (read once)."""
+        with self._lock:
+            if (package, name) not in self._scripts:
+                self._scripts[package, name] = LuaScript(package, name)
+            return self._scripts[package, name]
+
+    def disconnect(self) -> None:
+        """Close every connection (the pool's and the threads' own); the next call reconnects."""
+        self.client.connection_pool.disconnect()
+        with self._lock:
+            own = list(self._own)
+        for conn in own:
+            conn.disconnect()
+
+    # -- the fast path: this thread's own connection ---------------------------------------
+    def _connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():
+            conn = self.client.connection_pool.make_connection()
+            self._local.conn, self._local.pid = conn, os.getpid()
+            with self._lock:
+                self._own.add(conn)
+        # Connected here, never by send_packed_command: when it reconnects by itself, it skips
+        # the Sentinel lookup of a Sentinel-managed connection (and goes to localhost:6379).
+        if getattr(conn, "_sock", None) is None:
+            conn.connect()
+        return conn
+
+    def execute(self, commands: Sequence[Command]) -> list[Any]:
+        """Send ``commands`` in one write on this thread's own connection; read every reply.
+
+        A connection found dead (the server restarted) is replaced and the commands are sent
+        once more, as redis-py itself does.
+
+        Raises:
+            redis.RedisError: Redis failed, or answered one of the commands with an error.
+        """
+        packed = None
+        for attempt in (1, 2):
+            conn = None
+            try:
+                conn = self._connection()
+                if packed is None:
+                    packed = _pack(conn, commands)
+                conn.send_packed_command([packed], check_health=False)
+                return [conn.read_response() for _ in commands]
+            except TRANSIENT:
+                if conn is not None:
+                    conn.disconnect()
+                if attempt == 2:
+                    raise
+            except BaseException:
+                if conn is not None:
+                    conn.disconnect()  # replies may be left unread: never reuse it half-read
+                raise
+        raise AssertionError("unreachable")
+
+    def direct_execute(self, commands: Sequence[Command]) -> list[Any]:
+        """:meth:`execute`, after sending what this thread's batch queued.
+
+        Raises:
+            redis.RedisError: Redis failed, or answered one of the commands with an error.
+        """
+        self.flush()
+        return self.execute(commands)
+
+    def call(self, script: LuaScript, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        """Run one script now, on its own (nothing queued is sent with it).
+
+        Raises:
+            redis.RedisError: Redis failed or the script raised an error.
+        """
+        return self.execute([script.command(keys, args)])[0]
+
+    def errors(self, what: str, error: type[CeleriacError]) -> _Errors:
+        """A context that turns redis-py's errors into ``error``, naming what failed and
+        where (a class, not a generator: it wraps every call of the hot path)."""
+        return _Errors(self.url, what, error)
+
+    def batch(self, what: str, error: type[CeleriacError]) -> _BatchScope:
+        """A context that queues this thread's writes until the next script call or its end
+        (a nested one joins the outer one); failures are raised as ``error``."""
+        return _BatchScope(self, _Errors(self.url, what, error))
+
+    def batch_state(self) -> dict[str, Any] | None:
+        """A scratch dict that lives as long as this thread's open batch (None: no batch)."""
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        return None if batch is None else batch.state
+
+    def defer(
+        self,
+        script: LuaScript,
+        keys: Sequence[str],
+        args: Sequence[Arg],
+        on_reply: Callable[[Any], None],
+    ) -> bool:
+        """Queue a call in this thread's batch (True), or do nothing when none is open."""
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        if batch is None:
+            return False
+        batch.queued.append(_Queued(script, keys, args, on_reply))
+        return True
+
+    def _take(self) -> list[_Queued]:
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        if batch is None or not batch.queued:
+            return []
+        queued, batch.queued = batch.queued, []
+        return queued
+
+    def run(self, script: LuaScript, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        """Run ``script`` now, after what this thread's batch queued, in one transaction.
+
+        Raises:
+            redis.RedisError: Redis failed or refused the call (what was queued is dropped).
+        """
+        queued = self._take()
+        if not queued:
+            return self.call(script, keys, args)
+        last = _Queued(script, keys, args, lambda reply: None)
+        return self._run_composed([*queued, last])[-1]
+
+    def flush(self) -> None:
+        """Send what this thread's batch queued.
+
+        Raises:
+            redis.RedisError: Redis failed or refused it (it is dropped).
+        """
+        queued = self._take()
+        if len(queued) == 1:
+            call = queued[0]
+            call.on_reply(self.call(call.script, call.keys, call.args))
+        elif queued:
+            self._run_composed(queued)
+
+    def direct(self) -> redis.Redis:
+        """The client, for a command that is not a script, after sending what was queued.
+
+        Raises:
+            redis.RedisError: sending what was queued failed.
+        """
+        self.flush()
+        return self.client
+
+    def _run_composed(self, calls: list[_Queued]) -> list[Any]:
+        """Run the calls as one composed script; hand each its reply."""
+        names = tuple(call.script.name for call in calls)
+        source = self._composed.get(names)
+        if source is None:
+            source = self._composed[names] = compose([call.script for call in calls])
+        keys = [key for call in calls for key in call.keys]
+        header: list[Arg] = [len(calls)]
+        for call in calls:
+            header += [len(call.keys), len(call.args)]
+        args = [arg for call in calls for arg in call.args]
+        replies: list[Any] = self.call_source(source, keys, header + args)
+        for call, reply in zip(calls, replies, strict=True):
+            call.on_reply(reply)
+        return replies
+
+    def call_source(self, source: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        """Run a script given by its source, now.
+
+        Raises:
+            redis.RedisError: Redis failed or the script raised an error.
+        """
+        return self.execute([("EVAL", source, len(keys), *keys, *args)])[0]
+
+
+def _pack(conn: Any, commands: Sequence[Command]) -> bytes:
+    """The commands in Redis's wire format, in one buffer (by hiredis when it is there)."""
+    if _pack_hiredis is not None:
+        return b"".join(_pack_hiredis(command) for command in commands)
+    return b"".join(b"".join(conn.pack_command(*command)) for command in commands)
+
+
+_databases: dict[tuple[Any, ...], RedisDatabase] = {}
+_databases_lock = threading.Lock()
+
+
+def open_database(url: str, options: RedisOptions) -> RedisDatabase:
+    """The process's one :class:`RedisDatabase` for ``url`` and ``options``.
+
+    Raises:
+        ConfigurationError: the URL is malformed or names no Redis.
+    """
+    key = (url, options.key())
+    with _databases_lock:
+        if key not in _databases:
+            _databases[key] = RedisDatabase(url, options)
+        return _databases[key]
