@@ -2,61 +2,29 @@
 
 from __future__ import annotations
 
-import datetime
 import importlib
 import threading
-import time
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
-from celeriac import states
-from celeriac.backends import ResultBackend, ResultRecord, create_backend
+from celeriac.backends import ResultBackend, create_backend
 from celeriac.brokers import Broker, create_broker
-from celeriac.canvas.eager import run_links
-from celeriac.canvas.signature import Signature, links_workflow
-from celeriac.config import Settings, to_seconds
+from celeriac.canvas.signature import Signature
+from celeriac.config import Settings
 from celeriac.control import Control
-from celeriac.exceptions import ConfigurationError, MessageTooLarge, NotRegistered
-from celeriac.execution import IGNORED, execute
+from celeriac.eager import apply_eagerly
+from celeriac.exceptions import ConfigurationError, NotRegistered
 from celeriac.message import Message
-from celeriac.result import AsyncResult, EagerResult, decode_record
+from celeriac.periodic import APPLY_SCHEDULED, apply_scheduled, periodic_entry
+from celeriac.result import AsyncResult, EagerResult
 from celeriac.router import Router
-from celeriac.schedules import as_schedule
+from celeriac.sending import build_message, check_send_options, note_child
 from celeriac.serialization import Serializer
 from celeriac.signals import Signal
-from celeriac.task import Request, Task, current_request, sender_lineage
+from celeriac.task import Task
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-SEND_OPTIONS = frozenset(
-    {
-        "countdown",
-        "eta",
-        "expires",
-        "queue",
-        "priority",
-        "task_id",
-        "headers",
-        "link",
-        "link_error",
-        "ignore_result",
-        "time_limit",
-        "soft_time_limit",
-        "retries",
-        "parent_id",
-        "root_id",
-        "group_id",
-        "workflow",
-        "serializer",
-        "add_to_parent",
-    }
-)
-
-# The built-in task that starts a scheduled workflow: beat sends one message per fire, and a
-# worker turns it into the workflow's messages (see docs/design/beat.md).
-APPLY_SCHEDULED = "celeriac.apply_scheduled"
 
 _current: Celeriac | None = None
 _current_lock = threading.Lock()
@@ -69,18 +37,6 @@ def current_app() -> Celeriac:
         if _current is None:
             _current = Celeriac("default")
         return _current
-
-
-def _epoch(value: float | datetime.datetime | None, what: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=datetime.UTC)
-        return value.timestamp()
-    if isinstance(value, int | float):
-        return float(value)
-    raise ConfigurationError(f"{what} must be a datetime or epoch seconds, not {value!r}")
 
 
 class Celeriac:
@@ -222,7 +178,7 @@ class Celeriac:
                 return
             self._finalized = True
             self.tasks.setdefault(
-                APPLY_SCHEDULED, Task(_apply_scheduled, self, name=APPLY_SCHEDULED, bind=True)
+                APPLY_SCHEDULED, Task(apply_scheduled, self, name=APPLY_SCHEDULED, bind=True)
             )
             self.on_after_configure.send(sender=self, source=self.conf)
 
@@ -246,30 +202,7 @@ class Celeriac:
             ConfigurationError: ``schedule`` is not a schedule, or arguments were given for a
                 workflow (they belong in its signatures).
         """
-        from celeriac.canvas import Signature
-
-        as_schedule(schedule, what=f"add_periodic_task({name or sig!r})")
-        entry: dict[str, Any] = {"schedule": schedule}
-        for key in ("relative", "missed"):
-            if key in options:
-                entry[key] = options.pop(key)
-        if isinstance(sig, str):
-            sig = Signature(sig, app=self)
-        if isinstance(sig, Signature) and sig.to_dict().get("subtask_type") is None:
-            call = sig.clone(args, kwargs)
-            entry.update(
-                task=call.task,
-                args=call.args,
-                kwargs=call.kwargs,
-                options={**call.options, **options},
-            )
-        elif args or kwargs:
-            raise ConfigurationError(
-                f"add_periodic_task({sig!r}): give a workflow's arguments in its signatures"
-            )
-        else:
-            entry.update(task=sig, options=options)
-        key = name or repr(sig)
+        key, entry = periodic_entry(self, schedule, sig, args, kwargs, name, options)
         # A new dict: the one the project assigned is not changed behind its back.
         self.conf.beat_schedule = {**(self.conf.beat_schedule or {}), key: entry}
         return key
@@ -348,18 +281,16 @@ class Celeriac:
             MessageTooLarge: the message is over ``message_max_bytes``.
             PublishError: the message was not enqueued.
         """
-        unknown = sorted(set(options) - SEND_OPTIONS)
-        if unknown:
-            raise ConfigurationError(f"unknown option(s) for sending a task: {', '.join(unknown)}")
+        check_send_options(options)
         args, kwargs = tuple(args or ()), dict(kwargs or {})
         task = task or self.tasks.get(name)
         if task is not None:
             task.check_arguments(args, kwargs)
         if self.conf.task_always_eager and task is not None:
             return self.apply_eagerly(task, list(args), kwargs, **options)
-        message = self.build_message(name, args, kwargs, task, options)
+        message = build_message(self, name, args, kwargs, task, options)
         self.broker.publish(message)
-        _note_child(message.id, options)
+        note_child(message.id, options)
         return AsyncResult(message.id, self)
 
     def build_message(
@@ -370,112 +301,24 @@ class Celeriac:
         task: Task[Any, Any] | None,
         options: dict[str, Any],
     ) -> Message:
-        """The signed message for one call, routed and checked, ready to publish.
-
-        ``countdown`` and relative ``expires`` count from the broker's clock, the clock that
-        decides when the broker hands the message out.
+        """The signed message for one call, ready to publish (see ``celeriac.sending``).
 
         Raises:
             ConfigurationError: a bad priority or time.
             TypeError: the arguments do not serialize.
             MessageTooLarge: the message is over ``message_max_bytes``.
         """
-        given = {k: v for k, v in options.items() if v is not None}
-        routed = {**self._route(name, args, kwargs, given), **_task_defaults(task), **given}
-        try:
-            body = self.serializer.dumps([list(args), kwargs])
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name}: arguments cannot be serialized: {exc}") from exc
-        now = self.broker.clock()
-        countdown = to_seconds(routed.get("countdown"), "countdown")
-        eta = now + countdown if countdown is not None else _epoch(routed.get("eta"), "eta")
-        message = Message(
-            id=str(routed.get("task_id") or uuid.uuid4()),
-            task=name,
-            body=body,
-            content_type=self.serializer.content_type,
-            queue=str(routed.get("queue") or self.conf.task_default_queue),
-            priority=_priority(routed.get("priority", self.conf.task_default_priority)),
-            eta=eta,
-            expires=_expiry(routed.get("expires"), now),
-            retries=int(routed.get("retries", 0)),
-            sent_at=now,
-            headers=dict(routed.get("headers") or {}),
-            workflow=links_workflow(routed, self),
-            ignore_result=bool(routed.get("ignore_result", self.conf.task_ignore_result)),
-            time_limit=to_seconds(routed.get("time_limit"), "time_limit"),
-            soft_time_limit=to_seconds(routed.get("soft_time_limit"), "soft_time_limit"),
-            **_lineage(routed),
-        ).signed(self.serializer)
-        self._check_size(message)
-        return message
-
-    def _route(
-        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
-    ) -> dict[str, Any]:
-        return Router(self.conf.task_routes).route(name, args, kwargs, options)
-
-    def _check_size(self, message: Message) -> None:
-        limit = int(self.conf.message_max_bytes)
-        size = len(message.encode())
-        if size > limit:
-            raise MessageTooLarge(
-                f"{message.task}: message is {size} bytes, over message_max_bytes ({limit})"
-            )
+        return build_message(self, name, args, kwargs, task, options)
 
     def apply_eagerly(
         self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], **options: Any
     ) -> EagerResult[Any]:
-        """Run a call here, retrying at once as Celery's eager mode does.
-
-        ``throw=True`` (or False) says whether a failure is raised here, as Celery's
-        ``apply(throw=...)``; by default ``task_eager_propagates`` decides.
+        """Run a call here as a worker would (see ``celeriac.eager``).
 
         Raises:
             BaseException: the task's exception, when ``throw`` or ``task_eager_propagates``.
         """
-        task_id = str(options.get("task_id") or uuid.uuid4())
-        retries = 0
-        while True:
-            request = Request(
-                id=task_id,
-                task=task.name,
-                args=args,
-                kwargs=kwargs,
-                retries=retries,
-                is_eager=True,
-                called_directly=False,
-                hostname="eager",
-                workflow=dict(options.get("workflow") or {}),
-            )
-            outcome = execute(task, request, args, kwargs, self.serializer)
-            if outcome.state != states.RETRY:
-                break
-            retries += 1
-            args = outcome.retry_args if outcome.retry_args is not None else args
-            kwargs = outcome.retry_kwargs if outcome.retry_kwargs is not None else kwargs
-        state = states.SUCCESS if outcome.state == IGNORED else outcome.state
-        if state not in states.ALL_STATES:
-            state = states.FAILURE
-        record = ResultRecord(
-            task_id,
-            state,
-            outcome.payload,
-            outcome.content_type,
-            time.time(),
-            retries,
-            {"task": task.name},
-        )
-        if self.conf.task_store_eager_result:
-            self.backend.store(record, expires=self.conf.seconds("result_expires"))
-        if options.get("link") or options.get("link_error"):
-            run_links(self, record, options, (args, kwargs))
-        throw = options.get("throw")
-        if throw is None:
-            throw = self.conf.task_eager_propagates
-        if state == states.FAILURE and throw:
-            raise decode_record(self, record)
-        return EagerResult(task_id, self, record)
+        return apply_eagerly(self, task, args, kwargs, **options)
 
     def AsyncResult(self, task_id: str) -> AsyncResult[Any]:
         """A handle on a task call by its id."""
@@ -494,73 +337,6 @@ class Celeriac:
         return Signature(
             name, args or (), kwargs or {}, options=options, immutable=immutable, app=self
         )
-
-
-def _apply_scheduled(
-    task: Task[Any, Any], workflow: dict[str, Any] | str, options: dict[str, Any]
-) -> Any:
-    """Start a workflow that beat scheduled: one given as its ``to_dict()``, or (a DAG, which
-    has no dict form) the name of a ``beat_schedule`` entry of this app. Returns its id.
-
-    Raises:
-        ConfigurationError: this app has no such entry.
-    """
-    from celeriac.canvas import signature
-
-    if isinstance(workflow, dict):
-        return signature(workflow, app=task.app).apply_async(**options).id
-    target = (task.app.conf.beat_schedule.get(workflow) or {}).get("task")
-    if target is None:
-        raise ConfigurationError(f"this worker's app has no schedule entry {workflow!r}")
-    return getattr(target.apply_async(), "id", None)
-
-
-def _note_child(task_id: str, options: dict[str, Any]) -> None:
-    """Sent from inside a task run by a worker: the task's result lists it as a child."""
-    request = current_request()
-    if request is not None and not request.called_directly and options.get("add_to_parent", True):
-        request.children.append(task_id)
-
-
-def _task_defaults(task: Task[Any, Any] | None) -> dict[str, Any]:
-    if task is None:
-        return {}
-    values = {
-        "queue": task.queue,
-        "priority": task.priority,
-        "expires": task.expires,
-        "ignore_result": task.ignore_result,
-        "time_limit": task.time_limit,
-        "soft_time_limit": task.soft_time_limit,
-    }
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def _lineage(options: dict[str, Any]) -> dict[str, str | None]:
-    """Parent and root ids: given, or those of the task running here (a call from a task)."""
-    parent_id, root_id = sender_lineage(current_request())
-    return {
-        "parent_id": options.get("parent_id") or parent_id,
-        "root_id": options.get("root_id") or root_id,
-        "group_id": options.get("group_id"),
-    }
-
-
-def _priority(value: Any) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 9:
-        raise ConfigurationError(f"priority must be an integer from 0 to 9, not {value!r}")
-    return value
-
-
-def _expiry(value: Any, now: float) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime.datetime):
-        return _epoch(value, "expires")
-    seconds = to_seconds(value, "expires")
-    return None if seconds is None else now + seconds
 
 
 Celery = Celeriac

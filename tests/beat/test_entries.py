@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from celeriac import Celeriac, ConfigurationError, crontab, schedule
-from celeriac.app import APPLY_SCHEDULED
 from celeriac.beat import parse_entry
 from celeriac.beat.entries import code_entries, fire_message
 from celeriac.message import Message
+from celeriac.periodic import APPLY_SCHEDULED
 from celeriac.signals import Signal
 
 from .conftest import AppFactory

@@ -15,12 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from celeriac.app import APPLY_SCHEDULED, SEND_OPTIONS, Celeriac
+from celeriac.app import Celeriac
 from celeriac.canvas import Signature
 from celeriac.config import to_seconds
 from celeriac.exceptions import ConfigurationError
 from celeriac.message import Message
+from celeriac.periodic import APPLY_SCHEDULED
 from celeriac.schedules import Schedule, as_schedule, schedule_from_dict
+from celeriac.sending import SEND_OPTIONS
 
 SKIP, RUN_ONCE = "skip", "run_once"
 MISSED_POLICIES = (SKIP, RUN_ONCE)

@@ -129,7 +129,7 @@ class Context:
             TypeError: the arguments do not serialize.
             MessageTooLarge: the message is over ``message_max_bytes``.
         """
-        from celeriac.app import SEND_OPTIONS
+        from celeriac.sending import SEND_OPTIONS
 
         merged = {**self.immediate, **options}
         unknown = sorted(set(merged) - SEND_OPTIONS)
