@@ -12,7 +12,7 @@ from celeriac.backends.base import ResultRecord
 from celeriac.backends.memory import MemoryBackend
 from celeriac.brokers.memory import MemoryBroker
 from celeriac.exceptions import BackendError
-from celeriac.worker.worker import Worker, WorkerOptions
+from celeriac.worker import Worker, WorkerOptions
 
 
 class OutageBackend(MemoryBackend):

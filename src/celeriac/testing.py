@@ -30,7 +30,7 @@ import pytest
 
 if TYPE_CHECKING:
     from celeriac.app import Celeriac
-    from celeriac.worker.worker import Worker
+    from celeriac.worker import Worker
 
 
 @contextlib.contextmanager
@@ -55,7 +55,7 @@ def use_memory(app: Celeriac) -> Iterator[Celeriac]:
 
 def in_process_worker(app: Celeriac, *, queues: tuple[str, ...] = (), pool: str = "solo") -> Worker:
     """A worker whose ``drain()`` runs ready messages in the calling thread."""
-    from celeriac.worker.worker import Worker, WorkerOptions
+    from celeriac.worker import Worker, WorkerOptions
 
     options = WorkerOptions(
         concurrency=1,

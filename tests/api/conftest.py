@@ -22,7 +22,7 @@ from celeriac.brokers.base import Broker
 from celeriac.brokers.memory import MemoryBroker
 from celeriac.brokers.sqlite import SqliteBroker
 from celeriac.testing import in_process_worker, use_memory
-from celeriac.worker.worker import Worker
+from celeriac.worker import Worker
 
 BROKERS = ["memory", "sqlite"]
 

@@ -12,7 +12,7 @@ import celeriac.testing
 from celeriac import Celeriac
 from celeriac.backends.memory import MemoryBackend
 from celeriac.brokers.memory import MemoryBroker
-from celeriac.worker.worker import Worker
+from celeriac.worker import Worker
 
 
 def documented_example() -> str:

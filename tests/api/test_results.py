@@ -10,7 +10,7 @@ import pytest
 
 import celeriac
 from celeriac import AsyncResult, Celeriac, Task, TaskRevokedError, states
-from celeriac.worker.worker import Worker
+from celeriac.worker import Worker
 
 
 class InventoryError(Exception):

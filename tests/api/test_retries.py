@@ -15,7 +15,7 @@ from celeriac import (
     states,
 )
 from celeriac.task import backoff_delay
-from celeriac.worker.worker import Worker
+from celeriac.worker import Worker
 
 from .conftest import FakeClock
 

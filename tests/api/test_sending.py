@@ -19,7 +19,7 @@ from celeriac import (
     states,
 )
 from celeriac.testing import in_process_worker
-from celeriac.worker.worker import Worker
+from celeriac.worker import Worker
 
 from .conftest import FakeClock
 

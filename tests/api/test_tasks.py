@@ -8,7 +8,7 @@ import pytest
 
 import celeriac
 from celeriac import Celeriac, Celery, ConfigurationError, Task
-from celeriac.worker.worker import Worker
+from celeriac.worker import Worker
 
 
 def plain(x: int, y: int) -> int:

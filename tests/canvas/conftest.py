@@ -16,7 +16,7 @@ import pytest
 
 from celeriac import Celeriac, Task
 from celeriac.testing import in_process_worker, use_memory
-from celeriac.worker.worker import Worker
+from celeriac.worker import Worker
 
 BROKERS = ["memory", "sqlite"]  # each must have a factory in APPS
 

@@ -24,7 +24,7 @@ from celeriac.cli.dag import dag as dag_command
 from celeriac.exceptions import CeleriacError, ConfigurationError
 from celeriac.loading import find_app
 from celeriac.logs import LEVELS, setup_logging
-from celeriac.worker.worker import POOLS, WorkerOptions, run_worker
+from celeriac.worker import POOLS, WorkerOptions, run_worker
 
 F = TypeVar("F", bound=Callable[..., Any])
 

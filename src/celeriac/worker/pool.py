@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celeriac import states
+from celeriac.brokers.base import Delivery
 from celeriac.exceptions import TaskRevokedError, TimeLimitExceeded, WorkerLostError
 from celeriac.execution import Outcome, failure
+from celeriac.message import Message
 from celeriac.task import Request
 
 # What a child reports when the body of a message does not decode (the message is dead-lettered).
@@ -32,6 +34,48 @@ class Job:
     request: Request
     soft_time_limit: float | None = None
     time_limit: float | None = None
+
+
+def job_for(
+    key: int,
+    message: Message,
+    delivery: Delivery,
+    hostname: str,
+    *,
+    soft_time_limit: float | None,
+    time_limit: float | None,
+) -> Job:
+    """The job that runs ``message``: the body stays serialized for the child to decode."""
+    request = Request(
+        id=message.id,
+        task=message.task,
+        retries=message.retries,
+        eta=message.eta,
+        expires=message.expires,
+        hostname=hostname,
+        delivery_info={
+            "queue": delivery.queue,
+            "priority": message.priority,
+            "attempt": delivery.attempt,
+        },
+        headers=message.headers,
+        parent_id=message.parent_id,
+        root_id=message.root_id,
+        group_id=message.group_id,
+        workflow=message.workflow,
+        called_directly=False,
+        time_limit=message.time_limit,
+        soft_time_limit=message.soft_time_limit,
+    )
+    return Job(
+        key=key,
+        task=message.task,
+        body=message.body,
+        content_type=message.content_type,
+        request=request,
+        soft_time_limit=soft_time_limit,
+        time_limit=time_limit,
+    )
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ import itertools
 import logging
 import os
 import signal
-import socket
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -31,13 +30,13 @@ from celeriac.brokers.base import Delivery
 from celeriac.exceptions import ConfigurationError
 from celeriac.execution import Outcome
 from celeriac.message import Message
-from celeriac.task import Request
 from celeriac.worker.commands import CommandReader
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.followups import Followups
 from celeriac.worker.intake import Intake, Refusal
 from celeriac.worker.leases import LeaseKeeper
-from celeriac.worker.pool import ExecutionPool, Finished, Job
+from celeriac.worker.options import POOLS, WorkerOptions, format_hostname
+from celeriac.worker.pool import ExecutionPool, Finished, Job, job_for
 from celeriac.worker.prefork import PreforkPool
 from celeriac.worker.recorder import (
     ACK,
@@ -52,36 +51,11 @@ from celeriac.worker.threads import SoloPool, ThreadPool
 from celeriac.worker.wakeup import WakePipe
 
 log = logging.getLogger("celeriac.worker")
-POOLS = ("prefork", "threads", "solo")
 COMMAND_INTERVAL = 0.2  # seconds between reads of the control log while idle
 HOUSEKEEPING_INTERVAL = 300.0
 MIN_RETRY_DELAY, MAX_RETRY_DELAY = 0.1, 2.0  # seconds between tries to record outcomes
 SHUTDOWN_RECORD_WAIT = 10.0  # seconds a stopping worker keeps trying to record outcomes
 WARM, COLD = 1, 2
-
-
-@dataclass(frozen=True)
-class WorkerOptions:
-    """How to run a worker; the CLI's ``worker`` flags, one field each."""
-
-    concurrency: int | None = None
-    queues: tuple[str, ...] = ()
-    pool: str = "prefork"
-    hostname: str | None = None
-    max_tasks_per_child: int | None = None
-    max_memory_per_child: int | None = None
-    prefetch_multiplier: int | None = None
-    shutdown_timeout: float | None = None
-    install_signal_handlers: bool = True
-
-
-def format_hostname(name: str | None) -> str:
-    """The node name: ``-n`` with Celery's ``%h`` (host), ``%n`` (short host) and ``%d``
-    (domain) filled in; ``celeriac@<host>`` when not given."""
-    host = socket.gethostname()
-    short, _, domain = host.partition(".")
-    name = name or "celeriac@%h"
-    return name.replace("%h", host).replace("%n", short).replace("%d", domain)
 
 
 @dataclass
@@ -321,33 +295,11 @@ class Worker:
     def _job(self, entry: _InFlight) -> Job:
         message, conf = entry.message, self.app.conf
         task = self.app.tasks[message.task]
-        request = Request(
-            id=message.id,
-            task=message.task,
-            retries=message.retries,
-            eta=message.eta,
-            expires=message.expires,
-            hostname=self.hostname,
-            delivery_info={
-                "queue": entry.delivery.queue,
-                "priority": message.priority,
-                "attempt": entry.delivery.attempt,
-            },
-            headers=message.headers,
-            parent_id=message.parent_id,
-            root_id=message.root_id,
-            group_id=message.group_id,
-            workflow=message.workflow,
-            called_directly=False,
-            time_limit=message.time_limit,
-            soft_time_limit=message.soft_time_limit,
-        )
-        return Job(
-            key=next(self._keys),
-            task=message.task,
-            body=message.body,
-            content_type=message.content_type,
-            request=request,
+        return job_for(
+            next(self._keys),
+            message,
+            entry.delivery,
+            self.hostname,
             soft_time_limit=_first(
                 message.soft_time_limit, task.soft_time_limit, conf.seconds("task_soft_time_limit")
             ),

@@ -1,0 +1,32 @@
+"""How to run a worker: the options the CLI's ``worker`` flags fill in, and the node name."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+POOLS = ("prefork", "threads", "solo")
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How to run a worker; the CLI's ``worker`` flags, one field each."""
+
+    concurrency: int | None = None
+    queues: tuple[str, ...] = ()
+    pool: str = "prefork"
+    hostname: str | None = None
+    max_tasks_per_child: int | None = None
+    max_memory_per_child: int | None = None
+    prefetch_multiplier: int | None = None
+    shutdown_timeout: float | None = None
+    install_signal_handlers: bool = True
+
+
+def format_hostname(name: str | None) -> str:
+    """The node name: ``-n`` with Celery's ``%h`` (host), ``%n`` (short host) and ``%d``
+    (domain) filled in; ``celeriac@<host>`` when not given."""
+    host = socket.gethostname()
+    short, _, domain = host.partition(".")
+    name = name or "celeriac@%h"
+    return name.replace("%h", host).replace("%n", short).replace("%d", domain)
