@@ -201,6 +201,17 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User plus system CPU time these processes have used so far, in seconds."""
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def pss_kib(pids: Sequence[int]) -> int:
     """Proportional set size of these processes together, in KiB (shared pages counted once)."""
     total = 0
@@ -307,9 +318,10 @@ def format_table(report: Report, machine: list[str]) -> str:
     widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
+        cells = [cell.ljust(width) for cell, width in zip(cells, widths, strict=True)]
+        return "  ".join(cells).rstrip()
 
-    rule = "-" * len(line(head))
+    rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
     return "\n".join([*_preamble(report, machine), "", line(head), rule, *map(line, body)])
 
 

@@ -9,7 +9,8 @@ repetition gets a fresh database file; peers alternate (celeriac, huey, celeriac
   the "start to first result" row shows how much of the time it is.
 - latency: ``--calls`` sequential ``delay(x).get()`` round trips against a warm worker, after
   ``--warmup`` calls; p50 and p99.
-- idle memory: PSS of the worker's whole process tree, right after the latency warm-up.
+- idle memory and CPU: PSS of the worker's whole process tree after the round trips, then the
+  CPU the tree uses over 2 s with nothing to do (the price of each peer's polling).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from benchmarks.common import (
     Row,
     RunOptions,
     WorkerProcess,
+    cpu_seconds,
     percentile,
     pss_kib,
     wait_until,
@@ -47,6 +49,7 @@ POLL_INTERVAL = 0.02  # seconds between result-store counts while timing through
 START_TIMEOUT = 60.0  # seconds a worker may take to produce its first result
 CALL_TIMEOUT = 10.0  # seconds one warm round trip may take
 WAIT_SLICE = 0.5  # seconds a result wait blocks before the worker is checked for life
+IDLE_WINDOW = 2.0  # seconds over which an idle worker's CPU use is measured
 HUEY_POLL = 0.001  # seconds: Huey's consumer poll delay and its Result.get poll interval
 
 CELERIAC_COMMAND = [
@@ -268,8 +271,27 @@ def _round_trip(client: Client, worker: WorkerProcess, value: int, timeout: floa
         raise BenchmarkError(f"{worker.name}: echo({value}) returned {answer!r}")
 
 
-def latency(peer: Peer, workdir: Path, run: int, options: RunOptions) -> tuple[float, float, float]:
-    """p50 and p99 round-trip milliseconds, and the worker tree's PSS in MiB after warm-up.
+@dataclass(frozen=True)
+class LatencySample:
+    """One latency repetition: round trips in ms, and the idle worker tree's footprint."""
+
+    p50: float
+    p99: float
+    pss_mib: float
+    idle_cpu_percent: float
+
+
+def _idle_footprint(worker: WorkerProcess) -> tuple[float, float]:
+    """PSS of the worker tree in MiB, and its CPU use while idle (% of one core)."""
+    pids = worker.tree()
+    before = cpu_seconds(pids)
+    time.sleep(IDLE_WINDOW)
+    used = cpu_seconds(pids) - before
+    return pss_kib(worker.tree()) / 1024, 100 * used / IDLE_WINDOW
+
+
+def latency(peer: Peer, workdir: Path, run: int, options: RunOptions) -> LatencySample:
+    """Round trips against a warm worker, then the idle worker tree's memory and CPU.
 
     Raises:
         BenchmarkError: the worker exited, or a call failed or timed out.
@@ -283,15 +305,15 @@ def latency(peer: Peer, workdir: Path, run: int, options: RunOptions) -> tuple[f
             _round_trip(client, worker, -1, START_TIMEOUT)  # waits for the worker to come up
             for value in range(options.warmup_calls - 1):
                 _round_trip(client, worker, value, CALL_TIMEOUT)
-            memory = pss_kib(worker.tree()) / 1024
             for value in range(options.calls):
                 started = time.perf_counter()
                 _round_trip(client, worker, value, CALL_TIMEOUT)
                 times.append((time.perf_counter() - started) * 1000)
+            memory, idle_cpu = _idle_footprint(worker)
     finally:
         client.close()
         _remove_database(db_path)
-    return percentile(times, 50), percentile(times, 99), memory
+    return LatencySample(percentile(times, 50), percentile(times, 99), memory, idle_cpu)
 
 
 # -- the suite -----------------------------------------------------------------------------------
@@ -299,21 +321,28 @@ def _samples(peers: Sequence[Peer]) -> dict[str, list[float]]:
     return {peer.name: [] for peer in peers}
 
 
+def _huey_durability() -> str:
+    env = _import_app("huey_app").SYNCHRONOUS_ENV
+    level = os.environ.get(env, "NORMAL").upper()
+    matched = "as celeriac" if level == "NORMAL" else f"set by ${env}; celeriac uses NORMAL"
+    return f"journal WAL, synchronous {level} ({matched}; Huey's own default is FULL)"
+
+
 def _settings(options: RunOptions) -> list[str]:
     return [
         f"setup:   {WORKERS} worker processes per peer, results stored, fresh database file per"
-        f" repetition, peers interleaved, {options.repeat} repetitions",
+        f" repetition, peers interleaved, repetitions: {options.repeat}",
         f"celeriac worker: celeriac -A celeriac_app worker -c {WORKERS} -P prefork -l warning",
-        f"huey worker:     huey_consumer huey_app.huey {' '.join(HUEY_COMMAND[2:])}"
-        " (journal WAL, synchronous NORMAL as celeriac; Huey's default is FULL)",
+        f"huey worker:     huey_consumer huey_app.huey {' '.join(HUEY_COMMAND[2:])}",
+        f"huey storage:    {_huey_durability()}",
         f"throughput: {options.tasks} no-op tasks enqueued first; timed from the worker start"
         f" command to the last stored result (result store polled every"
         f" {POLL_INTERVAL * 1000:.0f} ms)",
         f"latency:    {options.calls} sequential delay(x).get() after {options.warmup_calls}"
         " warm-up calls; huey: Result.get(blocking=True, backoff=1.0,"
         f" max_delay={HUEY_POLL}), i.e. a check every {HUEY_POLL * 1000:.0f} ms",
-        "memory:     PSS (/proc/<pid>/smaps_rollup) of the worker and all its descendants,"
-        " after the latency warm-up",
+        "idle:       PSS (/proc/<pid>/smaps_rollup) of the worker and all its descendants after"
+        f" the round trips, then their CPU use over {IDLE_WINDOW:.0f} s with nothing to do",
     ]
 
 
@@ -324,7 +353,7 @@ def run(options: RunOptions, workdir: Path) -> Report:
         BenchmarkError: a peer crashed, hung or answered wrongly.
     """
     rate, first = _samples(PEERS), _samples(PEERS)
-    p50, p99, memory = _samples(PEERS), _samples(PEERS), _samples(PEERS)
+    p50, p99, memory, idle = (_samples(PEERS) for _ in range(4))
     for run_number in range(1, options.repeat + 1):
         for peer in PEERS:
             per_second, first_ms = throughput(peer, workdir, run_number, options.tasks)
@@ -333,13 +362,15 @@ def run(options: RunOptions, workdir: Path) -> Report:
             _progress(f"throughput {run_number}/{options.repeat} {peer.name}: {per_second:.0f}/s")
     for run_number in range(1, options.repeat + 1):
         for peer in PEERS:
-            median, tail, mib = latency(peer, workdir, run_number, options)
-            p50[peer.name].append(median)
-            p99[peer.name].append(tail)
-            memory[peer.name].append(mib)
+            sample = latency(peer, workdir, run_number, options)
+            p50[peer.name].append(sample.p50)
+            p99[peer.name].append(sample.p99)
+            memory[peer.name].append(sample.pss_mib)
+            idle[peer.name].append(sample.idle_cpu_percent)
             _progress(
-                f"latency {run_number}/{options.repeat} {peer.name}: p50 {median:.2f} ms,"
-                f" p99 {tail:.2f} ms, PSS {mib:.1f} MiB"
+                f"latency {run_number}/{options.repeat} {peer.name}: p50 {sample.p50:.2f} ms,"
+                f" p99 {sample.p99:.2f} ms, PSS {sample.pss_mib:.1f} MiB,"
+                f" idle CPU {sample.idle_cpu_percent:.1f}%"
             )
     return Report(
         title="SQLite broker: celeriac vs Huey (SqliteHuey)",
@@ -352,5 +383,6 @@ def run(options: RunOptions, workdir: Path) -> Report:
             Row("round trip p50 (ms)", p50, digits=2),
             Row("round trip p99 (ms)", p99, digits=2),
             Row("idle memory, PSS of tree (MiB)", memory, digits=1),
+            Row("idle CPU of tree (% of one core)", idle, digits=1),
         ],
     )
