@@ -20,6 +20,7 @@ from celeriac.exceptions import BrokerError, PublishError
 from celeriac.message import Message
 from celeriac.sqlite_db import SqliteDatabase, open_database, read_schema
 
+PROMOTE_EVERY = 0.01  # seconds; a due delayed message waits at most this long in a busy queue
 _CHUNK = 400  # rows per statement: keeps (tag, token) pairs under SQLite's variable limit
 
 
@@ -56,6 +57,7 @@ class SqliteBroker(Broker):
         self.url = f"sqlite:///{path}"
         self.path = path
         self._db: SqliteDatabase | None = None
+        self._promoted_at = float("-inf")
 
     @property
     def db(self) -> SqliteDatabase:
@@ -114,7 +116,7 @@ class SqliteBroker(Broker):
                 version = self.db.data_version()
                 next_ready = self._next_ready(queues)
                 if next_ready is not None and next_ready <= self.clock():
-                    taken = self._take(queues, limit, lease)
+                    taken = self._take(queues, limit, lease, promote=True)
                 elif not self.db.wait_for_change(version, until, next_ready, self.clock):
                     return []
             return taken
@@ -143,14 +145,20 @@ class SqliteBroker(Broker):
             soonest = float(due)
         return soonest
 
-    def _take(self, queues: Sequence[str], limit: int, lease: float) -> list[Delivery]:
+    def _take(
+        self, queues: Sequence[str], limit: int, lease: float, *, promote: bool = False
+    ) -> list[Delivery]:
         token = secrets.token_hex(8)
         now = self.clock()
         with self.db.transaction() as conn:
-            conn.execute(
-                "UPDATE celeriac_messages SET ready = 1 WHERE ready = 0 AND available_at <= ?",
-                [now],
-            )
+            # Delayed messages that came due join the hand-out order; while messages flow this
+            # is done every PROMOTE_EVERY seconds rather than on every fetch.
+            if promote or now - self._promoted_at >= PROMOTE_EVERY:
+                self._promoted_at = now
+                conn.execute(
+                    "UPDATE celeriac_messages SET ready = 1 WHERE ready = 0 AND available_at <= ?",
+                    [now],
+                )
             tags = self._best(conn, queues, limit, now)
             if not tags:
                 return []

@@ -1,9 +1,11 @@
 """Fetching messages from a thread of the main process, only as many as there are free slots.
 
 The fetch may block (waiting for a message is the broker's job), so it runs in its own thread and
-hands deliveries to the main loop through a queue and a wake-up pipe. It never holds more
-messages than the worker has slots for, so an idle worker elsewhere is never starved by messages
-sitting here.
+hands deliveries to the main loop through a queue and a wake-up pipe. The main loop says after
+every turn how many messages it wants (``want``: its free slots, less what it already holds);
+this thread never fetches more, so an idle worker elsewhere is never starved by messages sitting
+here. While messages flow, the main loop fetches for itself (``fetch_now``) in the same broker
+batch that records outcomes, and this thread has nothing to do.
 """
 
 from __future__ import annotations
@@ -25,27 +27,26 @@ MAX_BATCH = 100
 
 
 class Consumer:
-    """Fetches up to ``capacity`` messages at a time; see the module docstring."""
+    """Fetches what the main loop wants; see the module docstring."""
 
     def __init__(
         self,
         broker: Broker,
         queues: Sequence[str],
         *,
-        capacity: int,
         lease: float,
         name: str,
         keeper: LeaseKeeper,
     ) -> None:
         self.broker = broker
         self.queues = list(queues)
-        self.capacity = capacity
         self.lease = lease
         self.name = name
         self.keeper = keeper
         self.wakeup = WakePipe()  # readable when deliveries are waiting in take()
         self._cond = threading.Condition()
-        self._outstanding = 0
+        self._wanted = 0  # set by the main loop every turn
+        self._reserved = 0  # being fetched by this thread right now
         self._handoff: collections.deque[Delivery] = collections.deque()
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="celeriac-consumer", daemon=True)
@@ -74,20 +75,24 @@ class Consumer:
             self._handoff.clear()
             return taken
 
-    def exchange(self, settled: int, taken: int) -> None:
-        """``settled`` deliveries are done with, and the main loop fetched ``taken`` new ones
-        into their slots itself; whatever it did not refill goes back to this thread."""
+    def want(self, count: int) -> None:
+        """The main loop wants ``count`` more messages than it holds (0: none)."""
         with self._cond:
-            self._outstanding += taken - settled
-            if taken < settled:
+            self._wanted = max(0, count)
+            if self._wanted > self._reserved + len(self._handoff):
                 self._cond.notify_all()
+
+    def in_transit(self) -> int:
+        """Messages fetched or being fetched here that the main loop has not taken yet."""
+        with self._cond:
+            return self._reserved + len(self._handoff)
 
     def fetch_now(self, limit: int) -> list[Delivery]:
         """Fetch up to ``limit`` messages without waiting, for slots the caller holds.
 
-        The main loop refills the slots of the messages it is settling with this, inside the
-        same broker batch (one SQLite transaction settles the old and leases the new), so
-        that while messages flow this thread does not need to wake up at all.
+        The main loop refills its free slots with this, inside the same broker batch that
+        records outcomes (one SQLite transaction settles the old and leases the new), so that
+        while messages flow this thread does not need to wake up at all.
 
         Raises:
             BrokerError: the broker cannot be reached.
@@ -101,15 +106,15 @@ class Consumer:
         return deliveries
 
     def _reserve(self) -> int:
-        """Wait for free slots and reserve them all for one fetch."""
+        """Wait until the main loop wants more than is on its way, and reserve the difference."""
         with self._cond:
-            while not self._stopped and self._outstanding >= self.capacity:
+            while not self._stopped and self._wanted <= self._reserved + len(self._handoff):
                 self._cond.wait()
             if self._stopped:
                 return 0
-            free = min(self.capacity - self._outstanding, MAX_BATCH)
-            self._outstanding += free
-            return free
+            count = min(self._wanted - self._reserved - len(self._handoff), MAX_BATCH)
+            self._reserved += count
+            return count
 
     def _run(self) -> None:
         backoff = 0.1
@@ -123,7 +128,8 @@ class Consumer:
                     timeout=FETCH_WAIT,
                 )
             except BrokerError as exc:
-                self.exchange(reserved, 0)
+                with self._cond:
+                    self._reserved -= reserved
                 log.error("cannot fetch messages: %s (retrying in %.1fs)", exc, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
@@ -132,7 +138,7 @@ class Consumer:
             if deliveries:
                 self.keeper.hold(deliveries, time.monotonic())
             with self._cond:
-                self._outstanding -= reserved - len(deliveries)
+                self._reserved -= reserved
                 self._handoff.extend(deliveries)
             if deliveries:
                 self.wakeup.wake()

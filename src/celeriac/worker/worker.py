@@ -27,8 +27,8 @@ from celeriac import states
 from celeriac.app import Celeriac
 from celeriac.backends.base import ResultRecord
 from celeriac.brokers.base import Delivery
-from celeriac.exceptions import ConfigurationError
-from celeriac.execution import Outcome
+from celeriac.exceptions import BrokerError, ConfigurationError, TaskRevokedError
+from celeriac.execution import Outcome, failure
 from celeriac.message import Message
 from celeriac.worker.commands import CommandReader
 from celeriac.worker.consumer import Consumer
@@ -36,7 +36,7 @@ from celeriac.worker.followups import Followups
 from celeriac.worker.intake import Intake, Refusal
 from celeriac.worker.leases import LeaseKeeper
 from celeriac.worker.options import POOLS, WorkerOptions, format_hostname
-from celeriac.worker.pool import ExecutionPool, Finished, Job, job_for
+from celeriac.worker.pool import ExecutionPool, Finished, job_for
 from celeriac.worker.prefork import PreforkPool
 from celeriac.worker.recorder import (
     ACK,
@@ -56,6 +56,14 @@ HOUSEKEEPING_INTERVAL = 300.0
 MIN_RETRY_DELAY, MAX_RETRY_DELAY = 0.1, 2.0  # seconds between tries to record outcomes
 SHUTDOWN_RECORD_WAIT = 10.0  # seconds a stopping worker keeps trying to record outcomes
 WARM, COLD = 1, 2
+
+
+@dataclass(frozen=True)
+class _Policy:
+    acks_late: bool
+    track_started: bool
+    soft_time_limit: float | None
+    time_limit: float | None
 
 
 @dataclass
@@ -86,12 +94,12 @@ class Worker:
         self.lease = conf.lease_seconds()
         self.pool = self._make_pool()
         prefetch = int(options.prefetch_multiplier or conf.worker_prefetch_multiplier or 1)
-        capacity = 1 if options.pool == "solo" else self.concurrency * prefetch
+        # Messages held beyond free slots: (multiplier - 1) per process, as Celery's prefetch.
+        self.extra_prefetch = 0 if options.pool == "solo" else (prefetch - 1) * self.concurrency
         self.keeper = LeaseKeeper(app.broker, self.lease)
         self.consumer = Consumer(
             app.broker,
             self.queues,
-            capacity=capacity,
             lease=self.lease,
             name=self.hostname,
             keeper=self.keeper,
@@ -114,6 +122,7 @@ class Worker:
             followups=Followups(app),
         )
         self._keys = itertools.count(1)
+        self._policies: dict[str, _Policy] = {}
         self._waiting: deque[_InFlight] = deque()
         self._inflight: dict[int, _InFlight] = {}
         self._stopping = 0
@@ -122,6 +131,7 @@ class Worker:
         self._last_housekeeping = time.monotonic()
         self._drain_started = False
         self._carried: list[Settlement] = []  # refusals found while refilling: next turn
+        self._starved = True  # the last fetch came back short: the consumer thread waits
         self._unrecorded: list[Settlement] = []  # outcomes the store could not take yet
         self._retry_at = 0.0
         self._retry_delay = MIN_RETRY_DELAY
@@ -186,7 +196,7 @@ class Worker:
                 )
                 self.keeper.hold(deliveries, time.monotonic())
             settlements = self._admit(deliveries)
-            self._dispatch()
+            settlements.extend(self._dispatch())
             finished = self.pool.poll(0.05 if self._inflight and not deliveries else 0, [])
             settlements.extend(self._settlement(f) for f in finished)
             self.recorder.settle(settlements)
@@ -227,9 +237,9 @@ class Worker:
         elif self._unrecorded:
             timeout = min(timeout, max(0.0, self._retry_at - time.monotonic()))
         finished = self.pool.poll(timeout, [self.consumer.wakeup, self._wakeup])
+        now = time.monotonic()
         settlements = self._carried + [self._settlement(f) for f in finished]
         self._carried = []
-        now = time.monotonic()
         if self._unrecorded and now >= self._retry_at:
             settlements = self._unrecorded + settlements
             self._unrecorded = []
@@ -237,13 +247,47 @@ class Worker:
         if deliveries or now - self._last_commands >= COMMAND_INTERVAL:
             self._read_commands(now)
         settlements.extend(self._admit(deliveries))
-        self._dispatch()
+        settlements.extend(self._dispatch())
         if settlements:
-            fresh = self._settle(settlements, refill=True)
-            self._carried = self._admit(fresh)  # refusals among them are settled next turn
-            self._dispatch()
+            self._take_in(self._settle(settlements, refill=True))
+        elif not self._starved and self._wanted() > 0:
+            self._take_in(self._refill_alone())
+        # The consumer thread fetches only once the queue ran dry for this loop's own fetches:
+        # it then waits for new messages without holding up this loop.
+        self.consumer.want(self._wanted() if self._starved else 0)
         if now - self._last_housekeeping >= HOUSEKEEPING_INTERVAL:
             self._housekeeping(now)
+
+    def _take_in(self, fresh: list[Delivery]) -> None:
+        self._carried = self._admit(fresh)  # refusals among them are settled next turn
+        self._carried += self._dispatch()
+
+    def _refill(self) -> list[Delivery]:
+        """Fetch what the pool can take, without waiting; note whether the queue ran dry.
+
+        Raises:
+            BrokerError: the broker cannot be reached.
+        """
+        asked = self._wanted()
+        fresh = self.consumer.fetch_now(asked)
+        self._starved = len(fresh) < asked
+        return fresh
+
+    def _refill_alone(self) -> list[Delivery]:
+        try:
+            return self._refill()
+        except BrokerError as exc:
+            log.error("cannot fetch messages: %s", exc)
+            self._starved = True  # the consumer thread retries with backoff
+            return []
+
+    def _wanted(self) -> int:
+        """How many more messages to fetch: free slots less what waits here, and none while
+        outcomes wait to be recorded (no new work that could not be recorded either)."""
+        if self._unrecorded or self._stopping:
+            return 0
+        wanted = self.pool.free_slots() + self.extra_prefetch - len(self._waiting)
+        return max(0, wanted - self.consumer.in_transit())
 
     def _read_commands(self, now: float) -> None:
         self._last_commands = now
@@ -273,38 +317,47 @@ class Worker:
                 self._waiting.append(_InFlight(delivery, checked))
         return refused
 
-    def _dispatch(self) -> None:
+    def _dispatch(self) -> list[Settlement]:
+        """Start waiting messages in free slots; return those revoked while they waited."""
+        revoked = []
         while self._waiting and self.pool.free_slots() > 0:
             entry = self._waiting.popleft()
-            job = self._job(entry)
-            task = self.app.tasks[entry.message.task]
-            acks_late = (
-                task.acks_late if task.acks_late is not None else self.app.conf.task_acks_late
-            )
-            if not acks_late:
+            if entry.message.id in self.commands:
+                outcome = failure(TaskRevokedError("revoked"), state=states.REVOKED)
+                revoked.append(Settlement(entry.delivery, entry.message, outcome, ACK))
+                continue
+            policy = self._policy(entry.message.task)
+            if not policy.acks_late:
                 self.app.broker.ack(entry.delivery)
                 self.keeper.release([entry.delivery])
                 entry.early_acked = True
-            if task.track_started or (
-                task.track_started is None and self.app.conf.task_track_started
-            ):
+            if policy.track_started:
                 self._store_started(entry.message)
+            message = entry.message
+            job = job_for(
+                next(self._keys),
+                message,
+                entry.delivery,
+                self.hostname,
+                soft_time_limit=_first(message.soft_time_limit, policy.soft_time_limit),
+                time_limit=_first(message.time_limit, policy.time_limit),
+            )
             self._inflight[job.key] = entry
             self.pool.submit(job)
+        return revoked
 
-    def _job(self, entry: _InFlight) -> Job:
-        message, conf = entry.message, self.app.conf
-        task = self.app.tasks[message.task]
-        return job_for(
-            next(self._keys),
-            message,
-            entry.delivery,
-            self.hostname,
-            soft_time_limit=_first(
-                message.soft_time_limit, task.soft_time_limit, conf.seconds("task_soft_time_limit")
-            ),
-            time_limit=_first(message.time_limit, task.time_limit, conf.seconds("task_time_limit")),
-        )
+    def _policy(self, name: str) -> _Policy:
+        """How a task runs here: its options, else the app's settings (looked up once)."""
+        policy = self._policies.get(name)
+        if policy is None:
+            task, conf = self.app.tasks[name], self.app.conf
+            policy = self._policies[name] = _Policy(
+                acks_late=_first(task.acks_late, conf.task_acks_late),
+                track_started=_first(task.track_started, conf.task_track_started),
+                soft_time_limit=_first(task.soft_time_limit, conf.seconds("task_soft_time_limit")),
+                time_limit=_first(task.time_limit, conf.seconds("task_time_limit")),
+            )
+        return policy
 
     def _store_started(self, message: Message) -> None:
         record = ResultRecord(
@@ -323,7 +376,7 @@ class Worker:
             finished.outcome,
             lost=finished.lost,
             killed_by=finished.killed_by,
-            max_deliveries=int(self.app.conf.task_max_deliveries),
+            max_deliveries=self.intake.max_deliveries,
         )
         if entry.early_acked:
             settlement = Settlement(
@@ -350,7 +403,7 @@ class Worker:
             with self.app.broker.batch():
                 self.recorder.settle(settlements)
                 if refill:
-                    fresh = self.consumer.fetch_now(len(settlements))
+                    fresh = self._refill()
         except Exception as exc:  # any store error: kept and retried, nothing is lost
             self.keeper.release(fresh)
             self._unrecorded.extend(settlements)
@@ -364,8 +417,6 @@ class Worker:
             self._retry_delay = min(self._retry_delay * 2, MAX_RETRY_DELAY)
             return []
         self._retry_delay = MIN_RETRY_DELAY
-        if refill:
-            self.consumer.exchange(len(settlements), len(fresh))
         return fresh
 
     # -- shutdown ----------------------------------------------------------------------------------
