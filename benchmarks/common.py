@@ -53,7 +53,7 @@ class Report:
     """What a suite measured, and the settings a reader needs to judge it."""
 
     title: str
-    peers: tuple[str, str]
+    peers: tuple[str, ...]  # the first is celeriac: every ratio is celeriac / another peer
     versions: dict[str, str]
     settings: list[str]
     rows: list[Row] = field(default_factory=list)
@@ -280,28 +280,21 @@ def _cell(samples: Sequence[float], digits: int) -> str:
     return f"{median:.{digits}f} [{low:.{digits}f}-{high:.{digits}f}]"
 
 
-def _ratio(row: Row, peers: tuple[str, str]) -> str:
-    first, second = (row.samples.get(p, []) for p in peers)
-    if not first or not second or statistics.median(second) == 0:
+def _ratio(row: Row, first: str, other: str) -> str:
+    mine, theirs = row.samples.get(first, []), row.samples.get(other, [])
+    if not mine or not theirs or statistics.median(theirs) == 0:
         return "-"
-    return f"{statistics.median(first) / statistics.median(second):.2f}x"
+    return f"{statistics.median(mine) / statistics.median(theirs):.2f}x"
 
 
 def _cells(report: Report) -> tuple[list[str], list[list[str]]]:
-    first, second = report.peers
-    head = [
-        "scenario",
-        f"{first} (median [min-max])",
-        f"{second} (median [min-max])",
-        f"ratio {first}/{second}",
-    ]
+    first, *others = report.peers
+    head = ["scenario", *(f"{peer} (median [min-max])" for peer in report.peers)]
+    head += [f"{first}/{other}" for other in others]
     body = [
-        [
-            row.scenario,
-            _cell(row.samples.get(first, []), row.digits),
-            _cell(row.samples.get(second, []), row.digits),
-            _ratio(row, report.peers),
-        ]
+        [row.scenario]
+        + [_cell(row.samples.get(peer, []), row.digits) for peer in report.peers]
+        + [_ratio(row, first, other) for other in others]
         for row in report.rows
     ]
     return head, body
@@ -329,6 +322,6 @@ def format_markdown(report: Report, machine: list[str]) -> str:
     """The report as a Markdown section: the header as a list, then the table."""
     head, body = _cells(report)
     bullets = [f"- {text}" for text in _preamble(report, machine)[1:]]
-    rows = [head, ["---", "---:", "---:", "---:"], *body]
+    rows = [head, ["---"] + ["---:"] * (len(head) - 1), *body]
     table = ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join([f"### {report.title}", "", *bullets, "", *table])

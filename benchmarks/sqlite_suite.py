@@ -139,8 +139,8 @@ class CeleriacClient:
 class HueyClient:
     """Huey through its public API; results counted with ``result_store_size()``."""
 
-    def __init__(self, db_path: Path) -> None:
-        self.bench = _import_app("huey_app").create(str(db_path))
+    def __init__(self, db_path: Path, synchronous: str = "NORMAL") -> None:
+        self.bench = _import_app("huey_app").create(str(db_path), synchronous)
 
     def enqueue_noops(self, count: int) -> None:
         """Send ``count`` calls of ``noop``."""
@@ -181,12 +181,14 @@ class Peer:
     location_env: str
     location: Callable[[Path], str]
     client: Callable[[Path], Client]
+    env: tuple[tuple[str, str], ...] = ()
 
     def worker(self, db_path: Path, log_path: Path) -> WorkerProcess:
         """The worker command for the database ``db_path``, logging to ``log_path``."""
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(APPS_DIR), env.get("PYTHONPATH")]))
         env[self.location_env] = self.location(db_path)
+        env.update(self.env)
         return WorkerProcess(self.name, self.command, env=env, log_path=log_path)
 
 
@@ -198,7 +200,23 @@ PEERS = (
         lambda path: f"sqlite:///{path}",
         CeleriacClient,
     ),
-    Peer("huey", HUEY_COMMAND, "BENCH_HUEY_DB", str, HueyClient),
+    # Huey at celeriac's durability (WAL, synchronous NORMAL), and as it ships (FULL).
+    Peer(
+        "huey",
+        HUEY_COMMAND,
+        "BENCH_HUEY_DB",
+        str,
+        HueyClient,
+        (("BENCH_HUEY_SYNCHRONOUS", "NORMAL"),),
+    ),
+    Peer(
+        "huey-default",
+        HUEY_COMMAND,
+        "BENCH_HUEY_DB",
+        str,
+        lambda path: HueyClient(path, "FULL"),
+        (("BENCH_HUEY_SYNCHRONOUS", "FULL"),),
+    ),
 )
 
 
@@ -322,10 +340,10 @@ def _samples(peers: Sequence[Peer]) -> dict[str, list[float]]:
 
 
 def _huey_durability() -> str:
-    env = _import_app("huey_app").SYNCHRONOUS_ENV
-    level = os.environ.get(env, "NORMAL").upper()
-    matched = "as celeriac" if level == "NORMAL" else f"set by ${env}; celeriac uses NORMAL"
-    return f"journal WAL, synchronous {level} ({matched}; Huey's own default is FULL)"
+    return (
+        "huey: WAL, synchronous NORMAL (celeriac's durability); huey-default: as Huey ships,"
+        " synchronous FULL (an fsync per commit)"
+    )
 
 
 def _settings(options: RunOptions) -> list[str]:
@@ -374,7 +392,7 @@ def run(options: RunOptions, workdir: Path) -> Report:
             )
     return Report(
         title="SQLite broker: celeriac vs Huey (SqliteHuey)",
-        peers=("celeriac", "huey"),
+        peers=tuple(peer.name for peer in PEERS),
         versions={name: metadata.version(name) for name in ("celeriac", "huey")},
         settings=_settings(options),
         rows=[

@@ -4,9 +4,10 @@ The worker's instance uses the SQLite file named by ``$BENCH_HUEY_DB``. The benc
 imports this module by the same name (Huey names a task after its function's module) and builds
 one instance per database file with ``create``.
 
-Durability is set to celeriac's: WAL with ``synchronous = NORMAL``. SqliteHuey's own default is
-SQLite's FULL (an fsync per commit), and its ``fsync=False`` means OFF; neither matches, so the
-storage below sets the pragma itself. ``$BENCH_HUEY_SYNCHRONOUS=FULL`` measures Huey's default.
+Durability is a parameter: ``NORMAL`` is celeriac's (WAL, no fsync per commit; a committed
+task survives a process crash, not a power cut), ``FULL`` is SqliteHuey's own default (an fsync
+per commit). The benchmark runs Huey both ways, as two peers. The worker reads the level from
+``$BENCH_HUEY_SYNCHRONOUS``.
 """
 
 from __future__ import annotations
@@ -23,16 +24,19 @@ DB_ENV = "BENCH_HUEY_DB"
 SYNCHRONOUS_ENV = "BENCH_HUEY_SYNCHRONOUS"
 
 
-class MatchedDurabilityStorage(SqliteStorage):  # type: ignore[misc]
-    """SqliteStorage whose connections use ``synchronous`` = ``$BENCH_HUEY_SYNCHRONOUS``."""
+def storage_class(level: str) -> type[SqliteStorage]:
+    """SqliteStorage whose connections use ``PRAGMA synchronous = level``."""
+    level = level.upper()
+    if level not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {level}")
 
-    def _create_connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection = super()._create_connection()
-        level = os.environ.get(SYNCHRONOUS_ENV, "NORMAL").upper()
-        if level not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise ValueError(f"${SYNCHRONOUS_ENV} must be OFF, NORMAL, FULL or EXTRA, not {level}")
-        conn.execute(f"PRAGMA synchronous = {level}")
-        return conn
+    class DurabilityStorage(SqliteStorage):  # type: ignore[misc]
+        def _create_connection(self) -> sqlite3.Connection:
+            conn: sqlite3.Connection = super()._create_connection()
+            conn.execute(f"PRAGMA synchronous = {level}")
+            return conn
+
+    return DurabilityStorage
 
 
 def noop() -> None:
@@ -53,13 +57,13 @@ class Bench:
     echo: Any
 
 
-def create(filename: str) -> Bench:
+def create(filename: str, synchronous: str = "NORMAL") -> Bench:
     """A SqliteHuey on ``filename`` that stores every result, None included, as celeriac does."""
     instance = SqliteHuey(
-        "bench", filename=filename, store_none=True, storage_class=MatchedDurabilityStorage
+        "bench", filename=filename, store_none=True, storage_class=storage_class(synchronous)
     )
     return Bench(instance, instance.task()(noop), instance.task()(echo))
 
 
 # An in-memory database when unset, so that importing this module never creates a file.
-huey = create(os.environ.get(DB_ENV, ":memory:")).huey
+huey = create(os.environ.get(DB_ENV, ":memory:"), os.environ.get(SYNCHRONOUS_ENV, "NORMAL")).huey

@@ -160,6 +160,7 @@ class Worker:
         self.keeper.start()
         self.commands.refresh()
         self.app.broker.recover()
+        self.consumer.want(self._wanted())
         self.consumer.start()
         log.info(
             "%s ready: %s pool, concurrency %d, queues %s, broker %s, lease %.1fs",
