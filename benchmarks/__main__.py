@@ -1,7 +1,7 @@
 """``python -m benchmarks [SUITE ...] [--repeat N] [--tasks N] [--calls N] [--markdown]``.
 
-Runs the named suites (default: sqlite) in a temporary directory that is deleted afterwards,
-and prints one table per suite. Progress goes to stderr, tables to stdout.
+Runs the named suites (default: sqlite, then redis) in a temporary directory that is deleted
+afterwards, and prints one table per suite. Progress goes to stderr, tables to stdout.
 """
 
 from __future__ import annotations
@@ -31,10 +31,16 @@ def _sqlite(options: RunOptions, workdir: Path) -> Report:
     return sqlite_suite.run(options, workdir)
 
 
+def _redis(options: RunOptions, workdir: Path) -> Report:
+    from benchmarks import redis_suite
+
+    return redis_suite.run(options, workdir)
+
+
 # Each suite imports its peers' packages only when it runs, so a missing optional one (redis,
 # celery) fails only the suite that needs it.
-SUITES: dict[str, Callable[[RunOptions, Path], Report]] = {"sqlite": _sqlite}
-DEFAULT_SUITES = ("sqlite",)
+SUITES: dict[str, Callable[[RunOptions, Path], Report]] = {"sqlite": _sqlite, "redis": _redis}
+DEFAULT_SUITES = ("sqlite", "redis")
 
 
 def _positive(text: str) -> int:

@@ -43,8 +43,10 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 RedisError = redis.RedisError
 SENTINEL_SCHEMES = ("redis+sentinel", "sentinel")
 SCHEMES = ("redis", "rediss", "unix", *SENTINEL_SCHEMES)
-# Errors after which the same call may succeed once Redis is back (or a fail-over is done).
+# Errors after which the same call may succeed once Redis is back (or a fail-over is done, or
+# the restarted server has loaded its data); a refused password is not one of them.
 TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError)
+REFUSED = (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError)
 CLOCK_RESYNC = 60.0  # seconds between two reads of Redis's clock by RedisClock
 
 
@@ -236,6 +238,7 @@ class RedisClock:
 
 
 __all__ = [
+    "REFUSED",
     "SCHEMES",
     "TRANSIENT",
     "RedisClock",

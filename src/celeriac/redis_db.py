@@ -65,15 +65,23 @@ class LuaScript:
         return ("EVAL", self.source, len(keys), *keys, *args)
 
 
-# The body of a composed script: run each part on its slice of KEYS and ARGV, in order.
+# The body of a composed script: run each part on its slice of KEYS and ARGV, in order. Every
+# script takes "now" as ARGV[1] ('' = read TIME): the parts share one reading of the clock.
 _COMPOSED_MAIN = """
 local m = tonumber(ARGV[1])
-local ko, ao, replies = 0, 1 + 2 * m, {}
+local ko, ao, replies, now = 0, 1 + 2 * m, {}, nil
 for i = 1, m do
 local nk, na = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
 local keys, args = {}, {}
 for j = 1, nk do keys[j] = KEYS[ko + j] end
 for j = 1, na do args[j] = ARGV[ao + j] end
+if args[1] == '' then
+if not now then
+local t = redis.call('TIME')
+now = string.format('%d.%06d', t[1], t[2])
+end
+args[1] = now
+end
 ko, ao = ko + nk, ao + na
 replies[i] = PARTS[i](keys, args)
 end
@@ -86,6 +94,7 @@ def compose(scripts: Sequence[LuaScript]) -> str:
     It takes all the parts' keys, one after the other, and the arguments ``m, k1, a1, ... km,
     am`` (how many keys and arguments each part takes) followed by all the parts' arguments;
     it returns the list of the parts' replies. An error in a part stops the parts after it.
+    Every script's first argument is "now" ('' = Redis's clock): the parts read ``TIME`` once.
     """
     parts = [f"local function part{i}(KEYS, ARGV)\n{s.source}\nend" for i, s in enumerate(scripts)]
     names = ", ".join(f"part{i}" for i in range(len(scripts)))

@@ -28,9 +28,9 @@ class BrokerKeys:
         self.seq = base + "seq"  # string: the last tag handed out
         # hash: "<tag>" -> message bytes, "<tag>:s" -> "<priority>:<attempt>[:<lease token>]"
         self.messages = base + "messages"
-        self.queues = base + "queues"  # set: every queue name ever published to
         self.dead = base + "dead"  # list, newest first: dead letters
         self.broadcasts = base + "broadcasts"  # stream: control messages with their expiry
+        self.broadcasts_last = base + "broadcasts:last"  # string: the newest broadcast's id
 
     def ready(self, queue: str) -> str:
         """Sorted set: the tags of a queue's messages that may be fetched, by rank

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 BINARY = os.environ.get("CELERIAC_TEST_REDIS_SERVER", "/usr/bin/redis-server")
 START_TIMEOUT = 10.0
@@ -78,17 +80,11 @@ class RedisServer:
 
     def client(self, db: int = 0) -> redis.Redis:
         """A redis-py client on this server (as the admin: tests may use ACLs)."""
+        # No retries: a probe of a server that is not up yet must fail at once.
+        options = {"socket_timeout": 5, "retry": Retry(NoBackoff(), 0)}
         if self.tls is not None:
-            return redis.Redis(
-                host="127.0.0.1",
-                port=self.port,
-                db=db,
-                socket_timeout=5,
-                ssl=True,
-                ssl_ca_certs=str(self.tls[2]),
-                ssl_check_hostname=False,
-            )
-        return redis.Redis(host="127.0.0.1", port=self.port, db=db, socket_timeout=5)
+            options |= {"ssl": True, "ssl_ca_certs": str(self.tls[2]), "ssl_check_hostname": False}
+        return redis.Redis(host="127.0.0.1", port=self.port, db=db, **options)
 
     def _command(self) -> list[str]:
         if self.sentinel_of is not None:

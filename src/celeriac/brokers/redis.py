@@ -7,43 +7,48 @@ tag (its bytes; its priority, attempt count and, while leased, its lease token);
 sorted set of ready tags by rank (priority, then age) and a sorted set of pending tags by the
 time they come due (a delayed message's ETA, a leased message's deadline). Those times are
 compared, inside the scripts, with Redis's own clock, so the clocks of worker hosts do not
-matter. A fetch that finds
-nothing blocks on the queues' wake-up lists (``BLPOP``), never polling, for no longer than the
-next ETA or lease deadline.
+matter. A fetch that finds nothing blocks on the queues' wake-up lists (``BLPOP``), never
+polling, for no longer than the next ETA or lease deadline. Inside ``batch()``, settlements
+wait to run with the next fetch, in one script and one round trip (``celeriac/redis_db.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import logging
-import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from celeriac.brokers.base import Broker, Clock, DeadLetter, Delivery
+from celeriac.brokers.redis_calls import (
+    Settlement,
+    Tokens,
+    deliveries_of,
+    flags_of,
+    glob_escape,
+    log_refusals,
+    queue_keys,
+    settle_call,
+)
 from celeriac.exceptions import BrokerError, CeleriacError, PublishError
 from celeriac.message import Message
-from celeriac.redis_connect import TRANSIENT, RedisError, RedisOptions, as_bytes, script_now
+from celeriac.redis_connect import (
+    REFUSED,
+    TRANSIENT,
+    RedisError,
+    RedisOptions,
+    as_bytes,
+    script_now,
+)
 from celeriac.redis_db import Arg, open_database
 from celeriac.redis_keys import BrokerKeys
 
-log = logging.getLogger("celeriac.brokers.redis")
 SCRIPTS = ("publish", "fetch", "settle", "extend", "recover", "purge", "broadcast")
 CHUNK = 500  # messages or settlements per script call, so that one call never blocks Redis long
 MIN_BLOCK = 0.001  # seconds: BLPOP's timeout 0 would mean "for ever"
-
-
-@dataclass(frozen=True)
-class _Settlement:
-    """One operation of ``settle.lua``: ``kind`` is ack, requeue, replace or dead."""
-
-    kind: str
-    delivery: Delivery
-    value: str = ""  # requeue and replace: the ETA ('' = now); dead: the reason
-    message: Message | None = None  # replace: the retry's message
+BROADCAST_NEWS = 0.05  # seconds for which a fetch's report of the newest broadcast is trusted
+_NO_NEWS = (float("-inf"), "")
 
 
 class RedisBroker(Broker):
@@ -70,6 +75,9 @@ class RedisBroker(Broker):
         self._scripts = {name: self.db.script("celeriac.brokers", name) for name in SCRIPTS}
         # Each BLPOP must end well within the socket timeout, or redis-py calls Redis dead.
         self._block_slice = max(0.05, min(2.0, self.db.options.socket_timeout / 2))
+        self._tokens = Tokens()
+        # (when, id): the newest broadcast's id, as the latest fetch that leased messages saw it
+        self._newest_broadcast: tuple[float, str] = _NO_NEWS
 
     def _errors(
         self, what: str, error: type[CeleriacError] = BrokerError
@@ -80,7 +88,7 @@ class RedisBroker(Broker):
         return script_now(self._test_clock)
 
     def _queue_keys(self, queues: Sequence[str]) -> list[str]:
-        return [key for queue in queues for key in self.keys.queue_keys(queue)]
+        return queue_keys(self.keys, queues)
 
     # -- publishing ------------------------------------------------------------------------------
     def publish_many(self, messages: Sequence[Message]) -> None:
@@ -109,18 +117,25 @@ class RedisBroker(Broker):
         """
         with self._errors("a batch before a publish", PublishError):
             self.db.flush()  # what this thread's batch queued is not retried with the publish
-        deadline = time.monotonic() + self.publish_timeout
+        first = time.monotonic()
+        deadline = first + self.publish_timeout
         pause = 0.05
         while True:
             started = time.monotonic()
             try:
                 return self._send(messages, once)
+            except REFUSED as exc:
+                raise PublishError(
+                    f"task not enqueued: Redis at {self.url} refused the connection:"
+                    f" {type(exc).__name__}: {exc}"
+                ) from exc
             except TRANSIENT as exc:
-                took = time.monotonic() - started
-                if time.monotonic() + pause + took >= deadline:
+                now = time.monotonic()
+                if now + pause + (now - started) >= deadline:
                     raise PublishError(
-                        f"task not enqueued: Redis at {self.url} unreachable for"
-                        f" {self.publish_timeout:g}s: {type(exc).__name__}: {exc}"
+                        f"task not enqueued: Redis at {self.url} unreachable (tried for"
+                        f" {now - first:.1f}s, broker_publish_timeout={self.publish_timeout:g}s):"
+                        f" {type(exc).__name__}: {exc}"
                     ) from exc
             except RedisError as exc:
                 raise PublishError(
@@ -131,19 +146,23 @@ class RedisBroker(Broker):
             pause = min(pause * 2, 1.0)
 
     def _send(self, messages: Sequence[Message], once: tuple[str, float] | None) -> int:
-        queues = list(dict.fromkeys(m.queue for m in messages))
-        number = {queue: str(n) for n, queue in enumerate(queues, 1)}
         keys = self.keys
         once_key = keys.once(once[0]) if once else keys.once("")
-        script_keys = [keys.seq, keys.messages, keys.queues, once_key]
-        script_keys += self._queue_keys(queues)
         head: list[Arg] = [self._now(), repr(float(once[1])) if once else ""]
-        head += [str(len(queues)), *queues]
+        script = self._scripts["publish"]
+        if len(messages) == 1:  # the common case, kept short: every delay() comes here
+            m = messages[0]
+            eta = "" if m.eta is None else repr(float(m.eta))
+            script_keys = [keys.seq, keys.messages, once_key, *keys.queue_keys(m.queue)]
+            args = [*head, 1, m.priority, eta, m.encode()]
+            return int(self.db.run(script, script_keys, args))
+        queues = list(dict.fromkeys(m.queue for m in messages))
+        number = {queue: n for n, queue in enumerate(queues, 1)}
+        script_keys = [keys.seq, keys.messages, once_key, *self._queue_keys(queues)]
         bodies: list[Arg] = []
         for m in messages:
             eta = "" if m.eta is None else repr(float(m.eta))
-            bodies += [number[m.queue], str(m.priority), eta, m.encode()]
-        script = self._scripts["publish"]
+            bodies += [number[m.queue], m.priority, eta, m.encode()]
         if len(messages) <= CHUNK:
             return int(self.db.run(script, script_keys, head + bodies))
         # One transaction: all chunks are stored, or (if the connection drops before EXEC) none.
@@ -167,14 +186,16 @@ class RedisBroker(Broker):
             return []
         until = time.monotonic() + timeout
         wake = [self.keys.wake(queue) for queue in queues]
-        keys = [self.keys.messages, *self._queue_keys(queues)]
+        keys = [self.keys.messages, self.keys.broadcasts_last, *self._queue_keys(queues)]
         waiting = "1" if timeout > 0 else ""
         with self._errors("fetch"):
-            token = secrets.token_hex(8)
+            token = self._tokens.new()
             args: list[Arg] = [self._now(), limit, repr(float(lease)), token, waiting]
             reply = self.db.run(self._scripts["fetch"], keys, args)
             while True:
-                deliveries, due_in = self._deliveries(queues, token, reply)
+                deliveries, due_in, newest = deliveries_of(queues, token, reply)
+                if newest:
+                    self._newest_broadcast = (time.monotonic(), newest)
                 remaining = until - time.monotonic()
                 if deliveries or remaining <= 0:
                     return deliveries
@@ -182,31 +203,10 @@ class RedisBroker(Broker):
                 # behind), or until the next ETA or lease deadline; the fetch is sent in the
                 # same write, so that Redis runs it the moment the BLPOP returns.
                 pause = max(min(remaining, self._block_slice, due_in or remaining), MIN_BLOCK)
-                token = secrets.token_hex(8)
+                token = self._tokens.new()
                 args = [self._now(), limit, repr(float(lease)), token, waiting]
                 fetch = self._scripts["fetch"].command(keys, args)
                 reply = self.db.direct_execute([("BLPOP", *wake, pause), fetch])[-1]
-
-    @staticmethod
-    def _deliveries(
-        queues: Sequence[str], token: str, reply: Any
-    ) -> tuple[list[Delivery], float | None]:
-        """The deliveries in a reply of ``fetch.lua``, and (when there are none and the
-        caller may wait) the seconds until something in these queues comes due."""
-        now, due = reply[0], reply[1]
-        rest = reply[2:]
-        deliveries = [
-            Delivery(
-                as_bytes(rest[i + 3]),
-                queues[int(rest[i + 1]) - 1],
-                as_bytes(rest[i]).decode(),
-                token,
-                int(rest[i + 2]),
-            )
-            for i in range(0, len(rest), 4)
-        ]
-        due_in = float(due) - float(now) if due else None
-        return deliveries, due_in
 
     # -- settling --------------------------------------------------------------------------------
     def ack_many(self, deliveries: Sequence[Delivery]) -> list[bool]:
@@ -215,7 +215,7 @@ class RedisBroker(Broker):
         Raises:
             BrokerError: Redis cannot be reached.
         """
-        return self._settle([_Settlement("ack", d) for d in deliveries], "ack")
+        return self._settle([Settlement("ack", d) for d in deliveries], "ack")
 
     def requeue(
         self, delivery: Delivery, *, message: Message | None = None, eta: float | None = None
@@ -227,7 +227,7 @@ class RedisBroker(Broker):
         """
         when = "" if eta is None else repr(float(eta))
         kind = "requeue" if message is None else "replace"
-        return self._settle([_Settlement(kind, delivery, when, message)], "requeue")[0]
+        return self._settle([Settlement(kind, delivery, when, message)], "requeue")[0]
 
     def dead_letter(self, delivery: Delivery, reason: str) -> bool:
         """Move a message to the dead letters; see :meth:`Broker.dead_letter`.
@@ -235,9 +235,9 @@ class RedisBroker(Broker):
         Raises:
             BrokerError: Redis cannot be reached.
         """
-        return self._settle([_Settlement("dead", delivery, reason)], "dead-letter")[0]
+        return self._settle([Settlement("dead", delivery, reason)], "dead-letter")[0]
 
-    def _settle(self, settlements: Sequence[_Settlement], what: str) -> list[bool]:
+    def _settle(self, settlements: Sequence[Settlement], what: str) -> list[bool]:
         if not settlements:
             return []
         state = self.db.batch_state()
@@ -246,14 +246,11 @@ class RedisBroker(Broker):
         flags: list[bool] = []
         with self._errors(what):
             for start in range(0, len(settlements), CHUNK):
-                keys, args = self._settle_call(settlements[start : start + CHUNK])
-                reply = self.db.run(self._scripts["settle"], keys, args)
-                flags += [flag == ord("1") for flag in as_bytes(reply)]
+                keys, args = settle_call(self.keys, self._now(), settlements[start : start + CHUNK])
+                flags += flags_of(self.db.run(self._scripts["settle"], keys, args))
         return flags
 
-    def _defer_settle(
-        self, settlements: Sequence[_Settlement], state: dict[str, Any]
-    ) -> list[bool]:
+    def _defer_settle(self, settlements: Sequence[Settlement], state: dict[str, Any]) -> list[bool]:
         """Queue settlements in this thread's batch; see :meth:`batch` for the flags."""
         settled: set[str] = state.setdefault("settled", set())
         flags = []
@@ -262,25 +259,10 @@ class RedisBroker(Broker):
             settled.add(s.delivery.tag)
         for start in range(0, len(settlements), CHUNK):
             chunk = settlements[start : start + CHUNK]
-            keys, args = self._settle_call(chunk)
+            keys, args = settle_call(self.keys, self._now(), chunk)
             expected = flags[start : start + CHUNK]
-
-            self.db.defer(self._scripts["settle"], keys, args, _log_refusals(chunk, expected))
+            self.db.defer(self._scripts["settle"], keys, args, log_refusals(chunk, expected))
         return flags
-
-    def _settle_call(self, settlements: Sequence[_Settlement]) -> tuple[list[str], list[Arg]]:
-        names = [s.delivery.queue for s in settlements]
-        names += [s.message.queue for s in settlements if s.message is not None]
-        queues = list(dict.fromkeys(names))
-        number = {queue: str(n) for n, queue in enumerate(queues, 1)}
-        args: list[Arg] = [self._now(), str(len(queues)), *queues]
-        for s in settlements:
-            d, m = s.delivery, s.message
-            args += [s.kind, number[d.queue], d.tag, d.token, s.value]
-            args += [number[m.queue], str(m.priority), m.encode()] if m else ["", "", ""]
-        keys = self.keys
-        script_keys = [keys.messages, keys.queues, keys.dead]
-        return script_keys + self._queue_keys(queues), args
 
     def extend(self, deliveries: Sequence[Delivery], lease: float) -> list[bool]:
         """Push lease deadlines; see :meth:`Broker.extend`.
@@ -298,8 +280,7 @@ class RedisBroker(Broker):
                 for d in chunk:
                     args += [number[d.queue], d.tag, d.token]
                 keys = [self.keys.messages, *self._queue_keys(queues)]
-                reply = self.db.run(self._scripts["extend"], keys, args)
-                flags += [flag == ord("1") for flag in as_bytes(reply)]
+                flags += flags_of(self.db.run(self._scripts["extend"], keys, args))
         return flags
 
     # -- dead letters, recovery, inspection ------------------------------------------------------
@@ -324,9 +305,12 @@ class RedisBroker(Broker):
         Raises:
             BrokerError: Redis cannot be reached.
         """
+        prefix = self.keys.pending("")
         with self._errors("recover"):
-            members = self.db.direct().smembers(self.keys.queues)
-            queues = sorted(as_bytes(q).decode() for q in members)
+            # The queues are found by their pending sets: a rare scan beats keeping a set of
+            # queue names up to date on every publish.
+            found = self.db.direct().scan_iter(match=glob_escape(prefix) + "*", count=1000)
+            queues = sorted({as_bytes(key).decode().removeprefix(prefix) for key in found})
             if not queues:
                 return 0
             keys = [self.keys.messages, *self._queue_keys(queues)]
@@ -368,7 +352,7 @@ class RedisBroker(Broker):
         with self._errors("broadcast", PublishError):
             self.db.run(
                 self._scripts["broadcast"],
-                [self.keys.broadcasts],
+                [self.keys.broadcasts, self.keys.broadcasts_last],
                 [self._now(), repr(float(ttl)), payload],
             )
 
@@ -378,6 +362,11 @@ class RedisBroker(Broker):
         Raises:
             BrokerError: Redis cannot be reached.
         """
+        seen, self._newest_broadcast = self._newest_broadcast, _NO_NEWS
+        if cursor and seen[1] == cursor and time.monotonic() - seen[0] < BROADCAST_NEWS:
+            # The fetch that just leased messages saw nothing newer: the read that follows it
+            # (and only that one) needs no round trip, on the way from a publish to a task.
+            return [], cursor
         with self._errors("reading broadcasts"):
             start = f"({cursor}" if cursor else "-"
             entries: Any = self.db.direct().xrange(self.keys.broadcasts, start)
@@ -407,14 +396,3 @@ class RedisBroker(Broker):
     def close(self) -> None:
         """Close this broker's connections; the next call opens new ones."""
         self.db.disconnect()
-
-
-def _log_refusals(settlements: Sequence[_Settlement], expected: Sequence[bool]) -> Any:
-    """What to do with the flags of batched settlements: say which ones Redis refused."""
-
-    def check(reply: Any) -> None:
-        for s, hoped, flag in zip(settlements, expected, as_bytes(reply), strict=True):
-            if hoped and flag != ord("1"):
-                log.warning("%s of message %s refused: its lease was lost", s.kind, s.delivery.tag)
-
-    return check

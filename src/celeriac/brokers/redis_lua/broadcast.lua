@@ -1,6 +1,8 @@
 -- broadcast.lua: append a control message that every consumer reads, and drop expired ones.
 --
--- KEYS[1]  broadcasts   stream  entries {e = expiry time, p = payload}
+-- KEYS[1]  broadcasts       stream  entries {e = expiry time, p = payload}
+-- KEYS[2]  broadcasts:last  string  the newest entry's id (which fetch.lua reports, so that a
+--                                   worker knows without a round trip that nothing is new)
 --
 -- ARGV[1]  now, epoch seconds ('' = Redis's own clock, TIME)
 -- ARGV[2]  seconds to keep the new entry
@@ -25,5 +27,7 @@ for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 100)) do
     end
   end
 end
-return redis.call('XADD', KEYS[1], '*', 'e', string.format('%.6f', now + tonumber(ARGV[2])),
+local id = redis.call('XADD', KEYS[1], '*', 'e', string.format('%.6f', now + tonumber(ARGV[2])),
   'p', ARGV[3])
+redis.call('SET', KEYS[2], id)
+return id

@@ -3,7 +3,8 @@
 -- KEYS[1]  messages     hash    "<tag>" -> message bytes (read); "<tag>:s" -> "<priority>:
 --                               <attempt>[:<token>]": the attempt is counted and the lease's
 --                               token written; a run-out lease's token is removed
--- then three keys per queue, from KEYS[2 + 3 * (i - 1)]:
+-- KEYS[2]  broadcasts:last  string  the newest control message's id (read, and reported)
+-- then three keys per queue, from KEYS[3 + 3 * (i - 1)]:
 --          ready:<q>    zset    tag by rank: leased tags leave it; due tags join it
 --          pending:<q>  zset    tag by ETA or lease deadline: due tags (an ETA reached, a
 --                               lease run out) move to ready:<q> first; leased tags join it
@@ -14,11 +15,14 @@
 -- ARGV[2]  how many messages to lease at most
 -- ARGV[3]  lease length in seconds
 -- ARGV[4]  the token of this lease
--- ARGV[5]  '1': a fetch that may block: keep the wake lists, and say when to wake up
+-- ARGV[5]  '1': a fetch that may block: keep the wake lists, say when to wake up, and report
+--          the newest broadcast's id
 --
--- Returns {now, next, tag, queue number, attempt, body, tag, ...}, best message first. When
--- nothing was leased and ARGV[5] is '1', `next` is the earliest ETA or lease deadline among
--- these queues ('' when there is none): the caller may block on the wake lists until then.
+-- Returns {now, next, newest broadcast id, tag, queue number, attempt, body, tag, ...}, best
+-- message first; the broadcast id is read only by a fetch that may block and leased something
+-- (nil otherwise; '' when there never was a broadcast). When nothing was leased and ARGV[5] is '1', `next` is the
+-- earliest ETA or lease deadline among these queues ('' when there is none): the caller may
+-- block on the wake lists until then.
 --
 -- Why a script: taking a message out of ready:<q>, writing its token and deadline and counting
 -- the attempt is one step, so two consumers can never lease the same message, and a message
@@ -33,7 +37,7 @@ local limit = tonumber(ARGV[2])
 local deadline = string.format('%.6f', now + tonumber(ARGV[3]))
 local token = ARGV[4]
 local waiting = ARGV[5] == '1'
-local nq = (#KEYS - 1) / 3
+local nq = (#KEYS - 2) / 3
 
 -- Move what came due in pending:<q> to ready:<q>; a run-out lease loses its token.
 local function promote(ready, pending)
@@ -70,8 +74,8 @@ end
 -- The best `limit` messages: popped from each queue, merged by rank, the surplus put back.
 local candidates = {}
 for i = 1, nq do
-  local ready = KEYS[3 * i - 1]
-  promote(ready, KEYS[3 * i])
+  local ready = KEYS[3 * i]
+  promote(ready, KEYS[3 * i + 1])
   local best = redis.call('ZPOPMIN', ready, limit)
   for j = 1, #best, 2 do
     candidates[#candidates + 1] = {tonumber(best[j + 1]), best[j], i, best[j + 1]}
@@ -81,12 +85,15 @@ if nq > 1 then
   table.sort(candidates, function(a, b) return a[1] < b[1] end)
   for k = limit + 1, #candidates do
     local c = candidates[k]
-    redis.call('ZADD', KEYS[3 * c[3] - 1], c[4], c[2])
+    redis.call('ZADD', KEYS[3 * c[3]], c[4], c[2])
   end
 end
 
-local reply = {string.format('%.6f', now), ''}
+local reply = {string.format('%.6f', now), '', false} -- false (nil): did not look
 local taken = math.min(limit, #candidates)
+if taken > 0 and waiting then
+  reply[3] = redis.call('GET', KEYS[2]) or ''
+end
 if taken > 0 then
   local names, leased = {}, {}
   for k = 1, taken do
@@ -112,7 +119,7 @@ if taken > 0 then
   end
   redis.call('HSET', KEYS[1], unpack(written))
   for q, into in pairs(leased) do
-    redis.call('ZADD', KEYS[3 * q], unpack(into))
+    redis.call('ZADD', KEYS[3 * q + 1], unpack(into))
   end
 end
 
@@ -121,15 +128,15 @@ if waiting then
   -- that the next waiting fetch is woken at once, and none wakes up for nothing.
   local soonest = nil
   for i = 1, nq do
-    if redis.call('ZCARD', KEYS[3 * i - 1]) > 0 then
-      if redis.call('LLEN', KEYS[3 * i + 1]) == 0 then
-        redis.call('RPUSH', KEYS[3 * i + 1], '1')
+    if redis.call('ZCARD', KEYS[3 * i]) > 0 then
+      if redis.call('LLEN', KEYS[3 * i + 2]) == 0 then
+        redis.call('RPUSH', KEYS[3 * i + 2], '1')
       end
     else
-      redis.call('DEL', KEYS[3 * i + 1])
+      redis.call('DEL', KEYS[3 * i + 2])
     end
     if taken == 0 then
-      local first = redis.call('ZRANGE', KEYS[3 * i], 0, 0, 'WITHSCORES')
+      local first = redis.call('ZRANGE', KEYS[3 * i + 1], 0, 0, 'WITHSCORES')
       if first[2] and (not soonest or tonumber(first[2]) < soonest) then
         soonest = tonumber(first[2])
       end

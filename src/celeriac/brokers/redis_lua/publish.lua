@@ -3,17 +3,15 @@
 -- KEYS[1]  seq          string  the last tag handed out (tags number messages from 1)
 -- KEYS[2]  messages     hash    "<tag>" -> message bytes, "<tag>:s" -> "<priority>:0"
 --                               (priority, then attempts so far)
--- KEYS[3]  queues       set     every queue name published to
--- KEYS[4]  once:<key>   string  publish_once's key, holding when it may be used again
+-- KEYS[3]  once:<key>   string  publish_once's key, holding when it may be used again
 --                               (read and written only when ARGV[2] is not empty)
--- then three keys for the i-th queue named in ARGV (i = 1..n), from KEYS[5 + 3 * (i - 1)]:
+-- then three keys for the i-th queue (i = 1..n), from KEYS[4 + 3 * (i - 1)]:
 --          ready:<q>    zset    tag by rank: (9 - priority) * 1e14 + tag
 --          pending:<q>  zset    tag by ETA, for a delayed message
 --          wake:<q>     list    one element while a waiting fetch may find work
 --
--- ARGV[1]  now, epoch seconds ('' = Redis's own clock, TIME)
--- ARGV[2]  publish_once: seconds to keep KEYS[4] ('' = a plain publish)
--- ARGV[3]  n, the number of queues; ARGV[4 .. 3 + n] their names, in KEYS order
+-- ARGV[1]  now, epoch seconds ('' = Redis's own clock, TIME: read only when needed)
+-- ARGV[2]  publish_once: seconds to keep KEYS[3] ('' = a plain publish)
 -- then four values per message: queue number (1..n), priority (0..9), ETA ('' = none), body
 --
 -- Returns how many messages were enqueued (0 when the publish_once key was still taken).
@@ -22,10 +20,16 @@
 -- between would find a tag without a body), and publish_once must take its key if and only if
 -- it enqueues the message.
 
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local now = nil
+local function clock()
+  if not now then
+    now = tonumber(ARGV[1])
+    if not now then
+      local t = redis.call('TIME')
+      now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+    end
+  end
+  return now
 end
 
 local function chunked(command, key, items)
@@ -35,22 +39,19 @@ local function chunked(command, key, items)
 end
 
 if ARGV[2] ~= '' then
-  local free_at = tonumber(redis.call('GET', KEYS[4]))
-  if free_at and free_at > now then
+  local free_at = tonumber(redis.call('GET', KEYS[3]))
+  if free_at and free_at > clock() then
     return 0
   end
   local ttl = tonumber(ARGV[2])
-  redis.call('SET', KEYS[4], string.format('%.6f', now + ttl),
+  redis.call('SET', KEYS[3], string.format('%.6f', clock() + ttl),
     'PX', math.max(1, math.ceil(ttl * 1000)))
 end
 
-local n = tonumber(ARGV[3])
-redis.call('SADD', KEYS[3], unpack(ARGV, 4, 3 + n))
-local first = 4 + n
-local count = (#ARGV - first + 1) / 4
+local count = (#ARGV - 2) / 4
 local tag = redis.call('INCRBY', KEYS[1], count) - count
 local fields, ready, pending = {}, {}, {}
-for j = first, #ARGV, 4 do
+for j = 3, #ARGV, 4 do
   tag = tag + 1
   local name = string.format('%d', tag)
   local q, priority, eta = tonumber(ARGV[j]), tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2])
@@ -59,7 +60,7 @@ for j = first, #ARGV, 4 do
   fields[#fields + 1] = name .. ':s'
   fields[#fields + 1] = priority .. ':0'
   local into, score = ready, string.format('%d', (9 - priority) * 1e14 + tag)
-  if eta and eta > now then
+  if eta and eta > clock() then
     into, score = pending, string.format('%.6f', eta)
   end
   local items = into[q] or {}
@@ -69,16 +70,15 @@ for j = first, #ARGV, 4 do
 end
 chunked('HSET', KEYS[2], fields)
 for q, items in pairs(ready) do
-  chunked('ZADD', KEYS[2 + 3 * q], items)
+  chunked('ZADD', KEYS[1 + 3 * q], items)
 end
 for q, items in pairs(pending) do
-  chunked('ZADD', KEYS[3 + 3 * q], items)
+  chunked('ZADD', KEYS[2 + 3 * q], items)
 end
 -- Wake one waiting fetch per queue (a delayed message too: the fetch then waits until its ETA).
-for q = 1, n do
-  local wake = KEYS[4 + 3 * q]
-  if redis.call('LLEN', wake) == 0 then
-    redis.call('RPUSH', wake, '1')
+for wake = 6, #KEYS, 3 do
+  if redis.call('LLEN', KEYS[wake]) == 0 then
+    redis.call('RPUSH', KEYS[wake], '1')
   end
 end
 return count

@@ -5,10 +5,9 @@
 --                               checked; then both fields of the message are deleted (ack,
 --                               dead-letter), or the token is removed (requeue), or a retry's
 --                               message replaces the bytes and the state ("<priority>:0")
--- KEYS[2]  queues       set     every queue name (a retry may name a new one)
--- KEYS[3]  dead         list    dead letters, newest first: a JSON line [tag, queue, reason,
+-- KEYS[2]  dead         list    dead letters, newest first: a JSON line [tag, queue, reason,
 --                               dead_at], a newline, then the message bytes
--- then three keys for the i-th queue named in ARGV (i = 1..n), from KEYS[4 + 3 * (i - 1)]:
+-- then three keys for the i-th queue named in ARGV (i = 1..n), from KEYS[3 + 3 * (i - 1)]:
 --          ready:<q>    zset    tag by rank: a message requeued for now returns here
 --          pending:<q>  zset    tag by lease deadline or ETA: a settled message leaves it;
 --                               one requeued for later returns to it, by its ETA
@@ -76,7 +75,7 @@ for k = 1, #names do
       if kind == 'dead' then
         local body = redis.call('HGET', KEYS[1], tag) or ''
         local head = cjson.encode({tag, ARGV[2 + q], ARGV[j + 4], string.format('%.6f', clock())})
-        redis.call('LPUSH', KEYS[3], head .. '\n' .. body)
+        redis.call('LPUSH', KEYS[2], head .. '\n' .. body)
       end
       forget[#forget + 1] = tag
       forget[#forget + 1] = names[k]
@@ -84,19 +83,18 @@ for k = 1, #names do
       unpend[q] = gone
       gone[#gone + 1] = tag
     else
-      redis.call('ZREM', KEYS[3 * q + 2], tag)
+      redis.call('ZREM', KEYS[3 * q + 1], tag)
       local target = q
       if kind == 'replace' then
         target, priority, attempt = tonumber(ARGV[j + 5]), ARGV[j + 6], '0'
         redis.call('HSET', KEYS[1], tag, ARGV[j + 7])
-        redis.call('SADD', KEYS[2], ARGV[2 + target])
       end
       redis.call('HSET', KEYS[1], names[k], priority .. ':' .. attempt)
       local eta = tonumber(ARGV[j + 4])
       if eta and eta > clock() then
-        redis.call('ZADD', KEYS[3 * target + 2], string.format('%.6f', eta), tag)
+        redis.call('ZADD', KEYS[3 * target + 1], string.format('%.6f', eta), tag)
       else
-        redis.call('ZADD', KEYS[3 * target + 1],
+        redis.call('ZADD', KEYS[3 * target],
           string.format('%d', (9 - priority) * 1e14 + tonumber(tag)), tag)
       end
       woken[target] = true
@@ -105,12 +103,12 @@ for k = 1, #names do
 end
 
 for q, gone in pairs(unpend) do
-  chunked('ZREM', KEYS[3 * q + 2], gone)
+  chunked('ZREM', KEYS[3 * q + 1], gone)
 end
 chunked('HDEL', KEYS[1], forget)
 for q in pairs(woken) do
-  if redis.call('LLEN', KEYS[3 * q + 3]) == 0 then
-    redis.call('RPUSH', KEYS[3 * q + 3], '1')
+  if redis.call('LLEN', KEYS[3 * q + 2]) == 0 then
+    redis.call('RPUSH', KEYS[3 * q + 2], '1')
   end
 end
 return table.concat(flags)
