@@ -221,3 +221,21 @@ def test_second_signal_gives_everything_back_at_once(
         worker.stop()
     assert slow.state == states.PENDING
     assert client.broker.queue_lengths(["celery"]) == {"celery": 1}
+
+
+def test_pool_children_die_with_the_main_process(
+    client: Celeriac, sqlite_url: str, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    worker = WorkerProcess(sqlite_url, "-c", "2").start()
+    try:
+        client.send_task("jobs.counted", (str(runs), 30.0))
+        assert _wait_for(runs.exists, 10)
+        children = worker.children()
+        assert len(children) == 2
+        worker.signal(signal.SIGKILL)
+        worker.wait(10)
+        # An orphan would finish the task while another worker runs it again: none may live on.
+        assert _wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), 5)
+    finally:
+        worker.stop()

@@ -46,7 +46,11 @@ class WorkerProcess:
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        self.wait_for("ready:", ready_timeout)
+        try:
+            self.wait_for("ready:", ready_timeout)
+        except BaseException:
+            self.stop()  # never leave a half-started worker behind
+            raise
         return self
 
     def _read(self) -> None:

@@ -7,6 +7,7 @@ on SIGTERM (that is how ``revoke(terminate=True)`` reaches it), and turns SIGUSR
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 from multiprocessing.connection import Connection
@@ -21,6 +22,7 @@ from celeriac.task import Task
 from celeriac.worker.pool import UNDECODABLE, Job
 
 SOFT_LIMIT_SIGNAL = signal.SIGUSR1
+_PR_SET_PDEATHSIG = 1
 _running: list[str] = []  # the task id being run, for the soft-limit handler
 
 
@@ -54,14 +56,31 @@ def resident_kib() -> int:
     return pages * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when the worker's main process dies.
+
+    Otherwise a child would finish its task as an orphan while the message, whose lease nobody
+    renews any more, is handed to another worker: the same task would run twice at once.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the closed pipe still ends an idle child
+        pass
+
+
 def child_main(
     conn: Connection,
     tasks: dict[str, Task[Any, Any]],
     serializer: Serializer,
     max_tasks: int | None,
     max_memory_kib: int | None,
+    parent_pid: int,
 ) -> None:
     """Serve jobs from ``conn`` until told to stop or a recycling limit is reached."""
+    _die_with_parent()
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        return
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(SOFT_LIMIT_SIGNAL, _soft_limit)

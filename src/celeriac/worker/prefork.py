@@ -95,6 +95,7 @@ class PreforkPool(ExecutionPool):
                 self.serializer,
                 self.max_tasks_per_child,
                 self.max_memory_per_child,
+                os.getpid(),
             ),
             name="celeriac-child",
             daemon=True,
