@@ -9,6 +9,7 @@ leases. Brokers store these bytes as they are and never look inside.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
@@ -18,6 +19,7 @@ from celeriac.exceptions import MalformedMessage
 from celeriac.serialization import JSON, Serializer
 
 PROTOCOL = 1
+_HEADER_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
 _REQUIRED = ("id", "task")
 
 
@@ -63,11 +65,15 @@ class Message:
 
     def encode(self) -> bytes:
         """Return the bytes a broker stores: header line, newline, body."""
+        return self._encoded
+
+    @functools.cached_property
+    def _encoded(self) -> bytes:
+        # Computed once: the size check and the broker both need the bytes.
         header = self.header()
         if self.signature is not None:
             header["sig"] = self.signature
-        line = json.dumps(header, separators=(",", ":"), ensure_ascii=True).encode()
-        return line + b"\n" + self.body
+        return _HEADER_ENCODER.encode(header).encode() + b"\n" + self.body
 
     def signed(self, serializer: Serializer) -> Message:
         """Return this message signed with the app's key (unchanged when signing is off)."""

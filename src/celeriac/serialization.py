@@ -75,13 +75,16 @@ def _untag(obj: dict[str, Any]) -> Any:
     return untag(obj["v"])
 
 
+_ENCODER = json.JSONEncoder(default=_tag, separators=(",", ":"), ensure_ascii=False)
+
+
 def json_dumps(obj: Any) -> bytes:
     """Encode ``obj`` as compact UTF-8 JSON, tagging the extra types this dialect keeps.
 
     Raises:
         TypeError: ``obj`` holds something JSON cannot carry.
     """
-    return json.dumps(obj, default=_tag, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(obj).encode()
 
 
 def json_loads(data: bytes | str) -> Any:
