@@ -30,6 +30,9 @@ from celeriac.worker.pool import UNDECODABLE
 log = logging.getLogger("celeriac.worker")
 
 ACK, REQUEUE, RETRY, DEAD_LETTER = "ack", "requeue", "retry", "dead_letter"
+# A message handed back unstarted: its attempt count starts again, since no process died of it
+# (a requeue after a death keeps the count, which is how a poisonous message is recognised).
+GIVE_BACK = "give_back"
 ALREADY_ACKED = "already_acked"  # acks_late=False: the message was acknowledged before it ran
 
 
@@ -164,6 +167,8 @@ class Recorder:
         delivery, action = settlement.delivery, settlement.action
         if action == REQUEUE:
             self.broker.requeue(delivery)
+        elif action == GIVE_BACK:
+            self.broker.requeue(delivery, message=settlement.message)
         elif action == DEAD_LETTER:
             self.broker.dead_letter(delivery, settlement.outcome.reason)
         elif action == RETRY:
@@ -196,7 +201,7 @@ class Recorder:
             log.error("%s dead-lettered: %s", name, outcome.reason)
         elif action == RETRY:
             log.info("%s retry: %s", name, outcome.reason)
-        elif action == REQUEUE:
+        elif action in (REQUEUE, GIVE_BACK):
             log.info("%s given back to the queue", name)
         elif outcome.state == states.SUCCESS and log.isEnabledFor(logging.INFO):
             log.info("%s succeeded in %.4fs: %s", name, outcome.runtime, _preview(outcome))

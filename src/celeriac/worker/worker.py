@@ -19,7 +19,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
@@ -42,6 +42,7 @@ from celeriac.worker.recorder import (
     ACK,
     ALREADY_ACKED,
     DEAD_LETTER,
+    GIVE_BACK,
     REQUEUE,
     Recorder,
     Settlement,
@@ -55,6 +56,9 @@ COMMAND_INTERVAL = 0.2  # seconds between reads of the control log while idle
 HOUSEKEEPING_INTERVAL = 300.0
 MIN_RETRY_DELAY, MAX_RETRY_DELAY = 0.1, 2.0  # seconds between tries to record outcomes
 SHUTDOWN_RECORD_WAIT = 10.0  # seconds a stopping worker keeps trying to record outcomes
+READY_AHEAD_UNDER = 0.05  # seconds: tasks typically shorter keep one message ready per worker
+HOLD_LIMIT = 1.0  # seconds a message kept ready may wait for a process before it goes back
+READY_AHEAD_PAUSE = 5.0  # seconds without a message kept ready after one went back
 WARM, COLD = 1, 2
 
 
@@ -71,6 +75,7 @@ class _InFlight:
     delivery: Delivery
     message: Message
     early_acked: bool = False
+    since: float = field(default_factory=time.monotonic)
 
 
 class Worker:
@@ -132,6 +137,8 @@ class Worker:
         self._drain_started = False
         self._carried: list[Settlement] = []  # refusals found while refilling: next turn
         self._starved = True  # the last fetch came back short: the consumer thread waits
+        self._typical: float | None = None  # moving average of task run times, in seconds
+        self._ready_ahead_from = 0.0
         self._unrecorded: list[Settlement] = []  # outcomes the store could not take yet
         self._retry_at = 0.0
         self._retry_delay = MIN_RETRY_DELAY
@@ -249,6 +256,7 @@ class Worker:
             self._read_commands(now)
         settlements.extend(self._admit(deliveries))
         settlements.extend(self._dispatch())
+        settlements.extend(self._give_back_stale(now))
         if settlements:
             self._take_in(self._settle(settlements, refill=True))
         elif not self._starved and self._wanted() > 0:
@@ -287,8 +295,32 @@ class Worker:
         outcomes wait to be recorded (no new work that could not be recorded either)."""
         if self._unrecorded or self._stopping:
             return 0
-        wanted = self.pool.free_slots() + self.extra_prefetch - len(self._waiting)
+        held = self.extra_prefetch + self._ready_ahead()
+        wanted = self.pool.free_slots() + held - len(self._waiting)
         return max(0, wanted - self.consumer.in_transit())
+
+    def _ready_ahead(self) -> int:
+        """One message kept ready for the next process to come free, while tasks are short.
+
+        It saves a trip to the broker between a task and the next (for short tasks, most of
+        their cost). Long tasks keep nothing ahead, and a message that waited here
+        ``HOLD_LIMIT`` seconds goes back to the queue (``_give_back_stale``), so no worker
+        sits on work that another could start.
+        """
+        short = self._typical is not None and self._typical < READY_AHEAD_UNDER
+        return 1 if short and time.monotonic() >= self._ready_ahead_from else 0
+
+    def _give_back_stale(self, now: float) -> list[Settlement]:
+        """Hand back held messages that waited too long for a free process."""
+        if len(self._waiting) <= self.extra_prefetch or self.pool.free_slots() > 0:
+            return []
+        oldest = self._waiting[-1]
+        if now - oldest.since < HOLD_LIMIT:
+            return []
+        self._waiting.pop()
+        self._ready_ahead_from = now + READY_AHEAD_PAUSE
+        nothing = Outcome(states.PENDING, b"null", "application/json")
+        return [Settlement(oldest.delivery, oldest.message, nothing, GIVE_BACK, record=False)]
 
     def _read_commands(self, now: float) -> None:
         self._last_commands = now
@@ -371,6 +403,10 @@ class Worker:
     # -- outcomes out ----------------------------------------------------------------------------
     def _settlement(self, finished: Finished) -> Settlement:
         entry = self._inflight.pop(finished.job.key)
+        if not finished.lost:
+            runtime = finished.outcome.runtime
+            previous = self._typical
+            self._typical = runtime if previous is None else 0.9 * previous + 0.1 * runtime
         settlement = settlement_for(
             entry.delivery,
             entry.message,
@@ -452,7 +488,7 @@ class Worker:
     def _give_back_waiting(self) -> list[Settlement]:
         nothing = Outcome(states.PENDING, b"null", "application/json")
         given = [
-            Settlement(entry.delivery, entry.message, nothing, REQUEUE, record=False)
+            Settlement(entry.delivery, entry.message, nothing, GIVE_BACK, record=False)
             for entry in self._waiting
         ]
         self._waiting.clear()
