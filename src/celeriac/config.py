@@ -76,6 +76,8 @@ class Settings(MutableMapping[str, Any]):
     def __init__(self, values: Mapping[str, Any] | None = None) -> None:
         # A deep copy: `conf.beat_schedule[name] = ...` must not change every other app.
         object.__setattr__(self, "_values", copy.deepcopy(DEFAULTS))
+        # Bumped by every change, so that values derived from settings can be cached safely.
+        object.__setattr__(self, "version", 0)
         if values:
             self.update(values)
 
@@ -99,10 +101,12 @@ class Settings(MutableMapping[str, Any]):
     def __setitem__(self, name: str, value: Any) -> None:
         self.check_name(name)
         self._values[name] = value
+        object.__setattr__(self, "version", self.version + 1)
 
     def __delitem__(self, name: str) -> None:
         self.check_name(name)
         self._values[name] = copy.deepcopy(DEFAULTS[name])
+        object.__setattr__(self, "version", self.version + 1)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)

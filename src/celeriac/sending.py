@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime
 import uuid
+import weakref
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from celeriac.canvas.signature import links_workflow
@@ -75,9 +77,9 @@ def build_message(
         TypeError: the arguments do not serialize.
         MessageTooLarge: the message is over ``message_max_bytes``.
     """
-    conf, serializer = app.conf, app.serializer
+    serializer, defaults = app.serializer, _defaults(app)
     given = {k: v for k, v in options.items() if v is not None}
-    route = Router(conf.task_routes).route(name, args, kwargs, given)
+    route = Router(app.conf.task_routes).route(name, args, kwargs, given)
     routed = {**route, **_task_defaults(task), **given}
     try:
         body = serializer.dumps([list(args), kwargs])
@@ -91,21 +93,49 @@ def build_message(
         task=name,
         body=body,
         content_type=serializer.content_type,
-        queue=str(routed.get("queue") or conf.task_default_queue),
-        priority=_priority(routed.get("priority", conf.task_default_priority)),
+        queue=str(routed.get("queue") or defaults.queue),
+        priority=_priority(routed.get("priority", defaults.priority)),
         eta=eta,
         expires=_expiry(routed.get("expires"), now),
         retries=int(routed.get("retries", 0)),
         sent_at=now,
         headers=dict(routed.get("headers") or {}),
         workflow=links_workflow(routed, app),
-        ignore_result=bool(routed.get("ignore_result", conf.task_ignore_result)),
+        ignore_result=bool(routed.get("ignore_result", defaults.ignore_result)),
         time_limit=to_seconds(routed.get("time_limit"), "time_limit"),
         soft_time_limit=to_seconds(routed.get("soft_time_limit"), "soft_time_limit"),
         **_lineage(routed),
     ).signed(serializer)
-    _check_size(message, int(conf.message_max_bytes))
+    _check_size(message, defaults.max_bytes)
     return message
+
+
+@dataclass(frozen=True)
+class _SendDefaults:
+    """The settings every call reads, derived once per version of the app's settings."""
+
+    version: int
+    queue: str
+    priority: int
+    ignore_result: bool
+    max_bytes: int
+
+
+_cache: weakref.WeakKeyDictionary[Celeriac, _SendDefaults] = weakref.WeakKeyDictionary()
+
+
+def _defaults(app: Celeriac) -> _SendDefaults:
+    conf = app.conf
+    cached = _cache.get(app)
+    if cached is None or cached.version != conf.version:
+        cached = _cache[app] = _SendDefaults(
+            version=conf.version,
+            queue=conf.task_default_queue,
+            priority=conf.task_default_priority,
+            ignore_result=bool(conf.task_ignore_result),
+            max_bytes=int(conf.message_max_bytes),
+        )
+    return cached
 
 
 def note_child(task_id: str, options: dict[str, Any]) -> None:

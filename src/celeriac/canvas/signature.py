@@ -104,7 +104,9 @@ class Signature:
         """A copy with ``args`` put first, ``kwargs`` and ``options`` merged in (unless
         immutable, which keeps its own arguments)."""
         new = copy.copy(self)
-        new.options = {**copy.deepcopy(self.options), **options}
+        # Options hold plain values or nested signatures (links); a copy must not share them.
+        own = copy.deepcopy(self.options) if self.options else {}
+        new.options = {**own, **options}
         if not self.immutable:
             new.args = tuple(args or ()) + self.args
             new.kwargs = {**self.kwargs, **(kwargs or {})}
