@@ -256,6 +256,9 @@ class Worker:
             self._read_commands(now)
         settlements.extend(self._admit(deliveries))
         settlements.extend(self._dispatch())
+        # Outcomes that came in meanwhile: start their successors before the broker round trip.
+        settlements += [self._settlement(f) for f in self.pool.poll(0, [])]
+        settlements.extend(self._dispatch())
         settlements.extend(self._give_back_stale(now))
         if settlements:
             self._take_in(self._settle(settlements, refill=True))
@@ -300,7 +303,7 @@ class Worker:
         return max(0, wanted - self.consumer.in_transit())
 
     def _ready_ahead(self) -> int:
-        """One message kept ready for the next process to come free, while tasks are short.
+        """A message per process kept ready for when it comes free, while tasks are short.
 
         It saves a trip to the broker between a task and the next (for short tasks, most of
         their cost). Long tasks keep nothing ahead, and a message that waited here
@@ -308,19 +311,22 @@ class Worker:
         sits on work that another could start.
         """
         short = self._typical is not None and self._typical < READY_AHEAD_UNDER
-        return 1 if short and time.monotonic() >= self._ready_ahead_from else 0
+        return self.concurrency if short and time.monotonic() >= self._ready_ahead_from else 0
 
     def _give_back_stale(self, now: float) -> list[Settlement]:
         """Hand back held messages that waited too long for a free process."""
-        if len(self._waiting) <= self.extra_prefetch or self.pool.free_slots() > 0:
+        if self.pool.free_slots() > 0:
             return []
-        oldest = self._waiting[-1]
-        if now - oldest.since < HOLD_LIMIT:
+        stale = []
+        while (
+            len(self._waiting) > self.extra_prefetch and now - self._waiting[-1].since >= HOLD_LIMIT
+        ):
+            stale.append(self._waiting.pop())
+        if not stale:
             return []
-        self._waiting.pop()
         self._ready_ahead_from = now + READY_AHEAD_PAUSE
         nothing = Outcome(states.PENDING, b"null", "application/json")
-        return [Settlement(oldest.delivery, oldest.message, nothing, GIVE_BACK, record=False)]
+        return [Settlement(e.delivery, e.message, nothing, GIVE_BACK, record=False) for e in stale]
 
     def _read_commands(self, now: float) -> None:
         self._last_commands = now
