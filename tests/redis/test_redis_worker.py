@@ -118,8 +118,10 @@ def test_two_thousand_tasks_survive_three_worker_kills(
     assert {record.state for record in records.values()} == {states.SUCCESS}
     counts = count_runs(runs)
     assert set(counts) == {r.id for r in results}  # none lost
-    # Run twice only what was running at a kill: at most the 2 slots, 3 times.
-    assert sum(counts.values()) - 2000 <= 6
+    # Run twice only what was in a process at a kill, whose outcome was not yet recorded: at
+    # most 2 per process (the running task and the next one, taken from its mailbox), 2
+    # processes, 3 kills.
+    assert sum(counts.values()) - 2000 <= 12
     assert redis_client.broker.queue_lengths(["celery"]) == {"celery": 0}
     assert redis_client.broker.dead_letters() == []
 

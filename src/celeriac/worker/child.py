@@ -19,6 +19,7 @@ from celeriac.execution import Outcome, execute, failure
 from celeriac.message import decode_arguments
 from celeriac.serialization import Serializer
 from celeriac.task import Task
+from celeriac.worker.mailbox import Mailbox
 from celeriac.worker.pool import UNDECODABLE, Job
 
 SOFT_LIMIT_SIGNAL = signal.SIGUSR1
@@ -76,8 +77,15 @@ def child_main(
     max_tasks: int | None,
     max_memory_kib: int | None,
     parent_pid: int,
+    mailbox: Mailbox,
 ) -> None:
-    """Serve jobs from ``conn`` until told to stop or a recycling limit is reached."""
+    """Serve jobs until told to stop or a recycling limit is reached.
+
+    Jobs come down ``conn``, or from ``mailbox`` when the main process left the next one there
+    while this child was busy. Each outcome goes back as ``(key, outcome, next_key)``:
+    ``next_key`` is the key of the mailbox job taken right after, so the main process knows
+    exactly which job this child runs now.
+    """
     _die_with_parent()
     if os.getppid() != parent_pid:  # the parent died before the request took effect
         return
@@ -85,20 +93,25 @@ def child_main(
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(SOFT_LIMIT_SIGNAL, _soft_limit)
     done = 0
+    job: Job | None = None
     while True:
-        try:
-            job = conn.recv()
-        except (EOFError, OSError):
-            return
         if job is None:
-            return
+            try:
+                job = conn.recv()
+            except (EOFError, OSError):
+                return
+            if job is None:
+                return
         outcome = run_job(tasks, serializer, job)
+        done += 1
+        last = bool(max_tasks and done >= max_tasks) or bool(
+            max_memory_kib and resident_kib() > max_memory_kib
+        )
+        following = None if last else mailbox.take()
         try:
-            conn.send((job.key, outcome))
+            conn.send((job.key, outcome, None if following is None else following.key))
         except (BrokenPipeError, OSError):
             return
-        done += 1
-        if max_tasks and done >= max_tasks:
+        if last:
             return
-        if max_memory_kib and resident_kib() > max_memory_kib:
-            return
+        job = following

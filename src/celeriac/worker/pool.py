@@ -80,16 +80,18 @@ def job_for(
 
 @dataclass(frozen=True)
 class Finished:
-    """A job that will not run any further, and how it ended.
+    """A job that will not run any further here, and how it ended.
 
     ``lost`` marks a job whose process died (or was killed on purpose, ``killed_by``): the
     message has no outcome of its own and the main process decides what becomes of it.
+    ``returned`` marks a job taken back before it started (see ``ExecutionPool.offer``).
     """
 
     job: Job
     outcome: Outcome
     lost: bool = False
-    killed_by: str | None = None  # "time_limit" or "terminate"
+    killed_by: str | None = None  # "time_limit", "terminate" or "shutdown"
+    returned: bool = False
 
 
 @dataclass
@@ -106,6 +108,11 @@ class Running:
 def lost_outcome(reason: str) -> Outcome:
     """The outcome recorded for a job whose process died."""
     return failure(WorkerLostError(reason))
+
+
+def returned(job: Job) -> Finished:
+    """A job taken back before it started."""
+    return Finished(job, lost_outcome("not started"), returned=True)
 
 
 def time_limit_outcome(job: Job) -> Outcome:
@@ -130,6 +137,19 @@ class ExecutionPool(abc.ABC):
     @abc.abstractmethod
     def free_slots(self) -> int:
         """How many more jobs can start right now."""
+
+    def offer(self, job: Job) -> bool:
+        """Leave ``job`` with a busy process to start as soon as its short task ends; False
+        when none can take it. An offered job comes back ``returned`` if it is taken back."""
+        return False
+
+    def retract_offers(self) -> list[Finished]:
+        """Take back every offered job that has not started (they come back ``returned``)."""
+        return []
+
+    def offered(self) -> int:
+        """How many offered jobs have not started yet."""
+        return 0
 
     @abc.abstractmethod
     def submit(self, job: Job) -> None:

@@ -3,6 +3,12 @@
 The main process knows which job each child runs, so a hard time limit or a ``terminate`` is a
 signal to that child and a fresh child in its place; a child that dies on its own is replaced
 the same way, and its job is reported lost so the main process can give the message back.
+
+A child running a task that is usually short (under ``SHORT_TASK``, measured here per task
+name) may be offered its next job in its shared-memory mailbox (``mailbox.py``), which it takes
+the moment its task ends, without waiting for a round trip through this process. An offer that
+has not been taken is retracted as soon as the task ahead runs past ``SHORT_TASK`` or another
+child comes free, so an offered job never waits behind a slow one.
 """
 
 from __future__ import annotations
@@ -22,25 +28,36 @@ from typing import Any
 from celeriac.serialization import Serializer
 from celeriac.task import Task
 from celeriac.worker.child import SOFT_LIMIT_SIGNAL, child_main
+from celeriac.worker.mailbox import Mailbox
 from celeriac.worker.pool import (
     ExecutionPool,
     Finished,
     Job,
     Running,
     lost_outcome,
+    returned,
     revoked_outcome,
     time_limit_outcome,
 )
 
 log = logging.getLogger("celeriac.worker")
 KILL_GRACE = 1.0  # seconds between a terminate signal and SIGKILL
+SHORT_TASK = 0.05  # seconds: a child running a task usually shorter may be offered the next job
 
 
 @dataclass
 class _Child:
     process: BaseProcess
     conn: Connection
+    mailbox: Mailbox
     running: Running | None = None
+    offered: Job | None = None  # in the mailbox, or taken and about to be reported
+    terminate_next: int | None = None  # signal for the offered job once it has started
+
+    def jobs(self) -> list[Job]:
+        """The jobs this child holds: running, then offered."""
+        held = [self.running.job] if self.running is not None else []
+        return held + ([self.offered] if self.offered is not None else [])
 
 
 def _describe_exit(code: int | None) -> str:
@@ -79,6 +96,8 @@ class PreforkPool(ExecutionPool):
         # a no-op task's handling.
         self._selector = selectors.DefaultSelector()
         self._wake_fds: list[Any] = []
+        self._typical: dict[str, float] = {}  # task name -> moving average of its run time
+        self._returned: list[Finished] = []  # taken back outside of a poll
 
     def start(self) -> None:
         """Fork the children."""
@@ -87,6 +106,7 @@ class PreforkPool(ExecutionPool):
 
     def _spawn(self) -> _Child:
         parent_end, child_end = self._ctx.Pipe(duplex=True)
+        mailbox = Mailbox(self._ctx)
         process = self._ctx.Process(
             target=child_main,
             args=(
@@ -96,13 +116,14 @@ class PreforkPool(ExecutionPool):
                 self.max_tasks_per_child,
                 self.max_memory_per_child,
                 os.getpid(),
+                mailbox,
             ),
             name="celeriac-child",
             daemon=True,
         )
         process.start()
         child_end.close()
-        child = _Child(process, parent_end)
+        child = _Child(process, parent_end, mailbox)
         self._selector.register(parent_end, selectors.EVENT_READ, ("outcome", child))
         self._selector.register(process.sentinel, selectors.EVENT_READ, ("exit", child))
         return child
@@ -124,15 +145,47 @@ class PreforkPool(ExecutionPool):
             child.conn.send(job)
 
     def running(self) -> list[Job]:
-        """Jobs in flight."""
-        return [c.running.job for c in self._children if c.running is not None]
+        """Jobs in flight, offered ones included."""
+        return [job for c in self._children for job in c.jobs()]
+
+    def offer(self, job: Job) -> bool:
+        """Leave ``job`` in the mailbox of a child running a short task; see the module."""
+        now = time.monotonic()
+        for child in self._children:
+            run = child.running
+            if (
+                run is not None
+                and child.offered is None
+                and run.kill_reason is None
+                and self._typical.get(run.job.task, SHORT_TASK) < SHORT_TASK
+                and now - run.started < SHORT_TASK
+                and child.mailbox.offer(job)
+            ):
+                child.offered = job
+                return True
+        return False
+
+    def offered(self) -> int:
+        """Offered jobs not known to have started."""
+        return sum(1 for c in self._children if c.offered is not None)
+
+    def retract_offers(self) -> list[Finished]:
+        """Take back the offers not taken yet; see :meth:`ExecutionPool.retract_offers`."""
+        return [f for c in self._children if (f := self._retract(c)) is not None]
+
+    def _retract(self, child: _Child) -> Finished | None:
+        if child.offered is None or not child.mailbox.retract():
+            return None  # nothing offered, or taken already: its start is reported soon
+        job, child.offered = child.offered, None
+        return returned(job)
 
     def poll(self, timeout: float, wake_fds: list[Any]) -> list[Finished]:
         """Collect outcomes and deaths, enforce time limits; see :meth:`ExecutionPool.poll`."""
         self._watch_wake_fds(wake_fds)
         exited: list[_Child] = []
-        finished: list[Finished] = []
-        for key, _ in self._selector.select(min(timeout, self._next_deadline())):
+        finished, self._returned = self._returned, []
+        wait_for = 0.0 if finished else min(timeout, self._next_deadline())
+        for key, _ in self._selector.select(wait_for):
             kind, child = key.data
             if kind == "outcome":
                 finished.extend(self._outcomes_of(child))
@@ -142,7 +195,19 @@ class PreforkPool(ExecutionPool):
             finished.extend(self._outcomes_of(child))
             finished.extend(self._replace(child))
         self._enforce_limits()
+        finished.extend(self._retract_behind_slow_tasks())
         return finished
+
+    def _retract_behind_slow_tasks(self) -> list[Finished]:
+        now = time.monotonic()
+        behind_slow = [
+            c
+            for c in self._children
+            if c.offered is not None
+            and c.running is not None
+            and now - c.running.started >= SHORT_TASK
+        ]
+        return [f for c in behind_slow if (f := self._retract(c)) is not None]
 
     def _watch_wake_fds(self, wake_fds: list[Any]) -> None:
         if wake_fds == self._wake_fds:
@@ -157,13 +222,24 @@ class PreforkPool(ExecutionPool):
         finished = []
         while child.running is not None and not child.conn.closed and child.conn.poll():
             try:
-                key, outcome = child.conn.recv()
+                key, outcome, next_key = child.conn.recv()
             except (EOFError, OSError):
                 break
-            if key == child.running.job.key:
-                finished.append(Finished(child.running.job, outcome))
-                child.running = None
+            if key != child.running.job.key:
+                continue
+            finished.append(Finished(child.running.job, outcome))
+            self._learn(child.running.job.task, outcome.runtime)
+            child.running = None
+            if child.offered is not None and child.offered.key == next_key:
+                child.running, child.offered = Running(child.offered), None
+                if child.terminate_next is not None:
+                    self.terminate(child.running.job.request.id or "", child.terminate_next)
+                    child.terminate_next = None
         return finished
+
+    def _learn(self, task: str, runtime: float) -> None:
+        previous = self._typical.get(task)
+        self._typical[task] = runtime if previous is None else 0.8 * previous + 0.2 * runtime
 
     def _collect_outcomes(self) -> list[Finished]:
         return [f for child in self._children for f in self._outcomes_of(child)]
@@ -172,6 +248,12 @@ class PreforkPool(ExecutionPool):
         """Report the dead child's job lost (if it had one) and start a child in its place."""
         child.process.join(0)
         finished = [self._lost(child)] if child.running is not None else []
+        if child.offered is not None:  # taken (it ran, and died too) unless it can be retracted
+            back = self._retract(child)
+            if back is None:
+                child.running, child.offered = Running(child.offered), None
+                back = self._lost(child)
+            finished.append(back)
         self._selector.unregister(child.conn)
         self._selector.unregister(child.process.sentinel)
         child.conn.close()
@@ -203,6 +285,8 @@ class PreforkPool(ExecutionPool):
                     soonest = min(soonest, run.started + limit - now)
             if run.kill_sent_at is not None:
                 soonest = min(soonest, run.kill_sent_at + KILL_GRACE - now)
+            if child.offered is not None:
+                soonest = min(soonest, run.started + SHORT_TASK - now)
         return max(soonest, 0.0)
 
     def _enforce_limits(self) -> None:
@@ -240,31 +324,39 @@ class PreforkPool(ExecutionPool):
                 run.kill_sent_at = time.monotonic()
                 self._signal(child, signum)
                 return True
+            offered = child.offered
+            if offered is not None and offered.request.id == task_id:
+                back = self._retract(child)
+                if back is None:
+                    child.terminate_next = signum  # it has started: kill it once reported
+                else:  # comes back from the next poll; the worker refuses it as revoked
+                    self._returned.append(back)
+                return True
         return False
 
     def stop(self, timeout: float) -> list[Finished]:
-        """Let running jobs finish for up to ``timeout``, then kill the rest; see the base."""
+        """Let running jobs finish for up to ``timeout``, then kill the rest; see the base.
+
+        Offered jobs that have not started come back ``returned``.
+        """
+        finished: list[Finished] = [*self._returned, *self.retract_offers()]
+        self._returned = []
         for child in self._children:
             if child.running is None:
                 self._tell_to_stop(child)
-        finished: list[Finished] = []
         deadline = time.monotonic() + timeout
         while self.running() and time.monotonic() < deadline:
             finished.extend(self._stop_round(deadline - time.monotonic()))
         for child in self._children:
-            if child.running is not None:
-                child.running.kill_reason = child.running.kill_reason or "shutdown"
+            held = child.jobs()
+            if held:
                 self._signal(child, signal.SIGKILL)
                 child.process.join(5)
+            for job in held:
                 finished.append(
-                    Finished(
-                        child.running.job,
-                        lost_outcome("worker shut down"),
-                        lost=True,
-                        killed_by="shutdown",
-                    )
+                    Finished(job, lost_outcome("worker shut down"), lost=True, killed_by="shutdown")
                 )
-                child.running = None
+            child.running = child.offered = None
         for child in self._children:
             child.process.join(2)
             if child.process.is_alive():
@@ -283,7 +375,11 @@ class PreforkPool(ExecutionPool):
                 self._tell_to_stop(child)
             elif not child.process.is_alive():
                 finished.append(self._lost(child))
-                child.running = None
+                if child.offered is not None:
+                    finished.append(
+                        Finished(child.offered, lost_outcome("worker shut down"), lost=True)
+                    )
+                child.running = child.offered = None
         return finished
 
     @staticmethod

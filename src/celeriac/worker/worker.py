@@ -36,7 +36,7 @@ from celeriac.worker.followups import Followups
 from celeriac.worker.intake import Intake, Refusal
 from celeriac.worker.leases import LeaseKeeper
 from celeriac.worker.options import POOLS, WorkerOptions, format_hostname
-from celeriac.worker.pool import ExecutionPool, Finished, job_for
+from celeriac.worker.pool import ExecutionPool, Finished, Job, job_for
 from celeriac.worker.prefork import PreforkPool
 from celeriac.worker.recorder import (
     ACK,
@@ -206,7 +206,7 @@ class Worker:
             settlements = self._admit(deliveries)
             settlements.extend(self._dispatch())
             finished = self.pool.poll(0.05 if self._inflight and not deliveries else 0, [])
-            settlements.extend(self._settlement(f) for f in finished)
+            settlements.extend(self._finished(finished))
             self.recorder.settle(settlements)
             settled += len(settlements)
             if not deliveries and not self._inflight and not self._waiting:
@@ -246,7 +246,7 @@ class Worker:
             timeout = min(timeout, max(0.0, self._retry_at - time.monotonic()))
         finished = self.pool.poll(timeout, [self.consumer.wakeup, self._wakeup])
         now = time.monotonic()
-        settlements = self._carried + [self._settlement(f) for f in finished]
+        settlements = self._carried + self._finished(finished)
         self._carried = []
         if self._unrecorded and now >= self._retry_at:
             settlements = self._unrecorded + settlements
@@ -257,7 +257,7 @@ class Worker:
         settlements.extend(self._admit(deliveries))
         settlements.extend(self._dispatch())
         # Outcomes that came in meanwhile: start their successors before the broker round trip.
-        settlements += [self._settlement(f) for f in self.pool.poll(0, [])]
+        settlements += self._finished(self.pool.poll(0, []))
         settlements.extend(self._dispatch())
         settlements.extend(self._give_back_stale(now))
         if settlements:
@@ -299,7 +299,7 @@ class Worker:
         if self._unrecorded or self._stopping:
             return 0
         held = self.extra_prefetch + self._ready_ahead()
-        wanted = self.pool.free_slots() + held - len(self._waiting)
+        wanted = self.pool.free_slots() + held - len(self._waiting) - self.pool.offered()
         return max(0, wanted - self.consumer.in_transit())
 
     def _ready_ahead(self) -> int:
@@ -357,33 +357,68 @@ class Worker:
         return refused
 
     def _dispatch(self) -> list[Settlement]:
-        """Start waiting messages in free slots; return those revoked while they waited."""
+        """Start waiting messages in idle processes, and offer the next ones to processes
+        running short tasks (``ExecutionPool.offer``); return those revoked while waiting."""
         revoked = []
-        while self._waiting and self.pool.free_slots() > 0:
-            entry = self._waiting.popleft()
+        self._reclaim_offers_for_idle()
+        while self._waiting:
+            entry = self._waiting[0]
             if entry.message.id in self.commands:
+                self._waiting.popleft()
                 outcome = failure(TaskRevokedError("revoked"), state=states.REVOKED)
                 revoked.append(Settlement(entry.delivery, entry.message, outcome, ACK))
                 continue
             policy = self._policy(entry.message.task)
-            if not policy.acks_late:
-                self.app.broker.ack(entry.delivery)
-                self.keeper.release([entry.delivery])
-                entry.early_acked = True
-            if policy.track_started:
-                self._store_started(entry.message)
-            message = entry.message
-            job = job_for(
-                next(self._keys),
-                message,
-                entry.delivery,
-                self.hostname,
-                soft_time_limit=_first(message.soft_time_limit, policy.soft_time_limit),
-                time_limit=_first(message.time_limit, policy.time_limit),
-            )
-            self._inflight[job.key] = entry
-            self.pool.submit(job)
+            if self.pool.free_slots() > 0:
+                self._waiting.popleft()
+                self._start(entry, policy)
+            elif not (policy.acks_late and not policy.track_started):
+                break  # acknowledged or marked STARTED when it starts: never offered ahead
+            else:
+                job = self._job(entry, policy)
+                if not self.pool.offer(job):
+                    break
+                self._waiting.popleft()
+                self._inflight[job.key] = entry
         return revoked
+
+    def _start(self, entry: _InFlight, policy: _Policy) -> None:
+        if not policy.acks_late:
+            self.app.broker.ack(entry.delivery)
+            self.keeper.release([entry.delivery])
+            entry.early_acked = True
+        if policy.track_started:
+            self._store_started(entry.message)
+        job = self._job(entry, policy)
+        self._inflight[job.key] = entry
+        self.pool.submit(job)
+
+    def _job(self, entry: _InFlight, policy: _Policy) -> Job:
+        message = entry.message
+        return job_for(
+            next(self._keys),
+            message,
+            entry.delivery,
+            self.hostname,
+            soft_time_limit=_first(message.soft_time_limit, policy.soft_time_limit),
+            time_limit=_first(message.time_limit, policy.time_limit),
+        )
+
+    def _reclaim_offers_for_idle(self) -> None:
+        """An idle process with nothing to start takes back what was offered elsewhere."""
+        if self.pool.free_slots() > len(self._waiting) and self.pool.offered():
+            for item in self.pool.retract_offers():
+                self._waiting.appendleft(self._inflight.pop(item.job.key))
+
+    def _finished(self, finished: list[Finished]) -> list[Settlement]:
+        """Settlements of the jobs that ended; offered jobs taken back wait to run again."""
+        settlements = []
+        for item in finished:
+            if item.returned and not self._stopping:
+                self._waiting.appendleft(self._inflight.pop(item.job.key))
+            else:
+                settlements.append(self._settlement(item))
+        return settlements
 
     def _policy(self, name: str) -> _Policy:
         """How a task runs here: its options, else the app's settings (looked up once)."""
@@ -409,6 +444,9 @@ class Worker:
     # -- outcomes out ----------------------------------------------------------------------------
     def _settlement(self, finished: Finished) -> Settlement:
         entry = self._inflight.pop(finished.job.key)
+        if finished.returned:  # taken back unstarted while stopping: give it back
+            nothing = Outcome(states.PENDING, b"null", "application/json")
+            return Settlement(entry.delivery, entry.message, nothing, GIVE_BACK, record=False)
         if not finished.lost:
             runtime = finished.outcome.runtime
             previous = self._typical

@@ -1,0 +1,122 @@
+"""The prefork pool's mailbox: a busy child is offered its next job, which can be taken back."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from celeriac import Celeriac
+from celeriac.brokers.base import Delivery
+from celeriac.message import Message
+from celeriac.worker.pool import Finished, Job, job_for
+from celeriac.worker.prefork import SHORT_TASK, PreforkPool
+
+app = Celeriac("mailbox-tests", broker="memory://mailbox-tests")
+_keys = itertools.count(1)
+
+
+@app.task
+def nap(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def job(seconds: float) -> Job:
+    body = app.serializer.dumps([[seconds], {}])
+    message = Message(id=f"nap-{next(_keys)}", task=nap.name, body=body)
+    delivery = Delivery(message.encode(), "celery", "1", "token", 1)
+    return job_for(next(_keys), message, delivery, "test", soft_time_limit=None, time_limit=None)
+
+
+def collect(pool: PreforkPool, count: int, timeout: float = 10.0) -> list[Finished]:
+    finished: list[Finished] = []
+    deadline = time.monotonic() + timeout
+    while len(finished) < count and time.monotonic() < deadline:
+        finished += pool.poll(0.02, [])
+    assert len(finished) == count, finished
+    return finished
+
+
+@pytest.fixture
+def pool() -> Iterator[PreforkPool]:
+    pool = PreforkPool(app.tasks, app.serializer, 1)
+    pool.start()
+    for _ in range(3):  # nap(0) runs show the pool that nap is a short task
+        pool.submit(job(0))
+        collect(pool, 1)
+    yield pool
+    pool.stop(0)
+
+
+def test_an_offered_job_starts_when_the_short_task_ahead_ends(pool: PreforkPool) -> None:
+    first, second = job(0.005), job(0)
+    pool.submit(first)
+    assert pool.free_slots() == 0
+    assert pool.offer(second)
+    assert pool.offered() == 1
+    assert not pool.offer(job(0))  # one offer per child
+    done = collect(pool, 2)
+    assert [(f.job.key, f.returned, f.outcome.state) for f in done] == [
+        (first.key, False, "SUCCESS"),
+        (second.key, False, "SUCCESS"),
+    ]
+    assert pool.offered() == 0 and pool.free_slots() == 1
+
+
+def test_an_offer_behind_a_slow_task_is_taken_back(pool: PreforkPool) -> None:
+    slow, behind = job(1.0), job(0)
+    pool.submit(slow)
+    assert pool.offer(behind)
+    (back,) = collect(pool, 1, timeout=SHORT_TASK + 0.5)
+    assert (back.job.key, back.returned) == (behind.key, True)
+    (done,) = collect(pool, 1)
+    assert (done.job.key, done.returned) == (slow.key, False)
+
+
+def test_offers_can_be_taken_back_for_an_idle_process(pool: PreforkPool) -> None:
+    pool.submit(job(0.02))
+    offered = job(0)
+    assert pool.offer(offered)
+    assert [(f.job.key, f.returned) for f in pool.retract_offers()] == [(offered.key, True)]
+    assert pool.offered() == 0
+
+
+def test_no_offer_to_a_process_running_an_unmeasured_or_long_task(pool: PreforkPool) -> None:
+    pool.submit(job(0.3))
+    time.sleep(SHORT_TASK * 1.5)
+    assert not pool.offer(job(0))  # the task ahead already ran past SHORT_TASK
+    collect(pool, 1)
+
+
+def test_a_dead_child_returns_the_offer_it_had_not_taken(pool: PreforkPool) -> None:
+    running, offered = job(0.02), job(0)
+    pool.submit(running)
+    assert pool.offer(offered)
+    (pid,) = pool.pids()
+    os.kill(pid, signal.SIGKILL)
+    done = {f.job.key: f for f in collect(pool, 2)}
+    assert done[running.key].lost
+    assert done[offered.key].returned
+
+
+def test_terminating_an_offered_job_takes_it_back(pool: PreforkPool) -> None:
+    pool.submit(job(0.02))
+    offered = job(0)
+    assert pool.offer(offered)
+    assert pool.terminate(offered.request.id or "", signal.SIGTERM)
+    done = {f.job.key: f for f in collect(pool, 2)}
+    assert done[offered.key].returned
+
+
+def test_stopping_returns_offers_that_had_not_started(pool: PreforkPool) -> None:
+    running, offered = job(0.02), job(0)
+    pool.submit(running)
+    assert pool.offer(offered)
+    done = {f.job.key: f for f in pool.stop(5)}
+    assert done[offered.key].returned
+    assert done[running.key].outcome.state == "SUCCESS"
