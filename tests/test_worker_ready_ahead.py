@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 from celeriac import Celeriac
 from celeriac.worker import Worker, WorkerOptions
-from celeriac.worker.worker import HOLD_LIMIT
+from celeriac.worker.dispatch import HOLD_LIMIT
 
 
 def make_app() -> Celeriac:

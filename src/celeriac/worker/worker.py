@@ -12,41 +12,28 @@ SIGQUIT, gives everything back at once.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import signal
 import time
-from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from celeriac import states
 from celeriac.app import Celeriac
-from celeriac.backends.base import ResultRecord
 from celeriac.brokers.base import Delivery
-from celeriac.exceptions import BrokerError, ConfigurationError, TaskRevokedError
-from celeriac.execution import Outcome, failure
-from celeriac.message import Message
+from celeriac.exceptions import BrokerError, ConfigurationError
 from celeriac.worker.commands import CommandReader
 from celeriac.worker.consumer import Consumer
+from celeriac.worker.dispatch import Dispatcher
 from celeriac.worker.followups import Followups
-from celeriac.worker.intake import Intake, Refusal
+from celeriac.worker.intake import Intake
 from celeriac.worker.leases import LeaseKeeper
 from celeriac.worker.options import POOLS, WorkerOptions, format_hostname
-from celeriac.worker.pool import ExecutionPool, Finished, Job, job_for
+from celeriac.worker.pool import ExecutionPool
 from celeriac.worker.prefork import PreforkPool
 from celeriac.worker.recorder import (
-    ACK,
-    ALREADY_ACKED,
-    DEAD_LETTER,
-    GIVE_BACK,
-    REQUEUE,
     Recorder,
     Settlement,
-    settlement_for,
 )
 from celeriac.worker.threads import SoloPool, ThreadPool
 from celeriac.worker.wakeup import WakePipe
@@ -56,26 +43,7 @@ COMMAND_INTERVAL = 0.2  # seconds between reads of the control log while idle
 HOUSEKEEPING_INTERVAL = 300.0
 MIN_RETRY_DELAY, MAX_RETRY_DELAY = 0.1, 2.0  # seconds between tries to record outcomes
 SHUTDOWN_RECORD_WAIT = 10.0  # seconds a stopping worker keeps trying to record outcomes
-READY_AHEAD_UNDER = 0.05  # seconds: tasks typically shorter keep one message ready per worker
-HOLD_LIMIT = 1.0  # seconds a message kept ready may wait for a process before it goes back
-READY_AHEAD_PAUSE = 5.0  # seconds without a message kept ready after one went back
 WARM, COLD = 1, 2
-
-
-@dataclass(frozen=True)
-class _Policy:
-    acks_late: bool
-    track_started: bool
-    soft_time_limit: float | None
-    time_limit: float | None
-
-
-@dataclass
-class _InFlight:
-    delivery: Delivery
-    message: Message
-    early_acked: bool = False
-    since: float = field(default_factory=time.monotonic)
 
 
 class Worker:
@@ -126,10 +94,16 @@ class Worker:
             expires=conf.seconds("result_expires"),
             followups=Followups(app),
         )
-        self._keys = itertools.count(1)
-        self._policies: dict[str, _Policy] = {}
-        self._waiting: deque[_InFlight] = deque()
-        self._inflight: dict[int, _InFlight] = {}
+        self.dispatcher = Dispatcher(
+            app,
+            self.pool,
+            keeper=self.keeper,
+            intake=self.intake,
+            commands=self.commands,
+            hostname=self.hostname,
+            extra_prefetch=self.extra_prefetch,
+            concurrency=self.concurrency,
+        )
         self._stopping = 0
         self._wakeup = WakePipe()  # written by signal handlers and stop()
         self._last_commands = 0.0
@@ -137,8 +111,6 @@ class Worker:
         self._drain_started = False
         self._carried: list[Settlement] = []  # refusals found while refilling: next turn
         self._starved = True  # the last fetch came back short: the consumer thread waits
-        self._typical: float | None = None  # moving average of task run times, in seconds
-        self._ready_ahead_from = 0.0
         self._unrecorded: list[Settlement] = []  # outcomes the store could not take yet
         self._retry_at = 0.0
         self._retry_delay = MIN_RETRY_DELAY
@@ -203,13 +175,15 @@ class Worker:
                     self.queues, free, lease=self.lease, consumer=self.hostname, timeout=0
                 )
                 self.keeper.hold(deliveries, time.monotonic())
-            settlements = self._admit(deliveries)
-            settlements.extend(self._dispatch())
-            finished = self.pool.poll(0.05 if self._inflight and not deliveries else 0, [])
-            settlements.extend(self._finished(finished))
+            settlements = self.dispatcher.admit(deliveries)
+            settlements.extend(self.dispatcher.dispatch())
+            finished = self.pool.poll(
+                0.05 if self.dispatcher.inflight and not deliveries else 0, []
+            )
+            settlements.extend(self.dispatcher.finished(finished, stopping=bool(self._stopping)))
             self.recorder.settle(settlements)
             settled += len(settlements)
-            if not deliveries and not self._inflight and not self._waiting:
+            if not deliveries and not self.dispatcher.busy():
                 return settled
 
     def close(self) -> None:
@@ -246,7 +220,9 @@ class Worker:
             timeout = min(timeout, max(0.0, self._retry_at - time.monotonic()))
         finished = self.pool.poll(timeout, [self.consumer.wakeup, self._wakeup])
         now = time.monotonic()
-        settlements = self._carried + self._finished(finished)
+        settlements = self._carried + self.dispatcher.finished(
+            finished, stopping=bool(self._stopping)
+        )
         self._carried = []
         if self._unrecorded and now >= self._retry_at:
             settlements = self._unrecorded + settlements
@@ -254,12 +230,12 @@ class Worker:
         deliveries = self.consumer.take()
         if deliveries or now - self._last_commands >= COMMAND_INTERVAL:
             self._read_commands(now)
-        settlements.extend(self._admit(deliveries))
-        settlements.extend(self._dispatch())
+        settlements.extend(self.dispatcher.admit(deliveries))
+        settlements.extend(self.dispatcher.dispatch())
         # Outcomes that came in meanwhile: start their successors before the broker round trip.
-        settlements += self._finished(self.pool.poll(0, []))
-        settlements.extend(self._dispatch())
-        settlements.extend(self._give_back_stale(now))
+        settlements += self.dispatcher.finished(self.pool.poll(0, []), stopping=False)
+        settlements.extend(self.dispatcher.dispatch())
+        settlements.extend(self.dispatcher.give_back_stale(now))
         if settlements:
             self._take_in(self._settle(settlements, refill=True))
         elif not self._starved and self._wanted() > 0:
@@ -271,8 +247,8 @@ class Worker:
             self._housekeeping(now)
 
     def _take_in(self, fresh: list[Delivery]) -> None:
-        self._carried = self._admit(fresh)  # refusals among them are settled next turn
-        self._carried += self._dispatch()
+        self._carried = self.dispatcher.admit(fresh)  # refusals among them are settled next turn
+        self._carried += self.dispatcher.dispatch()
 
     def _refill(self) -> list[Delivery]:
         """Fetch what the pool can take, without waiting; note whether the queue ran dry.
@@ -294,39 +270,11 @@ class Worker:
             return []
 
     def _wanted(self) -> int:
-        """How many more messages to fetch: free slots less what waits here, and none while
-        outcomes wait to be recorded (no new work that could not be recorded either)."""
+        """How many more messages to fetch: what the pool could use, less what is on its way,
+        and none while outcomes wait to be recorded (no new work that could not be either)."""
         if self._unrecorded or self._stopping:
             return 0
-        held = self.extra_prefetch + self._ready_ahead()
-        wanted = self.pool.free_slots() + held - len(self._waiting) - self.pool.offered()
-        return max(0, wanted - self.consumer.in_transit())
-
-    def _ready_ahead(self) -> int:
-        """A message per process kept ready for when it comes free, while tasks are short.
-
-        It saves a trip to the broker between a task and the next (for short tasks, most of
-        their cost). Long tasks keep nothing ahead, and a message that waited here
-        ``HOLD_LIMIT`` seconds goes back to the queue (``_give_back_stale``), so no worker
-        sits on work that another could start.
-        """
-        short = self._typical is not None and self._typical < READY_AHEAD_UNDER
-        return self.concurrency if short and time.monotonic() >= self._ready_ahead_from else 0
-
-    def _give_back_stale(self, now: float) -> list[Settlement]:
-        """Hand back held messages that waited too long for a free process."""
-        if self.pool.free_slots() > 0:
-            return []
-        stale = []
-        while (
-            len(self._waiting) > self.extra_prefetch and now - self._waiting[-1].since >= HOLD_LIMIT
-        ):
-            stale.append(self._waiting.pop())
-        if not stale:
-            return []
-        self._ready_ahead_from = now + READY_AHEAD_PAUSE
-        nothing = Outcome(states.PENDING, b"null", "application/json")
-        return [Settlement(e.delivery, e.message, nothing, GIVE_BACK, record=False) for e in stale]
+        return max(0, self.dispatcher.wanted() - self.consumer.in_transit())
 
     def _read_commands(self, now: float) -> None:
         self._last_commands = now
@@ -345,130 +293,7 @@ class Worker:
             log.warning("housekeeping failed: %s", exc)
 
     # -- messages in -------------------------------------------------------------------------------
-    def _admit(self, deliveries: Sequence[Delivery]) -> list[Settlement]:
-        refused = []
-        for delivery in deliveries:
-            checked = self.intake.check(delivery, revoked=self.commands)
-            if isinstance(checked, Refusal):
-                action = DEAD_LETTER if checked.dead_letter else ACK
-                refused.append(Settlement(delivery, checked.message, checked.outcome, action))
-            else:
-                self._waiting.append(_InFlight(delivery, checked))
-        return refused
-
-    def _dispatch(self) -> list[Settlement]:
-        """Start waiting messages in idle processes, and offer the next ones to processes
-        running short tasks (``ExecutionPool.offer``); return those revoked while waiting."""
-        revoked = []
-        self._reclaim_offers_for_idle()
-        while self._waiting:
-            entry = self._waiting[0]
-            if entry.message.id in self.commands:
-                self._waiting.popleft()
-                outcome = failure(TaskRevokedError("revoked"), state=states.REVOKED)
-                revoked.append(Settlement(entry.delivery, entry.message, outcome, ACK))
-                continue
-            policy = self._policy(entry.message.task)
-            if self.pool.free_slots() > 0:
-                self._waiting.popleft()
-                self._start(entry, policy)
-            elif not (policy.acks_late and not policy.track_started):
-                break  # acknowledged or marked STARTED when it starts: never offered ahead
-            else:
-                job = self._job(entry, policy)
-                if not self.pool.offer(job):
-                    break
-                self._waiting.popleft()
-                self._inflight[job.key] = entry
-        return revoked
-
-    def _start(self, entry: _InFlight, policy: _Policy) -> None:
-        if not policy.acks_late:
-            self.app.broker.ack(entry.delivery)
-            self.keeper.release([entry.delivery])
-            entry.early_acked = True
-        if policy.track_started:
-            self._store_started(entry.message)
-        job = self._job(entry, policy)
-        self._inflight[job.key] = entry
-        self.pool.submit(job)
-
-    def _job(self, entry: _InFlight, policy: _Policy) -> Job:
-        message = entry.message
-        return job_for(
-            next(self._keys),
-            message,
-            entry.delivery,
-            self.hostname,
-            soft_time_limit=_first(message.soft_time_limit, policy.soft_time_limit),
-            time_limit=_first(message.time_limit, policy.time_limit),
-        )
-
-    def _reclaim_offers_for_idle(self) -> None:
-        """An idle process with nothing to start takes back what was offered elsewhere."""
-        if self.pool.free_slots() > len(self._waiting) and self.pool.offered():
-            for item in self.pool.retract_offers():
-                self._waiting.appendleft(self._inflight.pop(item.job.key))
-
-    def _finished(self, finished: list[Finished]) -> list[Settlement]:
-        """Settlements of the jobs that ended; offered jobs taken back wait to run again."""
-        settlements = []
-        for item in finished:
-            if item.returned and not self._stopping:
-                self._waiting.appendleft(self._inflight.pop(item.job.key))
-            else:
-                settlements.append(self._settlement(item))
-        return settlements
-
-    def _policy(self, name: str) -> _Policy:
-        """How a task runs here: its options, else the app's settings (looked up once)."""
-        policy = self._policies.get(name)
-        if policy is None:
-            task, conf = self.app.tasks[name], self.app.conf
-            policy = self._policies[name] = _Policy(
-                acks_late=_first(task.acks_late, conf.task_acks_late),
-                track_started=_first(task.track_started, conf.task_track_started),
-                soft_time_limit=_first(task.soft_time_limit, conf.seconds("task_soft_time_limit")),
-                time_limit=_first(task.time_limit, conf.seconds("task_time_limit")),
-            )
-        return policy
-
-    def _store_started(self, message: Message) -> None:
-        record = ResultRecord(
-            message.id,
-            states.STARTED,
-            meta={"task": message.task, "worker": self.hostname, "pid": os.getpid()},
-        )
-        self.app.backend.store(record, expires=self.app.conf.seconds("result_expires"))
-
     # -- outcomes out ----------------------------------------------------------------------------
-    def _settlement(self, finished: Finished) -> Settlement:
-        entry = self._inflight.pop(finished.job.key)
-        if finished.returned:  # taken back unstarted while stopping: give it back
-            nothing = Outcome(states.PENDING, b"null", "application/json")
-            return Settlement(entry.delivery, entry.message, nothing, GIVE_BACK, record=False)
-        if not finished.lost:
-            runtime = finished.outcome.runtime
-            previous = self._typical
-            self._typical = runtime if previous is None else 0.9 * previous + 0.1 * runtime
-        settlement = settlement_for(
-            entry.delivery,
-            entry.message,
-            finished.outcome,
-            lost=finished.lost,
-            killed_by=finished.killed_by,
-            max_deliveries=self.intake.max_deliveries,
-        )
-        if entry.early_acked:
-            settlement = Settlement(
-                entry.delivery,
-                entry.message,
-                finished.outcome,
-                ALREADY_ACKED,
-                record=settlement.record and settlement.action != REQUEUE,
-            )
-        return settlement
-
     def _settle(self, settlements: list[Settlement], *, refill: bool = False) -> list[Delivery]:
         """Record outcomes and settle messages; with ``refill``, lease as many new messages
         in the same broker batch (one SQLite transaction does both).
@@ -505,12 +330,12 @@ class Worker:
         cold = self._stopping >= COLD
         log.info("%s shutting down (%s)", self.hostname, "cold" if cold else "warm")
         self.consumer.stop()
-        settlements = self._admit(self.consumer.take())
-        settlements.extend(self._give_back_waiting())
+        settlements = self.dispatcher.admit(self.consumer.take())
+        settlements.extend(self.dispatcher.give_back_waiting())
         if not cold:
             settlements.extend(self._finish_running())
         finished = self.pool.stop(0)
-        settlements.extend(self._settlement(f) for f in finished)
+        settlements.extend(self.dispatcher.settlement(f) for f in finished)
         self._settle(self._carried + self._unrecorded + settlements)
         self._record_what_is_left(deadline=time.monotonic() + SHUTDOWN_RECORD_WAIT)
         self.keeper.stop()
@@ -529,22 +354,13 @@ class Worker:
                 len(self._unrecorded),
             )
 
-    def _give_back_waiting(self) -> list[Settlement]:
-        nothing = Outcome(states.PENDING, b"null", "application/json")
-        given = [
-            Settlement(entry.delivery, entry.message, nothing, GIVE_BACK, record=False)
-            for entry in self._waiting
-        ]
-        self._waiting.clear()
-        return given
-
     def _finish_running(self) -> list[Settlement]:
         grace = float(self.options.shutdown_timeout or self.app.conf.worker_shutdown_timeout)
         deadline = time.monotonic() + grace
         settlements: list[Settlement] = []
         while self.pool.running() and self._stopping < COLD and time.monotonic() < deadline:
             finished = self.pool.poll(min(0.2, deadline - time.monotonic()), [self._wakeup])
-            settlements.extend(self._settlement(f) for f in finished)
+            settlements.extend(self.dispatcher.settlement(f) for f in finished)
             self._wakeup.clear()
         return settlements
 
