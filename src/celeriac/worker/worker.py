@@ -1,8 +1,9 @@
 """``Worker``: one main process that fetches, supervises its pool, and records outcomes.
 
 The main loop waits on the pool and on a wake-up pipe; each turn it collects finished jobs, takes
-what the consumer thread fetched, checks it (``Intake``), starts what may run, and records what
-finished (``Recorder``). Two threads help: the consumer (fetching, only into free slots) and the
+what the consumer thread fetched, checks it and starts what may run (``Dispatcher``), and
+records what finished (``Recorder``) in one broker batch that also fetches what the pool can take
+next. Two threads help: the consumer (waiting for messages when the queue is empty) and the
 lease keeper. User code runs only in the pool.
 
 Shutdown: SIGTERM stops fetching, gives back what has not started, lets running tasks finish
