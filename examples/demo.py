@@ -21,7 +21,9 @@ CELERIAC = str(Path(sys.executable).with_name("celeriac"))
 def main() -> None:
     os.chdir(HERE)
     sys.path.insert(0, str(HERE))
-    from tasks import add, divide, flaky, test
+    from tasks import add, divide, flaky, mul, test, tsum
+
+    from celeriac import chain, chord, group
 
     print("Starting: celeriac -A tasks worker -c 2 -l info   (broker: ./celeriac.db)")
     worker = subprocess.Popen([CELERIAC, "-A", "tasks", "worker", "-c", "2", "-l", "info"])
@@ -40,6 +42,11 @@ def main() -> None:
         print("divide.delay(1, 0).state         ->", failed.state, repr(failed.result))
         later = add.apply_async((40, 2), countdown=2)
         print("add.apply_async(countdown=2)     ->", later.get(timeout=30))
+        print(
+            "chain(add.s(4, 4) | mul.s(8))()  ->", chain(add.s(4, 4) | mul.s(8))().get(timeout=30)
+        )
+        total = chord(group(add.s(i, i) for i in range(100)), tsum.s())().get(timeout=30)
+        print("chord(100 x add, tsum)()         ->", total)
         print("\nAll done. The worker shuts down now.")
     finally:
         worker.send_signal(signal.SIGTERM)

@@ -35,3 +35,13 @@ def flaky(self, n):
 @app.task
 def divide(x, y):
     return x / y
+
+
+@app.task
+def mul(x, y):
+    return x * y
+
+
+@app.task
+def tsum(numbers):
+    return sum(numbers)
