@@ -23,21 +23,9 @@ from celeriac.brokers.memory import MemoryBroker
 from celeriac.brokers.sqlite import SqliteBroker
 from celeriac.testing import in_process_worker, use_memory
 from celeriac.worker import Worker
+from support.clock import FakeClock
 
 BROKERS = ["memory", "sqlite"]
-
-
-class FakeClock:
-    """A clock that stands still until told to move; starts at the real time."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture(params=BROKERS)
@@ -74,7 +62,7 @@ def worker(app: Celeriac) -> Worker:
 @pytest.fixture
 def clock() -> FakeClock:
     """A clock that tests move by hand."""
-    return FakeClock()
+    return FakeClock(time.time())  # the real time, for stores that also read it
 
 
 @pytest.fixture

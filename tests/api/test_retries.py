@@ -16,8 +16,7 @@ from celeriac import (
 )
 from celeriac.task import backoff_delay
 from celeriac.worker import Worker
-
-from .conftest import FakeClock
+from support.clock import FakeClock
 
 
 def test_retry_with_exc_keyword_and_positional(app: Celeriac, worker: Worker) -> None:

@@ -20,8 +20,7 @@ from celeriac import (
 )
 from celeriac.testing import in_process_worker
 from celeriac.worker import Worker
-
-from .conftest import FakeClock
+from support.clock import FakeClock
 
 UTC = datetime.UTC
 

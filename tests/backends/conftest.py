@@ -15,22 +15,8 @@ import pytest
 from celeriac.backends.base import ResultBackend
 from celeriac.backends.memory import MemoryBackend
 from celeriac.backends.sqlite import SqliteBackend
+from support.clock import FakeClock
 from support.redis_server import shared_server
-
-
-class FakeClock:
-    """A clock that moves only when told to: ``clock()`` reads it, ``advance()`` moves it."""
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move the clock ``seconds`` forward."""
-        self.now += seconds
-
 
 BackendFactory = Callable[[Path, FakeClock], ResultBackend]
 

@@ -19,8 +19,7 @@ from celeriac import states
 from celeriac.backends.base import ResultBackend, ResultRecord
 from celeriac.backends.sqlite import SqliteBackend
 from celeriac.serialization import PICKLE
-
-from .conftest import FakeClock
+from support.clock import FakeClock
 
 FINAL = sorted(states.READY_STATES)
 NOT_FINAL = sorted(states.UNREADY_STATES)

@@ -13,29 +13,17 @@ import pytest
 from celeriac import Celeriac
 from celeriac.backends.memory import MemoryBackend
 from celeriac.brokers.memory import MemoryBroker
+from support.clock import FakeClock
 
 # The brokers the end-to-end tests run on.
 BROKERS = ["sqlite", "redis"]
 REDIS_DB = 9  # flushed before each end-to-end test that uses it
 
 
-class FakeClock:
-    """A clock that stands still until moved; starts at a round time, 2024-06-01 00:00 UTC."""
-
-    def __init__(self, now: float = 1_717_200_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     """The fake clock that the stores and schedulers of a test share."""
-    return FakeClock()
+    return FakeClock(1_717_200_000.0)  # a round time: 2024-06-01 00:00 UTC
 
 
 AppFactory = Callable[..., Celeriac]

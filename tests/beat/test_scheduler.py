@@ -16,8 +16,9 @@ from celeriac.canvas import chain, dag, group
 from celeriac.exceptions import PublishError
 from celeriac.message import Message
 from celeriac.testing import in_process_worker
+from support.clock import FakeClock
 
-from .conftest import AppFactory, FakeClock
+from .conftest import AppFactory
 
 START = 1_717_200_000.0  # the fake clock's start: 2024-06-01 00:00:00 UTC
 

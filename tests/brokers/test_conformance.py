@@ -21,8 +21,7 @@ import pytest
 from celeriac.brokers.base import Broker, Delivery
 from celeriac.brokers.sqlite import SqliteBroker
 from celeriac.message import Message
-
-from .conftest import FakeClock
+from support.clock import FakeClock
 
 LEASE = 30.0
 
