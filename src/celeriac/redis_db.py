@@ -52,12 +52,23 @@ def _minify(source: str) -> str:
     return "\n".join(line for line in lines if line and not line.startswith("--"))
 
 
+_INCLUDE = "-- include:"
+
+
+def _read(package: str, name: str) -> str:
+    return resources.files(package).joinpath("redis_lua", f"{name}.lua").read_text()
+
+
 class LuaScript:
     """A Lua script shipped as ``redis_lua/<name>.lua`` in a package."""
 
     def __init__(self, package: str, name: str) -> None:
         self.name = name
-        text = resources.files(package).joinpath("redis_lua", f"{name}.lua").read_text()
+        text = _read(package, name)
+        # "-- include: NAME" on the first line puts redis_lua/NAME.lua (shared helpers) first.
+        first = text.partition("\n")[0]
+        if first.startswith(_INCLUDE):
+            text = _read(package, first[len(_INCLUDE) :].strip()) + "\n" + text
         self.source = _minify(text)
 
     def command(self, keys: Sequence[str], args: Sequence[Arg]) -> Command:

@@ -1,3 +1,4 @@
+-- include: lib
 -- publish.lua: enqueue messages, each ready now or delayed until its ETA; optionally only once.
 --
 -- KEYS[1]  seq          string  the last tag handed out (tags number messages from 1)
@@ -20,23 +21,6 @@
 -- between would find a tag without a body), and publish_once must take its key if and only if
 -- it enqueues the message.
 
-local now = nil
-local function clock()
-  if not now then
-    now = tonumber(ARGV[1])
-    if not now then
-      local t = redis.call('TIME')
-      now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-    end
-  end
-  return now
-end
-
-local function chunked(command, key, items)
-  for i = 1, #items, 1000 do
-    redis.call(command, key, unpack(items, i, math.min(i + 999, #items)))
-  end
-end
 
 if ARGV[2] ~= '' then
   local free_at = tonumber(redis.call('GET', KEYS[3]))

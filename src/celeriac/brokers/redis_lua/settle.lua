@@ -1,3 +1,4 @@
+-- include: lib
 -- settle.lua: acknowledge, requeue or dead-letter delivered messages, each only if the token
 -- presented is still the one of its current lease.
 --
@@ -27,23 +28,6 @@
 -- Why a script: checking the token and settling must be one step, or a lease that runs out in
 -- between (and is taken by another worker) would be settled by its former holder.
 
-local now = nil -- read only when needed: acks do not need the time
-local function clock()
-  if not now then
-    now = tonumber(ARGV[1])
-    if not now then
-      local t = redis.call('TIME')
-      now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-    end
-  end
-  return now
-end
-
-local function chunked(command, key, items)
-  for i = 1, #items, 1000 do
-    redis.call(command, key, unpack(items, i, math.min(i + 999, #items)))
-  end
-end
 
 local first = 3 + tonumber(ARGV[2])
 local names = {}
