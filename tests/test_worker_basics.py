@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from celeriac import Celeriac, TaskError, states
-from support.processes import WorkerProcess, environment
+from support.processes import WorkerProcess, count_runs, environment
 
 
 def test_the_readme_program_works_unchanged(tmp_path: Path, sqlite_url: str) -> None:
@@ -100,3 +100,16 @@ def test_queues_and_node_name(client: Celeriac, sqlite_url: str) -> None:
         assert on_a.worker is not None and on_a.worker.startswith("special@")
         assert "queues a,b" in worker.output
     assert elsewhere.state == states.PENDING
+
+
+def test_recycling_after_every_task_loses_nothing(
+    client: Celeriac, sqlite_url: str, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    results = [client.send_task("jobs.counted", (str(runs),)) for _ in range(40)]
+    with WorkerProcess(sqlite_url, "-c", "2", "--max-tasks-per-child", "1") as worker:
+        pids = {r.get(timeout=60)["pid"] for r in results}
+    assert len(pids) == 40  # a fresh child for every task
+    assert "ended with exit code" not in worker.output  # no job was sent to a leaving child
+    assert set(count_runs(runs).values()) == {1}
+    assert client.broker.dead_letters() == []

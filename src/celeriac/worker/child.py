@@ -23,6 +23,7 @@ from celeriac.worker.mailbox import Mailbox
 from celeriac.worker.pool import UNDECODABLE, Job
 
 SOFT_LIMIT_SIGNAL = signal.SIGUSR1
+RETIRING = -1  # sent as the next key with a child's last outcome: it exits, send it nothing
 _PR_SET_PDEATHSIG = 1
 _running: list[str] = []  # the task id being run, for the soft-limit handler
 
@@ -84,7 +85,8 @@ def child_main(
     Jobs come down ``conn``, or from ``mailbox`` when the main process left the next one there
     while this child was busy. Each outcome goes back as ``(key, outcome, next_key)``:
     ``next_key`` is the key of the mailbox job taken right after, so the main process knows
-    exactly which job this child runs now.
+    exactly which job this child runs now, or ``RETIRING`` when the child is about to exit
+    (a recycling limit), so that no job is sent to it in the meantime.
     """
     _die_with_parent()
     if os.getppid() != parent_pid:  # the parent died before the request took effect
@@ -108,8 +110,9 @@ def child_main(
             max_memory_kib and resident_kib() > max_memory_kib
         )
         following = None if last else mailbox.take()
+        next_key = RETIRING if last else None if following is None else following.key
         try:
-            conn.send((job.key, outcome, None if following is None else following.key))
+            conn.send((job.key, outcome, next_key))
         except (BrokenPipeError, OSError):
             return
         if last:

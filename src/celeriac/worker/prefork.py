@@ -27,7 +27,7 @@ from typing import Any
 
 from celeriac.serialization import Serializer
 from celeriac.task import Task
-from celeriac.worker.child import SOFT_LIMIT_SIGNAL, child_main
+from celeriac.worker.child import RETIRING, SOFT_LIMIT_SIGNAL, child_main
 from celeriac.worker.mailbox import Mailbox
 from celeriac.worker.pool import (
     ExecutionPool,
@@ -53,6 +53,7 @@ class _Child:
     running: Running | None = None
     offered: Job | None = None  # in the mailbox, or taken and about to be reported
     terminate_next: int | None = None  # signal for the offered job once it has started
+    retiring: bool = False  # it said its last outcome came: it exits, and gets no more jobs
 
     def jobs(self) -> list[Job]:
         """The jobs this child holds: running, then offered."""
@@ -134,11 +135,11 @@ class PreforkPool(ExecutionPool):
 
     def free_slots(self) -> int:
         """Idle children (a child that died is replaced as soon as its exit is seen)."""
-        return sum(1 for c in self._children if c.running is None)
+        return sum(1 for c in self._children if c.running is None and not c.retiring)
 
     def submit(self, job: Job) -> None:
         """Send a job to an idle child."""
-        child = next(c for c in self._children if c.running is None)
+        child = next(c for c in self._children if c.running is None and not c.retiring)
         child.running = Running(job)
         # If the child died, its exit is reported soon, with this job as lost.
         with contextlib.suppress(OSError):
@@ -155,6 +156,7 @@ class PreforkPool(ExecutionPool):
             run = child.running
             if (
                 run is not None
+                and not child.retiring
                 and child.offered is None
                 and run.kill_reason is None
                 and self._typical.get(run.job.task, SHORT_TASK) < SHORT_TASK
@@ -230,6 +232,7 @@ class PreforkPool(ExecutionPool):
             finished.append(Finished(child.running.job, outcome))
             self._learn(child.running.job.task, outcome.runtime)
             child.running = None
+            child.retiring = next_key == RETIRING
             if child.offered is not None and child.offered.key == next_key:
                 child.running, child.offered = Running(child.offered), None
                 if child.terminate_next is not None:
