@@ -18,7 +18,6 @@ import os
 import signal
 import time
 from types import FrameType
-from typing import Any
 
 from celeriac.app import Celeriac
 from celeriac.brokers.base import Delivery
@@ -364,10 +363,6 @@ class Worker:
             settlements.extend(self.dispatcher.settlement(f) for f in finished)
             self._wakeup.clear()
         return settlements
-
-
-def _first(*values: Any) -> Any:
-    return next((v for v in values if v is not None), None)
 
 
 def run_worker(app: Celeriac, options: WorkerOptions | None = None) -> None:
