@@ -13,8 +13,9 @@ import pytest
 from celeriac import Celeriac
 from celeriac.brokers.base import Delivery
 from celeriac.message import Message
-from celeriac.worker.pool import Finished, Job, job_for
+from celeriac.worker.pool import Ending, Finished, Job, job_for
 from celeriac.worker.prefork import SHORT_TASK, PreforkPool
+from celeriac.worker.runner import TaskRunner
 
 app = Celeriac("mailbox-tests", broker="memory://mailbox-tests")
 _keys = itertools.count(1)
@@ -44,7 +45,7 @@ def collect(pool: PreforkPool, count: int, timeout: float = 10.0) -> list[Finish
 
 @pytest.fixture
 def pool() -> Iterator[PreforkPool]:
-    pool = PreforkPool(app.tasks, app.serializer, 1)
+    pool = PreforkPool(TaskRunner(app.tasks, app.serializer, app.middleware), 1)
     pool.start()
     for _ in range(3):  # nap(0) runs show the pool that nap is a short task
         pool.submit(job(0))
@@ -61,9 +62,9 @@ def test_an_offered_job_starts_when_the_short_task_ahead_ends(pool: PreforkPool)
     assert pool.offered() == 1
     assert not pool.offer(job(0))  # one offer per child
     done = collect(pool, 2)
-    assert [(f.job.key, f.returned, f.outcome.state) for f in done] == [
-        (first.key, False, "SUCCESS"),
-        (second.key, False, "SUCCESS"),
+    assert [(f.job.key, f.ending, f.outcome.state) for f in done] == [
+        (first.key, Ending.RAN, "SUCCESS"),
+        (second.key, Ending.RAN, "SUCCESS"),
     ]
     assert pool.offered() == 0 and pool.free_slots() == 1
 
@@ -73,16 +74,18 @@ def test_an_offer_behind_a_slow_task_is_taken_back(pool: PreforkPool) -> None:
     pool.submit(slow)
     assert pool.offer(behind)
     (back,) = collect(pool, 1, timeout=SHORT_TASK + 0.5)
-    assert (back.job.key, back.returned) == (behind.key, True)
+    assert (back.job.key, back.ending) == (behind.key, Ending.RETURNED)
     (done,) = collect(pool, 1)
-    assert (done.job.key, done.returned) == (slow.key, False)
+    assert (done.job.key, done.ending) == (slow.key, Ending.RAN)
 
 
 def test_offers_can_be_taken_back_for_an_idle_process(pool: PreforkPool) -> None:
     pool.submit(job(0.02))
     offered = job(0)
     assert pool.offer(offered)
-    assert [(f.job.key, f.returned) for f in pool.retract_offers()] == [(offered.key, True)]
+    assert [(f.job.key, f.ending) for f in pool.retract_offers()] == [
+        (offered.key, Ending.RETURNED)
+    ]
     assert pool.offered() == 0
 
 
@@ -100,8 +103,8 @@ def test_a_dead_child_returns_the_offer_it_had_not_taken(pool: PreforkPool) -> N
     (pid,) = pool.pids()
     os.kill(pid, signal.SIGKILL)
     done = {f.job.key: f for f in collect(pool, 2)}
-    assert done[running.key].lost
-    assert done[offered.key].returned
+    assert done[running.key].ending is Ending.DIED
+    assert done[offered.key].ending is Ending.RETURNED
 
 
 def test_terminating_an_offered_job_takes_it_back(pool: PreforkPool) -> None:
@@ -110,7 +113,7 @@ def test_terminating_an_offered_job_takes_it_back(pool: PreforkPool) -> None:
     assert pool.offer(offered)
     assert pool.terminate(offered.request.id or "", signal.SIGTERM)
     done = {f.job.key: f for f in collect(pool, 2)}
-    assert done[offered.key].returned
+    assert done[offered.key].ending is Ending.RETURNED
 
 
 def test_stopping_returns_offers_that_had_not_started(pool: PreforkPool) -> None:
@@ -118,5 +121,5 @@ def test_stopping_returns_offers_that_had_not_started(pool: PreforkPool) -> None
     pool.submit(running)
     assert pool.offer(offered)
     done = {f.job.key: f for f in pool.stop(5)}
-    assert done[offered.key].returned
+    assert done[offered.key].ending is Ending.RETURNED
     assert done[running.key].outcome.state == "SUCCESS"

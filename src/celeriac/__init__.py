@@ -12,7 +12,7 @@ add.delay(2, 2).get(timeout=10)  # 4, once a worker runs: celeriac -A tasks work
 """
 
 from celeriac import states
-from celeriac.app import Celeriac, Celery, current_app
+from celeriac.app import Celeriac, Celery
 from celeriac.canvas import (
     DagRun,
     Signature,
@@ -25,6 +25,7 @@ from celeriac.canvas import (
     xmap,
     xstarmap,
 )
+from celeriac.current import current_app
 from celeriac.exceptions import (
     CeleriacError,
     ChordError,
@@ -43,9 +44,10 @@ from celeriac.exceptions import (
     TimeoutError,
     WorkerLostError,
 )
+from celeriac.request import Request
 from celeriac.result import AsyncResult, EagerResult, GroupResult
 from celeriac.schedules import clocked, crontab, schedule
-from celeriac.task import Request, Task
+from celeriac.task import Task
 
 __version__ = "0.1.0"
 

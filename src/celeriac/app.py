@@ -9,34 +9,24 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
 from celeriac.backends import ResultBackend, create_backend
 from celeriac.brokers import Broker, create_broker
-from celeriac.canvas.signature import Signature
+from celeriac.canvas.signature import Signature, links_workflow
 from celeriac.config import Settings
 from celeriac.control import Control
+from celeriac.current import set_current_app
 from celeriac.eager import apply_eagerly
 from celeriac.exceptions import ConfigurationError, NotRegistered
-from celeriac.message import Message
+from celeriac.middleware import CelerySignals, Middleware, MiddlewareStack
 from celeriac.periodic import APPLY_SCHEDULED, apply_scheduled, periodic_entry
-from celeriac.result import AsyncResult, EagerResult
+from celeriac.request import current_request, note_children, sender_lineage
+from celeriac.result import AsyncResult
 from celeriac.router import Router
-from celeriac.sending import build_message, check_send_options, note_child
+from celeriac.sending import Sender, check_send_options
 from celeriac.serialization import Serializer
 from celeriac.signals import Signal
 from celeriac.task import Task
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-_current: Celeriac | None = None
-_current_lock = threading.Lock()
-
-
-def current_app() -> Celeriac:
-    """The most recently created app (a default one, on the SQLite file, if none exists)."""
-    global _current
-    with _current_lock:
-        if _current is None:
-            _current = Celeriac("default")
-        return _current
 
 
 class Celeriac:
@@ -46,6 +36,8 @@ class Celeriac:
     as broker and result store. ``broker`` and ``backend`` take URLs, or ready-made broker and
     backend objects (a ``MemoryBroker`` with a test clock, say). Those given as URLs are built
     the first time they are needed, so settings may be changed after the app is created.
+    ``middleware=[...]`` (the ``middleware`` setting) adds middleware after the built-in ones.
+    The newest app becomes the current one (``celeriac.current_app()``).
 
     Raises:
         ConfigurationError: an unknown setting.
@@ -59,7 +51,6 @@ class Celeriac:
         include: Sequence[str] | None = None,
         **settings: Any,
     ) -> None:
-        global _current
         self.main = main
         self.conf = Settings(settings)
         self._broker: Broker | None = None
@@ -76,12 +67,13 @@ class Celeriac:
             self.conf.include = list(include)
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._serializer: Serializer | None = None
+        self._sender: Sender | None = None
+        self._middleware: tuple[tuple[Any, ...], MiddlewareStack] | None = None
         self.control = Control(self)
         self.on_after_configure = Signal("on_after_configure")
         self._finalized = False
         self._finalize_lock = threading.RLock()
-        with _current_lock:
-            _current = self
+        set_current_app(self)
 
     def __repr__(self) -> str:
         return f"<Celeriac {self.main or '__main__'}>"
@@ -138,6 +130,35 @@ class Celeriac:
                 self.conf.security_key,
             )
         return self._serializer
+
+    @property
+    def middleware(self) -> MiddlewareStack:
+        """The built-in middleware (Celery's signals), then the ``middleware`` setting's.
+
+        Raises:
+            ConfigurationError: an entry is not a middleware, or its class cannot be imported.
+        """
+        given = tuple(self.conf.middleware or ())
+        if self._middleware is None or self._middleware[0] != given:
+            built = [CelerySignals(lambda: self.serializer), *map(_middleware, given)]
+            self._middleware = given, MiddlewareStack(built)
+        return self._middleware[1]
+
+    @property
+    def sender(self) -> Sender:
+        """What builds and publishes this app's messages (made again when settings change).
+
+        Raises:
+            ConfigurationError: a bad broker URL, serializer or ``task_routes``.
+        """
+        sender = self._sender
+        if (
+            sender is None
+            or sender.version != self.conf.version
+            or sender.broker is not self.broker
+        ):
+            sender = self._sender = Sender(self.broker, self.serializer, self.middleware, self.conf)
+        return sender
 
     def check(self) -> None:
         """Build everything the settings describe, so that a bad setting fails now.
@@ -286,39 +307,23 @@ class Celeriac:
         task = task or self.tasks.get(name)
         if task is not None:
             task.check_arguments(args, kwargs)
-        if self.conf.task_always_eager and task is not None:
-            return self.apply_eagerly(task, list(args), kwargs, **options)
-        message = build_message(self, name, args, kwargs, task, options)
-        self.broker.publish(message)
-        note_child(message.id, options)
+            if self.conf.task_always_eager:
+                return apply_eagerly(self, task, list(args), kwargs, **options)
+        if options.get("link") or options.get("link_error"):
+            options["workflow"] = links_workflow(options, self)
+        sender = self.sender
+        message = sender.message(
+            name,
+            args,
+            kwargs,
+            options,
+            task_defaults=task.message_defaults() if task is not None else {},
+            lineage=sender_lineage(current_request()),
+        )
+        sender.publish([message])
+        if options.get("add_to_parent", True):
+            note_children([message.id])
         return AsyncResult(message.id, self)
-
-    def build_message(
-        self,
-        name: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        task: Task[Any, Any] | None,
-        options: dict[str, Any],
-    ) -> Message:
-        """The signed message for one call, ready to publish (see ``celeriac.sending``).
-
-        Raises:
-            ConfigurationError: a bad priority or time.
-            TypeError: the arguments do not serialize.
-            MessageTooLarge: the message is over ``message_max_bytes``.
-        """
-        return build_message(self, name, args, kwargs, task, options)
-
-    def apply_eagerly(
-        self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], **options: Any
-    ) -> EagerResult[Any]:
-        """Run a call here as a worker would (see ``celeriac.eager``).
-
-        Raises:
-            BaseException: the task's exception, when ``throw`` or ``task_eager_propagates``.
-        """
-        return apply_eagerly(self, task, args, kwargs, **options)
 
     def AsyncResult(self, task_id: str) -> AsyncResult[Any]:
         """A handle on a task call by its id."""
@@ -337,6 +342,30 @@ class Celeriac:
         return Signature(
             name, args or (), kwargs or {}, options=options, immutable=immutable, app=self
         )
+
+
+def _middleware(entry: Any) -> Middleware:
+    """A middleware from a ``middleware`` setting entry: an instance, a class, or the dotted
+    path of a class (``'proj.metrics:Timing'`` or ``'proj.metrics.Timing'``).
+
+    Raises:
+        ConfigurationError: the entry is none of those, or cannot be imported.
+    """
+    if isinstance(entry, str):
+        module_name, sep, name = entry.partition(":")
+        if not sep:
+            module_name, _, name = entry.rpartition(".")
+        try:
+            entry = getattr(importlib.import_module(module_name), name)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ConfigurationError(f"cannot import middleware {entry!r}: {exc}") from None
+    if isinstance(entry, type) and issubclass(entry, Middleware):
+        entry = entry()
+    if not isinstance(entry, Middleware):
+        raise ConfigurationError(
+            f"middleware must be celeriac.middleware.Middleware instances, not {entry!r}"
+        )
+    return entry
 
 
 Celery = Celeriac

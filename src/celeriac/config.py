@@ -65,6 +65,8 @@ DEFAULTS: dict[str, Any] = {
     # modules that hold tasks
     "include": [],
     "imports": [],
+    # middleware after the built-in ones: instances, classes or dotted class paths
+    "middleware": [],
 }
 
 DEFAULT_LEASE_SECONDS = 30.0

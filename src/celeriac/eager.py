@@ -1,5 +1,7 @@
 """Running a task call in this process as a worker would: ``task.apply()`` and
-``task_always_eager``. Retries run again at once, as in Celery's eager mode."""
+``task_always_eager``. Retries run again at once, as in Celery's eager mode; the middleware's
+``before_execute`` / ``after_execute`` hooks (and so Celery's ``task_prerun`` and friends) run
+here as they would in a worker."""
 
 from __future__ import annotations
 
@@ -9,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac import states
 from celeriac.backends.base import ResultRecord
-from celeriac.canvas.eager import run_links
-from celeriac.execution import IGNORED, execute
+from celeriac.canvas.callbacks import run_links
+from celeriac.execution import Action, Outcome, execute
+from celeriac.request import Request
 from celeriac.result import EagerResult, decode_record
-from celeriac.task import Request, Task
 
 if TYPE_CHECKING:
     from celeriac.app import Celeriac
+    from celeriac.task import Task
 
 
 def apply_eagerly(
@@ -30,8 +33,13 @@ def apply_eagerly(
         BaseException: the task's exception, when ``throw`` or ``task_eager_propagates``.
     """
     task_id = str(options.get("task_id") or uuid.uuid4())
-    retries = 0
-    while True:
+    workflow = dict(options.get("workflow") or {})
+    retries, outcome = 0, None
+    while outcome is None or outcome.action is Action.RETRY:
+        if outcome is not None and outcome.retry is not None:
+            retries += 1
+            args = outcome.retry.args if outcome.retry.args is not None else args
+            kwargs = outcome.retry.kwargs if outcome.retry.kwargs is not None else kwargs
         request = Request(
             id=task_id,
             task=task.name,
@@ -41,20 +49,12 @@ def apply_eagerly(
             is_eager=True,
             called_directly=False,
             hostname="eager",
-            workflow=dict(options.get("workflow") or {}),
+            workflow=workflow,
         )
-        outcome = execute(task, request, args, kwargs, app.serializer)
-        if outcome.state != states.RETRY:
-            break
-        retries += 1
-        args = outcome.retry_args if outcome.retry_args is not None else args
-        kwargs = outcome.retry_kwargs if outcome.retry_kwargs is not None else kwargs
-    state = states.SUCCESS if outcome.state == IGNORED else outcome.state
-    if state not in states.ALL_STATES:
-        state = states.FAILURE
+        outcome = execute(task, request, args, kwargs, app.serializer, app.middleware)
     record = ResultRecord(
         task_id,
-        state,
+        _eager_state(outcome),
         outcome.payload,
         outcome.content_type,
         time.time(),
@@ -68,6 +68,13 @@ def apply_eagerly(
     throw = options.get("throw")
     if throw is None:
         throw = app.conf.task_eager_propagates
-    if state == states.FAILURE and throw:
+    if record.state == states.FAILURE and throw:
         raise decode_record(app, record)
     return EagerResult(task_id, app, record)
+
+
+def _eager_state(outcome: Outcome) -> str:
+    """An ignored run reads as SUCCESS here (there is no worker to leave no state)."""
+    if not outcome.record and outcome.action is Action.ACK:
+        return states.SUCCESS
+    return outcome.state

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 from celeriac.canvas import Signature, signature
 from celeriac.exceptions import ConfigurationError
 from celeriac.schedules import as_schedule
-from celeriac.task import Task
 
 if TYPE_CHECKING:
     from celeriac.app import Celeriac
+    from celeriac.task import Task
 
 APPLY_SCHEDULED = "celeriac.apply_scheduled"
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 from celeriac import states
 from celeriac.backends.base import ResultRecord
+from celeriac.current import current_app
 from celeriac.exceptions import TaskRevokedError, TimeoutError
 from celeriac.serialization import exception_from_dict
 
@@ -22,6 +23,11 @@ if TYPE_CHECKING:
     from celeriac.app import Celeriac
 
 R = TypeVar("R")
+
+
+def group_key(group_id: str) -> str:
+    """The backend key of a saved ``GroupResult``."""
+    return f"group:{group_id}"
 
 
 def decode_record(app: Celeriac, record: ResultRecord) -> Any:
@@ -44,8 +50,6 @@ class AsyncResult(Generic[R]):
     def __init__(
         self, id: str, app: Celeriac | None = None, parent: ResultHandle | None = None
     ) -> None:
-        from celeriac.app import current_app
-
         self.id = id
         self.app = app or current_app()
         self.parent = parent
@@ -199,16 +203,6 @@ class EagerResult(AsyncResult[R]):
     def _record(self) -> ResultRecord | None:
         return self._cached
 
-    def get(
-        self,
-        timeout: float | None = None,
-        propagate: bool = True,
-        interval: float = 0.5,
-        disable_sync_subtasks: bool = True,
-    ) -> R:
-        """Return the result (already known); see :meth:`AsyncResult.get`."""
-        return super().get(timeout, propagate, interval, disable_sync_subtasks)
-
     def forget(self) -> None:
         """Nothing is stored for an eager result, so there is nothing to delete."""
 
@@ -230,8 +224,6 @@ class GroupResult:
         app: Celeriac | None = None,
         parent: ResultHandle | None = None,
     ) -> None:
-        from celeriac.app import current_app
-
         self.id = id
         self.results: list[ResultHandle] = list(results)
         self.app = app or current_app()
@@ -343,24 +335,18 @@ class GroupResult:
         Raises:
             BackendError: the backend cannot be reached.
         """
-        from celeriac.canvas.plan import expiry, group_key
-
         document = {"result": result_tree(self)}
-        self.app.backend.put_document(group_key(self.id), document, expires=expiry(self.app))
+        expires = self.app.conf.seconds("result_expires")
+        self.app.backend.put_document(group_key(self.id), document, expires=expires)
         return self
 
     def delete(self) -> None:
         """Remove the saved shape (the tasks' results stay)."""
-        from celeriac.canvas.plan import group_key
-
         self.app.backend.put_document(group_key(self.id), {}, expires=0.0)
 
     @classmethod
     def restore(cls, id: str, app: Celeriac | None = None) -> GroupResult | None:
         """The group saved under ``id``, or None."""
-        from celeriac.app import current_app
-        from celeriac.canvas.plan import group_key
-
         app = app or current_app()
         document = app.backend.get_document(group_key(id))
         if not document or "result" not in document:

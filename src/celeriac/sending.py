@@ -1,26 +1,27 @@
-"""Turning a task call into a message: options checked, routed, timed, serialized, signed.
+"""Turning a task call into a message and putting it in the broker: options checked, routed,
+timed, serialized, signed, published, with the middleware's publish hooks around.
 
-``Celeriac.send_task`` and everything that publishes (canvas, beat) build their messages here,
-so a call means the same whichever way it is sent.
+The app builds one ``Sender`` for each version of its settings and sends everything through it
+(``delay()``, workflows, beat), so a call means the same whichever way it is sent. A sender
+takes plain inputs: the call's options, already merged with its task's defaults, and the
+lineage of the task sending it (gathered by the app); it imports nothing of the app layer.
 """
 
 from __future__ import annotations
 
 import datetime
 import uuid
-import weakref
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from celeriac.canvas.signature import links_workflow
-from celeriac.config import to_seconds
+from celeriac.brokers.base import Broker
+from celeriac.config import Settings, to_seconds
 from celeriac.exceptions import ConfigurationError, MessageTooLarge
 from celeriac.message import Message
+from celeriac.middleware import MiddlewareStack
 from celeriac.router import Router
-from celeriac.task import Task, current_request, sender_lineage
-
-if TYPE_CHECKING:
-    from celeriac.app import Celeriac
+from celeriac.serialization import Serializer
 
 SEND_OPTIONS = frozenset(
     {
@@ -47,7 +48,7 @@ SEND_OPTIONS = frozenset(
 )
 
 
-def check_send_options(options: dict[str, Any]) -> None:
+def check_send_options(options: Mapping[str, Any]) -> None:
     """Raise if ``options`` holds a name that ``apply_async`` does not know.
 
     Raises:
@@ -58,91 +59,145 @@ def check_send_options(options: dict[str, Any]) -> None:
         raise ConfigurationError(f"unknown option(s) for sending a task: {', '.join(unknown)}")
 
 
-def build_message(
-    app: Celeriac,
-    name: str,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    task: Task[Any, Any] | None,
-    options: dict[str, Any],
-) -> Message:
-    """The signed message for one call, routed and checked, ready to publish.
-
-    Options win over the task's own defaults, which win over ``task_routes``. ``countdown``
-    and relative ``expires`` count from the broker's clock, the clock that decides when the
-    broker hands the message out.
-
-    Raises:
-        ConfigurationError: a bad priority or time.
-        TypeError: the arguments do not serialize.
-        MessageTooLarge: the message is over ``message_max_bytes``.
-    """
-    serializer, defaults = app.serializer, _defaults(app)
-    given = {k: v for k, v in options.items() if v is not None}
-    route = Router(app.conf.task_routes).route(name, args, kwargs, given)
-    routed = {**route, **_task_defaults(task), **given}
-    try:
-        body = serializer.dumps([list(args), kwargs])
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name}: arguments cannot be serialized: {exc}") from exc
-    now = app.broker.clock()
-    countdown = to_seconds(routed.get("countdown"), "countdown")
-    eta = now + countdown if countdown is not None else epoch(routed.get("eta"), "eta")
-    message = Message(
-        id=str(routed.get("task_id") or uuid.uuid4()),
-        task=name,
-        body=body,
-        content_type=serializer.content_type,
-        queue=str(routed.get("queue") or defaults.queue),
-        priority=_priority(routed.get("priority", defaults.priority)),
-        eta=eta,
-        expires=_expiry(routed.get("expires"), now),
-        retries=int(routed.get("retries", 0)),
-        sent_at=now,
-        headers=dict(routed.get("headers") or {}),
-        workflow=links_workflow(routed, app),
-        ignore_result=bool(routed.get("ignore_result", defaults.ignore_result)),
-        time_limit=to_seconds(routed.get("time_limit"), "time_limit"),
-        soft_time_limit=to_seconds(routed.get("soft_time_limit"), "soft_time_limit"),
-        **_lineage(routed),
-    ).signed(serializer)
-    _check_size(message, defaults.max_bytes)
-    return message
-
-
 @dataclass(frozen=True)
-class _SendDefaults:
-    """The settings every call reads, derived once per version of the app's settings."""
+class SendDefaults:
+    """The settings every call reads, taken once per version of the app's settings."""
 
-    version: int
     queue: str
     priority: int
     ignore_result: bool
     max_bytes: int
 
-
-_cache: weakref.WeakKeyDictionary[Celeriac, _SendDefaults] = weakref.WeakKeyDictionary()
-
-
-def _defaults(app: Celeriac) -> _SendDefaults:
-    conf = app.conf
-    cached = _cache.get(app)
-    if cached is None or cached.version != conf.version:
-        cached = _cache[app] = _SendDefaults(
-            version=conf.version,
+    @classmethod
+    def from_settings(cls, conf: Settings) -> SendDefaults:
+        """Read them from the app's settings."""
+        return cls(
             queue=conf.task_default_queue,
             priority=conf.task_default_priority,
             ignore_result=bool(conf.task_ignore_result),
             max_bytes=int(conf.message_max_bytes),
         )
-    return cached
 
 
-def note_child(task_id: str, options: dict[str, Any]) -> None:
-    """Sent from inside a task run by a worker: the task's result lists it as a child."""
-    request = current_request()
-    if request is not None and not request.called_directly and options.get("add_to_parent", True):
-        request.children.append(task_id)
+class Sender:
+    """Builds and publishes the messages of one app; see the module docstring.
+
+    Raises:
+        ConfigurationError: ``task_routes`` is malformed.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        serializer: Serializer,
+        middleware: MiddlewareStack,
+        conf: Settings,
+    ) -> None:
+        self.broker = broker
+        self.serializer = serializer
+        self.middleware = middleware
+        self.defaults = SendDefaults.from_settings(conf)
+        self.router = Router(conf.task_routes)
+        self.version = conf.version
+
+    def message(
+        self,
+        name: str,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        options: Mapping[str, Any],
+        *,
+        task_defaults: Mapping[str, Any],
+        lineage: tuple[str | None, str | None] = (None, None),
+    ) -> Message:
+        """The signed message for one call, routed and checked, ready to publish.
+
+        ``options`` win over ``task_defaults`` (the task's own options), which win over
+        ``task_routes``; ``lineage`` is the parent and root ids of the task sending it, used
+        when the options name none. ``countdown`` and relative ``expires`` count from the
+        broker's clock, the clock that decides when the broker hands the message out. The
+        middleware's ``before_publish`` runs on the message before it is signed.
+
+        Raises:
+            ConfigurationError: a bad priority or time.
+            TypeError: the arguments do not serialize.
+            MessageTooLarge: the message is over ``message_max_bytes``.
+        """
+        given = {k: v for k, v in options.items() if v is not None}
+        route = self.router.route(name, tuple(args), kwargs, given)
+        call = {**route, **task_defaults, **given}
+        message = self._build(name, args, kwargs, call, lineage)
+        self.middleware.before_publish(message)
+        message = message.signed(self.serializer)
+        size = len(message.encode())
+        if size > self.defaults.max_bytes:
+            raise MessageTooLarge(
+                f"{name}: message is {size} bytes, over message_max_bytes "
+                f"({self.defaults.max_bytes})"
+            )
+        return message
+
+    def _build(
+        self,
+        name: str,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        call: dict[str, Any],
+        lineage: tuple[str | None, str | None],
+    ) -> Message:
+        try:
+            body = self.serializer.dumps([list(args), kwargs])
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name}: arguments cannot be serialized: {exc}") from exc
+        now = self.broker.clock()
+        countdown = to_seconds(call.get("countdown"), "countdown")
+        eta = now + countdown if countdown is not None else epoch(call.get("eta"), "eta")
+        defaults = self.defaults
+        return Message(
+            id=str(call.get("task_id") or uuid.uuid4()),
+            task=name,
+            body=body,
+            content_type=self.serializer.content_type,
+            queue=str(call.get("queue") or defaults.queue),
+            priority=_priority(call.get("priority", defaults.priority)),
+            eta=eta,
+            expires=_expiry(call.get("expires"), now),
+            retries=int(call.get("retries", 0)),
+            sent_at=now,
+            headers=dict(call.get("headers") or {}),
+            workflow=dict(call.get("workflow") or {}),
+            ignore_result=bool(call.get("ignore_result", defaults.ignore_result)),
+            time_limit=to_seconds(call.get("time_limit"), "time_limit"),
+            soft_time_limit=to_seconds(call.get("soft_time_limit"), "soft_time_limit"),
+            parent_id=call.get("parent_id") or lineage[0],
+            root_id=call.get("root_id") or lineage[1],
+            group_id=call.get("group_id"),
+        )
+
+    def publish(self, messages: Sequence[Message]) -> None:
+        """Enqueue built messages in one round trip, then run ``after_publish`` on each.
+
+        Raises:
+            PublishError: the messages were not enqueued.
+        """
+        if len(messages) == 1:
+            self.broker.publish(messages[0])
+        else:
+            self.broker.publish_many(messages)
+        for message in messages:
+            self.middleware.after_publish(message)
+
+    def publish_once(self, message: Message, key: str, *, ttl: float) -> bool:
+        """Enqueue ``message`` unless one was published under ``key`` (``Broker.publish_once``);
+        True, and ``after_publish`` is run, when it was enqueued now.
+
+        Raises:
+            PublishError: the message was not enqueued.
+        """
+        sent = self.broker.publish_once(message, key, ttl=ttl)
+        if sent:
+            self.middleware.after_publish(message)
+        return sent
 
 
 def epoch(value: float | datetime.datetime | None, what: str) -> float | None:
@@ -160,38 +215,6 @@ def epoch(value: float | datetime.datetime | None, what: str) -> float | None:
     if isinstance(value, int | float):
         return float(value)
     raise ConfigurationError(f"{what} must be a datetime or epoch seconds, not {value!r}")
-
-
-def _check_size(message: Message, limit: int) -> None:
-    size = len(message.encode())
-    if size > limit:
-        raise MessageTooLarge(
-            f"{message.task}: message is {size} bytes, over message_max_bytes ({limit})"
-        )
-
-
-def _task_defaults(task: Task[Any, Any] | None) -> dict[str, Any]:
-    if task is None:
-        return {}
-    values = {
-        "queue": task.queue,
-        "priority": task.priority,
-        "expires": task.expires,
-        "ignore_result": task.ignore_result,
-        "time_limit": task.time_limit,
-        "soft_time_limit": task.soft_time_limit,
-    }
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def _lineage(options: dict[str, Any]) -> dict[str, str | None]:
-    """Parent and root ids: given, or those of the task running here (a call from a task)."""
-    parent_id, root_id = sender_lineage(current_request())
-    return {
-        "parent_id": options.get("parent_id") or parent_id,
-        "root_id": options.get("root_id") or root_id,
-        "group_id": options.get("group_id"),
-    }
 
 
 def _priority(value: Any) -> int:

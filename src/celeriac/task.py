@@ -10,19 +10,25 @@ from __future__ import annotations
 import contextvars
 import datetime
 import inspect
-import random
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
+from celeriac.canvas.maps import chunks, xmap, xstarmap
+from celeriac.canvas.signature import Signature
+from celeriac.eager import apply_eagerly
 from celeriac.exceptions import ConfigurationError, MaxRetriesExceededError, Retry
+from celeriac.request import (
+    Request,
+    current_request,
+    pop_request,
+    push_request,
+    sender_lineage,
+)
+from celeriac.retries import backoff_delay
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from celeriac.app import Celeriac
-    from celeriac.canvas import Signature, chunks, xmap, xstarmap
     from celeriac.result import AsyncResult, EagerResult
 
 P = ParamSpec("P")
@@ -54,46 +60,6 @@ TASK_OPTIONS: dict[str, Any] = {
 }
 
 
-@dataclass
-class Request:
-    """What a running task knows about its own call (``self.request``)."""
-
-    id: str | None = None
-    task: str | None = None
-    args: list[Any] = field(default_factory=list)
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    retries: int = 0
-    eta: float | None = None
-    expires: float | None = None
-    hostname: str | None = None
-    delivery_info: dict[str, Any] = field(default_factory=dict)
-    headers: dict[str, Any] = field(default_factory=dict)
-    parent_id: str | None = None
-    root_id: str | None = None
-    group_id: str | None = None
-    workflow: dict[str, Any] = field(default_factory=dict)
-    time_limit: float | None = None
-    soft_time_limit: float | None = None
-    is_eager: bool = False
-    called_directly: bool = True
-    children: list[str] = field(default_factory=list)  # ids of the calls this call sent
-
-    @property
-    def group(self) -> str | None:
-        """Celery's name for ``group_id``."""
-        return self.group_id
-
-
-_current_request: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
-    "celeriac_request", default=None
-)
-
-
-def current_request() -> Request | None:
-    """The task call running in this context, if any."""
-    return _current_request.get()
-
-
 def check_task_options(options: dict[str, Any]) -> None:
     """Raise if ``options`` holds a name that ``@app.task`` does not know.
 
@@ -105,25 +71,6 @@ def check_task_options(options: dict[str, Any]) -> None:
         raise ConfigurationError(
             f"unknown task option{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}"
         )
-
-
-def sender_lineage(request: Request | None) -> tuple[str | None, str | None]:
-    """The parent and root ids of a call sent while ``request`` runs.
-
-    A call sent from a task run by a worker (or by ``apply()``) descends from it; one sent from
-    a task called directly descends from whatever that direct call descends from.
-    """
-    if request is None:
-        return None, None
-    if request.called_directly or request.id is None:
-        return request.parent_id, request.root_id
-    return request.id, request.root_id or request.id
-
-
-def backoff_delay(factor: float, retries: int, maximum: float, jitter: bool) -> float:
-    """Celery's exponential backoff: ``factor * 2**retries`` capped, with optional full jitter."""
-    delay = min(maximum, factor * (2**retries))
-    return random.uniform(0, delay) if jitter else delay
 
 
 class Task(Generic[P, R]):
@@ -174,15 +121,15 @@ class Task(Generic[P, R]):
         The call gets its own ``self.request`` (``called_directly``), also when made from inside
         another task; calls it sends still descend from the task that called it.
         """
-        parent_id, root_id = sender_lineage(_current_request.get())
+        parent_id, root_id = sender_lineage(current_request())
         request = Request(
             task=self.name, args=list(args), kwargs=kwargs, parent_id=parent_id, root_id=root_id
         )
-        token = _current_request.set(request)
+        token = push_request(request)
         try:
             return self.run(*args, **kwargs)
         finally:
-            _current_request.reset(token)
+            pop_request(token)
 
     def run(self, *args: Any, **kwargs: Any) -> R:
         """Call the underlying function (with the task first when ``bind=True``)."""
@@ -193,15 +140,28 @@ class Task(Generic[P, R]):
     @property
     def request(self) -> Request:
         """The call being executed (an empty ``Request`` outside of one)."""
-        return _current_request.get() or Request(task=self.name)
+        return current_request() or Request(task=self.name)
 
     def push_request(self, request: Request) -> contextvars.Token[Request | None]:
         """Make ``request`` the current call; pair with :meth:`pop_request`."""
-        return _current_request.set(request)
+        return push_request(request)
 
     def pop_request(self, token: contextvars.Token[Request | None]) -> None:
         """Restore the call that was current before :meth:`push_request`."""
-        _current_request.reset(token)
+        pop_request(token)
+
+    def message_defaults(self) -> dict[str, Any]:
+        """The send options this task sets for its calls (``queue``, ``priority``...); a
+        call's own options win over them, and they win over ``task_routes``."""
+        values = {
+            "queue": self.queue,
+            "priority": self.priority,
+            "expires": self.expires,
+            "ignore_result": self.ignore_result,
+            "time_limit": self.time_limit,
+            "soft_time_limit": self.soft_time_limit,
+        }
+        return {k: v for k, v in values.items() if v is not None}
 
     def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Fail early, in the caller, when the arguments do not fit the function.
@@ -254,7 +214,7 @@ class Task(Generic[P, R]):
         Raises:
             BaseException: the task's exception, with ``throw=True`` or ``task_eager_propagates``.
         """
-        return self.app.apply_eagerly(self, list(args or ()), dict(kwargs or {}), **options)
+        return apply_eagerly(self.app, self, list(args or ()), dict(kwargs or {}), **options)
 
     def AsyncResult(self, task_id: str) -> AsyncResult[R]:
         """A handle on a call of this task by its id."""
@@ -335,8 +295,6 @@ class Task(Generic[P, R]):
         **options: Any,
     ) -> Signature:
         """A signature of a call of this task (``add.signature((2, 2), countdown=1)``)."""
-        from celeriac.canvas import Signature
-
         immutable = bool(options.pop("immutable", False))
         return Signature(
             self.name, args or (), kwargs or {}, options=options, immutable=immutable, app=self.app
@@ -352,18 +310,12 @@ class Task(Generic[P, R]):
 
     def map(self, it: Iterable[Any]) -> xmap:
         """One task that calls this one with each item: ``[self(item) for item in it]``."""
-        from celeriac.canvas import xmap
-
         return xmap(self.s(), it, app=self.app)
 
     def starmap(self, it: Iterable[Any]) -> xstarmap:
         """One task that calls this one with each item as arguments: ``[self(*i) for i in it]``."""
-        from celeriac.canvas import xstarmap
-
         return xstarmap(self.s(), it, app=self.app)
 
     def chunks(self, it: Iterable[Any], n: int) -> chunks:
         """Split ``it`` (argument tuples) into tasks of ``n`` items each; applied, a group."""
-        from celeriac.canvas import chunks
-
         return chunks(self.s(), it, n, app=self.app)

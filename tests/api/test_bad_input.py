@@ -196,7 +196,7 @@ def test_tampered_signed_message(make_app: AppFactory) -> None:
     good = make_app(security_key="k")
 
     def tampered() -> str:
-        honest = good.build_message("api.never", (1,), {}, None, {})
+        honest = good.sender.message("api.never", (1,), {}, {}, task_defaults={})
         forged = dataclasses.replace(honest, body=b"[[2],{}]")
         good.broker.publish(forged)
         return forged.id

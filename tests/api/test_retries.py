@@ -14,7 +14,7 @@ from celeriac import (
     Task,
     states,
 )
-from celeriac.task import backoff_delay
+from celeriac.retries import backoff_delay
 from celeriac.worker import Worker
 from support.clock import FakeClock
 

@@ -41,7 +41,7 @@ def test_chord_members_that_run_twice_start_the_body_once(flow: Flow) -> None:
 
 
 def test_the_last_member_reporting_twice_starts_the_body_once(flow: Flow) -> None:
-    from celeriac.canvas.engine import Finished, follow_up
+    from celeriac.canvas.engine import follow_up
 
     chord([flow.add.s(1, 1), flow.add.s(2, 2)], flow.tsum.s())()
     messages = [
@@ -51,9 +51,10 @@ def test_the_last_member_reporting_twice_starts_the_body_once(flow: Flow) -> Non
     for message in messages:
         value = sum(flow.app.serializer.loads(message.content_type, message.body)[0])
         payload = json_dumps(value)
-        flow.app.backend.store(ResultRecord(message.id, states.SUCCESS, payload))
+        record = ResultRecord(message.id, states.SUCCESS, payload)
+        flow.app.backend.store(record)
         for _ in range(3):
-            follow_up(flow.app, Finished(message, states.SUCCESS, payload, "application/json"))
+            follow_up(flow.app, message, record)
     assert flow.app.broker.queue_lengths(["celery"]) == {"celery": 2 + 1}  # 2 leased, 1 body
 
 
@@ -73,8 +74,8 @@ def test_the_stored_outcome_wins_over_a_second_run(flow: Flow) -> None:
 def test_a_workflow_that_cannot_be_read_is_logged_and_acked(
     flow: Flow, caplog: pytest.LogCaptureFixture
 ) -> None:
-    bad = flow.app.build_message(
-        "flow.add", (1, 1), {}, None, {"workflow": {"chain": [{"no task": True}]}}
+    bad = flow.app.sender.message(
+        "flow.add", (1, 1), {}, {"workflow": {"chain": [{"no task": True}]}}, task_defaults={}
     )
     flow.app.broker.publish(bad)
     with caplog.at_level(logging.ERROR, logger="celeriac.worker"):

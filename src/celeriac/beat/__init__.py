@@ -4,8 +4,8 @@ Run it with ``celeriac -A proj beat`` (as many as you like: each fire is sent on
 a worker with ``celeriac -A proj worker -B``. How it works: docs/design/beat.md.
 """
 
-from celeriac.beat.control import EntryStatus, ScheduleControl
 from celeriac.beat.entries import MISSED_POLICIES, Entry, parse_entry
+from celeriac.beat.schedule_control import EntryStatus, ScheduleControl
 from celeriac.beat.scheduler import Beat, BeatOptions, Scheduler, embedded_beat, run_beat
 
 __all__ = [

@@ -227,11 +227,14 @@ def fire_message(app: Celeriac, entry: Entry, due: dt.datetime, task_id: str) ->
     fixed = {"expires": expires, "headers": headers, "task_id": task_id}
     if entry.workflow is None:
         task = app.tasks.get(entry.task)
-        return app.build_message(entry.task, entry.args, entry.kwargs, task, {**options, **fixed})
+        defaults = task.message_defaults() if task is not None else {}
+        return app.sender.message(
+            entry.task, entry.args, entry.kwargs, {**options, **fixed}, task_defaults=defaults
+        )
     # The trigger goes where the workflow's tasks go; a workflow sent as a dict also gets the
     # options (a DAG has its own, in its nodes).
     routing: dict[str, Any] = {k: options[k] for k in ("queue", "priority") if k in options}
     passed = options if isinstance(entry.workflow, dict) else {}
-    return app.build_message(
-        APPLY_SCHEDULED, (entry.workflow, passed), {}, None, {**routing, **fixed}
+    return app.sender.message(
+        APPLY_SCHEDULED, (entry.workflow, passed), {}, {**routing, **fixed}, task_defaults={}
     )

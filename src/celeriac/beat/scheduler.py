@@ -182,7 +182,7 @@ class Scheduler:
         if message.expires is not None and message.expires <= self.clock():
             log.warning("%s: the fire due %s expired before it was sent", entry.name, due)
             return
-        if not self.app.broker.publish_once(message, key, ttl=self.once_ttl):
+        if not self.app.sender.publish_once(message, key, ttl=self.once_ttl):
             log.debug("%s due %s: already sent by another beat", entry.name, due)
             return
         log.info("sent %s [%s] due %s", entry.name, message.id, due.astimezone(self.tz))
@@ -235,6 +235,7 @@ class Beat:
             self.app.broker.url,
             scheduler.max_interval,
         )
+        self.app.middleware.beat_start(self)
         try:
             while not self._stopping.is_set():
                 try:

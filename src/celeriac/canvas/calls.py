@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import base64
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celeriac.exceptions import CeleriacError
 from celeriac.message import Message, decode_arguments
+from celeriac.request import Request
 from celeriac.serialization import Serializer, exception_from_dict
-from celeriac.task import Request, Task
+
+if TYPE_CHECKING:
+    from celeriac.task import Task
 
 MAX_CARRIED_BODY = 64 * 1024  # a failed call's arguments ride with its errback up to this size
 _REQUEST_FIELDS = ("retries", "root_id", "parent_id", "group_id")

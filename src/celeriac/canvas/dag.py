@@ -34,10 +34,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from celeriac import states
-from celeriac.canvas.nodes import UPSTREAM_FAILED, release, run_eagerly
+from celeriac.canvas.nodes import UPSTREAM_FAILED, run_eagerly, start
 from celeriac.canvas.plan import dag_key, dag_parents_key, expiry
 from celeriac.canvas.signature import Signature, maybe_signature
+from celeriac.current import current_app
 from celeriac.exceptions import CeleriacError, TimeoutError
+from celeriac.result import decode_record
 
 if TYPE_CHECKING:
     from celeriac.app import Celeriac
@@ -81,8 +83,6 @@ class Dag:
     def app(self) -> Celeriac:
         """The app that runs the DAG (that of its first node, else the current one)."""
         if self._app is None:
-            from celeriac.app import current_app
-
             first = next(iter(self._nodes.values()), None)
             self._app = first["app"] if first and first["app"] else current_app()
         return self._app
@@ -166,9 +166,8 @@ class Dag:
         if app.conf.task_always_eager:
             run_eagerly(app, document, document["order"])
         else:
-            for name in document["order"]:
-                if not document["nodes"][name]["parents"]:
-                    release(app, document, name)
+            roots = [n for n in document["order"] if not document["nodes"][n]["parents"]]
+            start(app, document, roots)
         return DagRun(document["id"], app)
 
     __call__ = apply_async
@@ -197,8 +196,6 @@ class DagRun:
     """A handle on one run of a DAG, from any process: ``DagRun(run_id, app)``."""
 
     def __init__(self, id: str, app: Celeriac | None = None) -> None:
-        from celeriac.app import current_app
-
         self.id = id
         self.app = app or current_app()
 
@@ -270,8 +267,6 @@ class DagRun:
                 order they were added, nodes that failed themselves before those that did not
                 run because of them).
         """
-        from celeriac.result import decode_record
-
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             document = self.document()
@@ -319,6 +314,7 @@ class DagRun:
         if app.conf.task_always_eager:
             run_eagerly(app, document, retried)
             return retried
+        ready = []
         for name in retried:
             node = document["nodes"][name]
             key = dag_parents_key(self.id, name, len(node["task_ids"]))
@@ -326,5 +322,6 @@ class DagRun:
             for parent in succeeded:
                 app.backend.add_to_set(key, parent, expires=expiry(app))
             if len(succeeded) == len(node["parents"]):
-                release(app, document, name)
+                ready.append(name)
+        start(app, document, ready)
         return retried

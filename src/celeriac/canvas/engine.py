@@ -13,25 +13,25 @@ here is idempotent or guarded, so that running it twice changes nothing that mat
   final states, and a backend keeps the first final state of a task.
 
 Errors that would happen again on every try (a follow-up that cannot be built or is too big)
-are recorded as the follow-up's failure instead of being raised, so that they end the workflow
-rather than block the worker; errors of the broker or backend are raised, and the batch is
-tried again.
+are recorded as the follow-up's failure instead of being raised (``canvas.marks``), so that
+they end the workflow rather than block the worker; errors of the broker or backend are raised,
+and the batch is tried again.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from celeriac import states
 from celeriac.backends.base import ResultRecord
+from celeriac.canvas.callbacks import unique
 from celeriac.canvas.calls import errback_marker
 from celeriac.canvas.chain import steps_from
-from celeriac.canvas.eager import unique
+from celeriac.canvas.marks import TRANSIENT, exception_info, mark, try_send
+from celeriac.canvas.nodes import node_finished
 from celeriac.canvas.plan import (
     CARRIED,
     Context,
@@ -39,30 +39,19 @@ from celeriac.canvas.plan import (
     chord_done_key,
     chord_key,
     expiry,
-    publish,
-    publish_once,
 )
 from celeriac.canvas.signature import Signature, as_list, maybe_signature
-from celeriac.exceptions import BackendError, BrokerError, ChordError
+from celeriac.exceptions import ChordError
 from celeriac.message import Message
-from celeriac.serialization import JSON, exception_to_dict, json_dumps
+from celeriac.result import decode_record
+from celeriac.serialization import exception_to_dict, json_dumps
 
 if TYPE_CHECKING:
     from celeriac.app import Celeriac
 
 log = logging.getLogger("celeriac.canvas")
-TRANSIENT = (BrokerError, BackendError)
 FOLLOWED = ("link", "link_error", "chain", *CARRIED)  # workflow entries that have follow-ups
-
-
-@dataclass(frozen=True)
-class Finished:
-    """A task of a workflow in its final state: its message and what was recorded for it."""
-
-    message: Message
-    state: str
-    payload: bytes
-    content_type: str
+__all__ = ["FOLLOWED", "TRANSIENT", "caused_by", "chord_failed", "ended", "follow_up", "send"]
 
 
 def caused_by(workflow: dict[str, Any], state: str) -> list[str]:
@@ -78,18 +67,19 @@ def caused_by(workflow: dict[str, Any], state: str) -> list[str]:
     return [i for entry in entries for i in maybe_signature(entry)._head_ids()]
 
 
-def follow_up(app: Celeriac, done: Finished) -> None:
-    """Do what comes after ``done``; see the module docstring.
+def follow_up(app: Celeriac, message: Message, record: ResultRecord) -> None:
+    """Do what comes after ``message``'s task ended as ``record`` (its stored, final state);
+    see the module docstring.
 
     Raises:
         BrokerError, BackendError: the store cannot be reached (try again later).
     """
-    if not any(key in done.message.workflow for key in FOLLOWED):
+    if not any(key in message.workflow for key in FOLLOWED):
         return  # only markers for the call itself (an errback, a map)
-    if done.state == states.SUCCESS:
-        _succeeded(app, done)
-    elif done.state in (states.FAILURE, states.REVOKED):
-        _failed(app, done)
+    if record.state == states.SUCCESS:
+        _succeeded(app, message, record)
+    elif record.state in (states.FAILURE, states.REVOKED):
+        _failed(app, message, record)
 
 
 def carried(workflow: dict[str, Any]) -> dict[str, Any]:
@@ -101,9 +91,9 @@ def _context(app: Celeriac, message: Message, **fields: Any) -> Context:
     return Context(app, parent_id=message.id, root_id=message.root_id or message.id, **fields)
 
 
-def _succeeded(app: Celeriac, done: Finished) -> None:
-    message, workflow = done.message, done.message.workflow
-    value = app.serializer.loads(done.content_type, done.payload)
+def _succeeded(app: Celeriac, message: Message, record: ResultRecord) -> None:
+    workflow = message.workflow
+    value = app.serializer.loads(record.content_type, record.payload)
     for entry in as_list(workflow.get("link")):
         send(app, maybe_signature(entry, app), _context(app, message), (value,))
     carry = carried(workflow)
@@ -114,10 +104,10 @@ def _succeeded(app: Celeriac, done: Finished) -> None:
     ended(app, carry, message.id, ok=True, reason="", message=message)
 
 
-def _failed(app: Celeriac, done: Finished) -> None:
-    message, workflow = done.message, done.message.workflow
-    info = exception_info(done.payload)
-    if done.state == states.FAILURE:
+def _failed(app: Celeriac, message: Message, record: ResultRecord) -> None:
+    workflow = message.workflow
+    info = exception_info(record.payload)
+    if record.state == states.FAILURE:
         marker = errback_marker(message, task_id=message.id, task=message.task, exc_info=info)
         ctx = _context(app, message, extra={"errback": marker})
         for entry in as_list(workflow.get("link_error")):
@@ -127,21 +117,12 @@ def _failed(app: Celeriac, done: Finished) -> None:
         # The steps that will never run end as this one did, so that nobody waits on them.
         rest = steps_from(workflow["chain"], app)
         rest.freeze()
-        mark(app, rest._leaves(), done.state, done.payload)
+        mark(app, rest._leaves(), record.state, record.payload)
         terminal = rest._terminal_id()
     reason = (
         f"{info.get('exc_type', 'Exception')}: {' '.join(map(str, info.get('exc_message') or []))}"
     )
     ended(app, carried(workflow), terminal, ok=False, reason=reason, message=message)
-
-
-def exception_info(payload: bytes) -> dict[str, Any]:
-    """The exception description stored for a failed task (empty if unreadable)."""
-    try:
-        info = json.loads(payload or b"{}")
-    except ValueError:
-        info = {}
-    return info if isinstance(info, dict) else {}
 
 
 def ended(
@@ -166,8 +147,6 @@ def ended(
         else:
             chord_failed(app, chord_id, terminal_id, reason)
     if "dag" in carry:
-        from celeriac.canvas.nodes import node_finished  # it uses this module
-
         node_finished(app, carry["dag"])
 
 
@@ -180,55 +159,21 @@ def send(
     once: str | None = None,
 ) -> bool:
     """Apply ``sig`` with ``args`` (enqueued once under the key ``once`` when given); True if
-    it was sent. When it cannot be built, its tasks are recorded as failed with the reason, and
-    what it ends is told.
+    it was sent. When it cannot be built, its tasks are recorded as failed with the reason
+    (``marks.try_send``), and what it ends is told.
 
     Raises:
         BrokerError, BackendError: the store cannot be reached.
     """
-    try:
-        sig.freeze()
-        plan = sig._plan(ctx, args, {})
-        if once is None:
-            publish(app, plan)
-        else:
-            publish_once(app, plan, once)
+    reason = try_send(app, sig, ctx, args, once=once)
+    if reason is None:
         return True
-    except TRANSIENT:
-        raise
-    except Exception as exc:
-        log.error("could not send %r: %s", sig, exc)
-        try:
-            leaves, terminal = sig._leaves(), sig._terminal_id()
-        except Exception:  # not even its ids can be known: nothing to record
-            return False
-        mark(app, leaves, states.FAILURE, json_dumps(exception_to_dict(exc)))
-        ended(app, ctx.carry, terminal, ok=False, reason=f"{type(exc).__name__}: {exc}")
+    try:
+        terminal = sig._terminal_id()
+    except Exception:  # not even its ids can be known: nothing to report
         return False
-
-
-def mark(
-    app: Celeriac,
-    leaves: Sequence[Signature],
-    state: str,
-    payload: bytes,
-    **meta: Any,
-) -> None:
-    """Record ``state`` (with the exception described by ``payload``) for tasks that will not
-    run; a task that already has a final state keeps it.
-
-    Raises:
-        BackendError: the backend cannot be reached.
-    """
-    records = [
-        ResultRecord(
-            str(leaf.id), state, payload, JSON, time.time(), 0, {"task": leaf.task, **meta}
-        )
-        for leaf in leaves
-        if leaf.id is not None
-    ]
-    if records:
-        app.backend.store_many(records, expires=expiry(app))
+    ended(app, ctx.carry, terminal, ok=False, reason=reason)
+    return False
 
 
 # -- chords --------------------------------------------------------------------------------------
@@ -242,8 +187,6 @@ def _chord_member_done(
     if document is None:
         log.error("chord %s: its record expired before its header finished", chord_id)
         return
-    from celeriac.result import decode_record
-
     members = [str(m) for m in document["members"]]
     records = backend.get_many(members)
     for member in members:

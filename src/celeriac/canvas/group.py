@@ -20,15 +20,16 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from celeriac import states
-from celeriac.canvas.chain import Container, chain
-from celeriac.canvas.plan import Context, Plan, chord_key, group_key
+from celeriac.canvas.callbacks import failed_result
+from celeriac.canvas.container import Container
+from celeriac.canvas.plan import Context, Plan, chord_key
 from celeriac.canvas.signature import Signature, maybe_signature
 from celeriac.exceptions import ChordError
+from celeriac.result import GroupResult, group_key, result_tree
 
 if TYPE_CHECKING:
     from celeriac.app import Celeriac
     from celeriac.canvas.signature import Result
-    from celeriac.result import GroupResult
 
 Tasks = Signature | dict[str, Any] | Iterable[Signature | dict[str, Any]]
 
@@ -100,8 +101,6 @@ class group(Container):
     def freeze(self, _id: str | None = None, *, parent: Result | None = None) -> GroupResult:
         """Flatten the group and give it and its members their ids; returns the
         ``GroupResult``."""
-        from celeriac.result import GroupResult
-
         if _id is not None or self.options.get("task_id") is None:
             self.options["task_id"] = _id or str(uuid.uuid4())
         self.tasks = self._flattened()
@@ -125,8 +124,6 @@ class group(Container):
         group_id = str(self.id)
         if ctx.carry:
             return plan_fan_in(ctx, group_id, self.tasks, None, args, kwargs)
-        from celeriac.result import result_tree
-
         plan = Plan(documents=[(group_key(group_id), {"result": result_tree(self.freeze())})])
         member_ctx = ctx.but(group_id=group_id)
         for member in self.tasks:
@@ -154,8 +151,6 @@ class group(Container):
         **options: Any,
     ) -> GroupResult:
         """Run every member here, one after another."""
-        from celeriac.result import GroupResult
-
         sig, _, now = self._prepared(options)
         assert isinstance(sig, group)
         call_args, call_kwargs = sig._partial(args or (), kwargs)
@@ -228,10 +223,12 @@ class chord(Container):
         return sig.apply_async(**options)
 
     def __or__(self, other: object) -> Signature:
-        if isinstance(other, Signature) and not isinstance(other, group | chain):
+        if isinstance(other, Signature) and not (
+            isinstance(other, group) or other.subtask_type == "chain"
+        ):
             new = self.clone()
             assert isinstance(new, chord)
-            new.body = other if new.body is None else chain(new.body, other, app=self._app)
+            new.body = other if new.body is None else new.body._chained(other)
             return new
         return super().__or__(other)
 
@@ -288,8 +285,6 @@ class chord(Container):
     ) -> Any:
         """Run the header here, then the body with its results; a failed member fails the
         chord (``ChordError``) and runs the body's errbacks."""
-        from celeriac.canvas.eager import failed_result
-
         sig, _, now = self._prepared(options)
         assert isinstance(sig, chord)
         body = sig._body()
@@ -325,8 +320,6 @@ class chord(Container):
 
 
 def _leaf_results(result: Any) -> list[Any]:
-    from celeriac.result import GroupResult
-
     if isinstance(result, GroupResult):
         return [leaf for r in result.results for leaf in _leaf_results(r)]
     return [result]

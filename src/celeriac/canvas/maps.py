@@ -15,14 +15,13 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from celeriac.canvas.chain import apply_canvas
+from celeriac.canvas.container import apply_canvas
+from celeriac.canvas.group import group as Group  # "group" is also a method of chunks
 from celeriac.canvas.plan import Context, Plan
-from celeriac.canvas.signature import Signature, maybe_signature
+from celeriac.canvas.signature import Signature, call_message, maybe_signature
 
 if TYPE_CHECKING:
     from celeriac.app import Celeriac
-    from celeriac.canvas.group import group
-    from celeriac.canvas.group import group as Group  # "group" is also a method of chunks
     from celeriac.result import EagerResult, GroupResult
 
 
@@ -72,7 +71,7 @@ class xmap(Signature):
     ) -> Plan:
         inner = self._inner()
         call_args = [self.kwargs["it"], *inner.args]
-        message = ctx.message(inner.task, call_args, inner.kwargs, self._call_options())
+        message = call_message(ctx, inner.task, call_args, inner.kwargs, self._call_options())
         return Plan(messages=[message])
 
     def apply_async(
@@ -147,11 +146,9 @@ class chunks(Signature):
             "celery.chunks", (), kwargs, options=options, immutable=True, app=app or inner._app
         )
 
-    def group(self) -> group:
+    def group(self) -> Group:
         """The group of ``xstarmap`` tasks; their ids follow from this one's ``task_id`` when it
         has one, so that the same chunks always make the same group."""
-        from celeriac.canvas.group import group
-
         items, size = self.kwargs["it"], int(self.kwargs["n"])
         parts = [items[start : start + size] for start in range(0, len(items), size)]
         options = dict(self.options)
@@ -164,7 +161,7 @@ class chunks(Signature):
                     uuid.uuid5(uuid.NAMESPACE_URL, f"{group_id}/{index}")
                 )
             members.append(member)
-        return group(members, app=self._app, **options)
+        return Group(members, app=self._app, **options)
 
     def _expanded(self) -> Signature:
         return self.group()

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac import states
 from celeriac.backends.base import ResultRecord
-from celeriac.canvas.engine import exception_info, log, mark, send
+from celeriac.canvas.marks import exception_info, log, mark, try_send
 from celeriac.canvas.plan import Context, dag_key, dag_parents_key, dag_publish_key, expiry
 from celeriac.canvas.signature import maybe_signature
 from celeriac.exceptions import ChordError
+from celeriac.result import decode_record
 from celeriac.serialization import exception_to_dict, json_dumps
 
 if TYPE_CHECKING:
@@ -34,7 +35,23 @@ def node_finished(app: Celeriac, tag: dict[str, Any]) -> None:
     if document is None:
         log.error("DAG run %s: its record expired before the run finished", run_id)
         return
-    pending = [(str(tag["node"]), int(tag["attempt"]))]
+    _tell_children(app, document, [(str(tag["node"]), int(tag["attempt"]))])
+
+
+def start(app: Celeriac, document: dict[str, Any], names: Sequence[str]) -> None:
+    """Release nodes whose parents have all finished (a run's first nodes, or the nodes a retry
+    starts again); those that do not run end at once, and their children are told.
+
+    Raises:
+        BrokerError, BackendError: the store cannot be reached.
+    """
+    nodes = document["nodes"]
+    ended = [(n, len(nodes[n]["task_ids"])) for n in names if release(app, document, n)]
+    _tell_children(app, document, ended)
+
+
+def _tell_children(app: Celeriac, document: dict[str, Any], ended: list[tuple[str, int]]) -> None:
+    run_id, pending = str(document["id"]), list(ended)
     while pending:  # a loop, not recursion: nodes that do not run end their children too
         name, attempt = pending.pop()
         node = document["nodes"].get(name)
@@ -77,13 +94,12 @@ def _skip(app: Celeriac, document: dict[str, Any], name: str, failed: str) -> No
 def release(app: Celeriac, document: dict[str, Any], name: str) -> bool:
     """Send the current attempt of node ``name``, whose parents have all finished, with their
     results; or, when a parent failed and the node does not run on failure, record that it did
-    not run. True in that second case (its children must then be told).
+    not run. True when it will not run (skipped, or it could not be sent: its task is then
+    recorded as failed): its children must then be told.
 
     Raises:
         BrokerError, BackendError: the store cannot be reached.
     """
-    from celeriac.result import decode_record
-
     run_id, node = str(document["id"]), document["nodes"][name]
     parents = _parents(app, document, name)
     failed = [p for p, r in parents if r is None or r.state != states.SUCCESS]
@@ -106,14 +122,12 @@ def release(app: Celeriac, document: dict[str, Any], name: str) -> bool:
     carry = {"dag": {"run": run_id, "node": name, "attempt": attempt}}
     parent_id = document["nodes"][parents[-1][0]]["task_ids"][-1] if parents else None
     ctx = Context(app, carry=carry, extra=extra, parent_id=parent_id)
-    send(app, sig, ctx, _arguments(values), once=dag_publish_key(run_id, name, attempt))
-    return False
+    once = dag_publish_key(run_id, name, attempt)
+    return try_send(app, sig, ctx, _arguments(values), once=once) is not None
 
 
 def run_eagerly(app: Celeriac, document: dict[str, Any], names: Sequence[str]) -> None:
     """Run nodes here in the order given (an order of the DAG), storing each result."""
-    from celeriac.result import decode_record
-
     for name in names:
         node = document["nodes"][name]
         parents = _parents(app, document, name)

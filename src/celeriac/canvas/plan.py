@@ -5,7 +5,7 @@ Every canvas type turns itself into a ``Plan`` (see ``Signature._plan``): the do
 once; the worker publishes the plans of follow-ups inside the batch that records the outcome
 that caused them; a fan-in step (a chord's body, a DAG node) is published with
 ``Broker.publish_once`` so that it is enqueued once even when the step that publishes it runs
-twice. The backend keys of workflow state are all named here.
+twice. The backend keys of workflow state are named here (a saved group's in ``result``).
 
 ``message.workflow`` (the part of a message that says what comes after it) holds:
 
@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac.exceptions import ConfigurationError
 from celeriac.message import Message
-from celeriac.task import current_request
+from celeriac.request import current_request, note_children, sender_lineage
+from celeriac.sending import SEND_OPTIONS
 
 if TYPE_CHECKING:
     from celeriac.app import Celeriac
@@ -61,11 +62,6 @@ def chord_done_key(chord_id: str) -> str:
 def chord_body_key(chord_id: str) -> str:
     """The ``publish_once`` key of the chord's body."""
     return f"chord:{chord_id}:body"
-
-
-def group_key(group_id: str) -> str:
-    """A saved ``GroupResult``."""
-    return f"group:{group_id}"
 
 
 def dag_key(run_id: str) -> str:
@@ -129,8 +125,6 @@ class Context:
             TypeError: the arguments do not serialize.
             MessageTooLarge: the message is over ``message_max_bytes``.
         """
-        from celeriac.sending import SEND_OPTIONS
-
         merged = {**self.immediate, **options}
         unknown = sorted(set(merged) - SEND_OPTIONS)
         if unknown:
@@ -142,8 +136,15 @@ class Context:
             value = getattr(self, key)
             if value is not None:
                 merged[key] = value
-        app = self.app
-        return app.build_message(name, tuple(args), dict(kwargs), app.tasks.get(name), merged)
+        task = self.app.tasks.get(name)
+        return self.app.sender.message(
+            name,
+            tuple(args),
+            dict(kwargs),
+            merged,
+            task_defaults=task.message_defaults() if task is not None else {},
+            lineage=sender_lineage(current_request()),
+        )
 
 
 def expiry(app: Celeriac) -> float | None:
@@ -157,13 +158,6 @@ def once_ttl(app: Celeriac) -> float:
     return expiry(app) or DEFAULT_ONCE_TTL
 
 
-def _note_children(messages: Iterable[Message]) -> None:
-    # Sent from inside a task: the task's result lists them as its children.
-    request = current_request()
-    if request is not None and not request.called_directly:
-        request.children.extend(m.id for m in messages)
-
-
 def publish(app: Celeriac, plan: Plan) -> None:
     """Store the plan's documents, then publish its messages in one round trip.
 
@@ -174,8 +168,8 @@ def publish(app: Celeriac, plan: Plan) -> None:
     for key, document in plan.documents:
         app.backend.put_document(key, document, expires=expiry(app))
     if plan.messages:
-        app.broker.publish_many(plan.messages)
-        _note_children(plan.messages)
+        app.sender.publish(plan.messages)
+        note_children(m.id for m in plan.messages)
 
 
 def publish_once(app: Celeriac, plan: Plan, key: str) -> None:
@@ -193,4 +187,4 @@ def publish_once(app: Celeriac, plan: Plan, key: str) -> None:
     ttl = once_ttl(app)
     single = len(plan.messages) == 1
     for index, message in enumerate(plan.messages):
-        app.broker.publish_once(message, key if single else f"{key}:{index}", ttl=ttl)
+        app.sender.publish_once(message, key if single else f"{key}:{index}", ttl=ttl)

@@ -19,10 +19,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from celeriac.canvas.plan import NOT_INHERITED, Context, Plan
+from celeriac.current import current_app
+from celeriac.result import AsyncResult
 
 if TYPE_CHECKING:
     from celeriac.app import Celeriac
-    from celeriac.result import AsyncResult, EagerResult, GroupResult
+    from celeriac.message import Message
+    from celeriac.result import EagerResult, GroupResult
     from celeriac.task import Task
 
     Result = AsyncResult[Any] | GroupResult
@@ -71,8 +74,6 @@ class Signature:
     def app(self) -> Celeriac:
         """The app that sends this signature (the current app when none was given)."""
         if self._app is None:
-            from celeriac.app import current_app
-
             self._app = current_app()
         return self._app
 
@@ -151,9 +152,14 @@ class Signature:
     def __or__(self, other: object) -> Signature:
         if not isinstance(other, Signature):
             return NotImplemented
-        from celeriac.canvas.chain import chain
+        return self._chained(other)
 
-        return chain(self, other, app=self._app)
+    def _chained(self, other: Signature) -> Signature:
+        """``chain(self, other)``: the chain type is found by its wire name, as
+        :meth:`from_dict` finds every canvas type (``chain`` is built on this module)."""
+        chain_type: Any = Signature._types["chain"]
+        result: Signature = chain_type(self, other, app=self._app)
+        return result
 
     # -- sending -------------------------------------------------------------------------------
     def apply_async(
@@ -198,8 +204,6 @@ class Signature:
     def freeze(self, _id: str | None = None, *, parent: Result | None = None) -> Result:
         """Give the call its task id now (``_id``, or a new one unless it has one) and return
         its result handle, before anything is sent."""
-        from celeriac.result import AsyncResult
-
         if _id is not None:
             self.options["task_id"] = _id
         elif self.options.get("task_id") is None:
@@ -236,7 +240,7 @@ class Signature:
             ConfigurationError, TypeError, MessageTooLarge: as ``Celeriac.build_message``.
         """
         call = self.clone(args, kwargs)
-        return Plan(messages=[ctx.message(call.task, call.args, call.kwargs, call.options)])
+        return Plan(messages=[call_message(ctx, call.task, call.args, call.kwargs, call.options)])
 
     # -- the wire form ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -314,6 +318,20 @@ def signature(
         return Signature.from_dict(task, app)
     immutable = bool(options.pop("immutable", False))
     return Signature(task, args, kwargs, options=options, immutable=immutable, app=app)
+
+
+def call_message(
+    ctx: Context, name: str, args: Sequence[Any], kwargs: dict[str, Any], options: dict[str, Any]
+) -> Message:
+    """The message of one task call of a canvas, its ``link`` and ``link_error`` signatures
+    put in its workflow (``links_workflow``).
+
+    Raises:
+        ConfigurationError, TypeError, MessageTooLarge: as ``Context.message``.
+    """
+    if options.get("link") or options.get("link_error"):
+        options = {**options, "workflow": links_workflow(options, ctx.app)}
+    return ctx.message(name, args, kwargs, options)
 
 
 def links_workflow(options: dict[str, Any], app: Celeriac) -> dict[str, Any]:

@@ -12,15 +12,12 @@ import os
 import signal
 from multiprocessing.connection import Connection
 from types import FrameType
-from typing import Any
 
-from celeriac.exceptions import CeleriacError, SoftTimeLimitExceeded
-from celeriac.execution import Outcome, execute, failure
-from celeriac.message import decode_arguments
-from celeriac.serialization import Serializer
-from celeriac.task import Task
+from celeriac.exceptions import SoftTimeLimitExceeded
+from celeriac.execution import Outcome
 from celeriac.worker.mailbox import Mailbox
-from celeriac.worker.pool import UNDECODABLE, Job
+from celeriac.worker.pool import Job
+from celeriac.worker.runner import TaskRunner
 
 SOFT_LIMIT_SIGNAL = signal.SIGUSR1
 RETIRING = -1  # sent as the next key with a child's last outcome: it exits, send it nothing
@@ -33,17 +30,11 @@ def _soft_limit(signum: int, frame: FrameType | None) -> None:
         raise SoftTimeLimitExceeded(f"task {_running[0]} reached its soft time limit")
 
 
-def run_job(tasks: dict[str, Task[Any, Any]], serializer: Serializer, job: Job) -> Outcome:
-    """Decode the job's arguments and run it; a body that does not decode is UNDECODABLE."""
-    try:
-        args, kwargs = decode_arguments(serializer, job.content_type, job.body)
-    except CeleriacError as exc:
-        return failure(exc, state=UNDECODABLE)
-    request = job.request
-    request.args, request.kwargs = args, kwargs
+def run_job(runner: TaskRunner, job: Job) -> Outcome:
+    """Run the job, with the soft time limit's signal handler knowing which task runs."""
     _running[:] = [job.request.id or ""]
     try:
-        return execute(tasks[job.task], request, args, kwargs, serializer)
+        return runner.run(job)
     finally:
         _running.clear()
 
@@ -73,8 +64,7 @@ def _die_with_parent() -> None:
 
 def child_main(
     conn: Connection,
-    tasks: dict[str, Task[Any, Any]],
-    serializer: Serializer,
+    runner: TaskRunner,
     max_tasks: int | None,
     max_memory_kib: int | None,
     parent_pid: int,
@@ -94,6 +84,7 @@ def child_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(SOFT_LIMIT_SIGNAL, _soft_limit)
+    runner.middleware.child_start()
     done = 0
     job: Job | None = None
     while True:
@@ -104,7 +95,7 @@ def child_main(
                 return
             if job is None:
                 return
-        outcome = run_job(tasks, serializer, job)
+        outcome = run_job(runner, job)
         done += 1
         last = bool(max_tasks and done >= max_tasks) or bool(
             max_memory_kib and resident_kib() > max_memory_kib

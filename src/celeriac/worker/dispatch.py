@@ -1,10 +1,10 @@
-"""What a worker holds between fetching a message and settling it.
+"""``Dispatcher``: every message a worker holds between its fetch and its settlement.
 
-Fetched messages are admitted (``Intake``) and wait here for a process; ``dispatch`` starts
-them in idle processes and offers the next ones to processes running short tasks; finished jobs
-become ``Settlement``s for the ``Recorder``. While tasks are short, one message per process is
-kept ready (``ready_ahead``), and handed back unstarted if it waits too long
-(``give_back_stale``), so no worker sits on work another could start.
+Fetched messages are checked (``Intake``) and wait here for a process; ``dispatch`` starts them
+in idle processes and offers the next ones to processes running short tasks; jobs that end are
+concluded (``Held.finished``) and wait in ``finished`` for the next broker batch. While tasks
+are short, one message per process is kept ready (``ready_ahead``), and handed back unstarted
+if it waits too long (``give_back_stale``), so no worker sits on work another could start.
 """
 
 from __future__ import annotations
@@ -13,30 +13,23 @@ import itertools
 import os
 import time
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Container, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from celeriac import states
-from celeriac.app import Celeriac
 from celeriac.backends.base import ResultRecord
 from celeriac.brokers.base import Delivery
 from celeriac.exceptions import TaskRevokedError
-from celeriac.execution import Outcome, failure
-from celeriac.message import Message
-from celeriac.worker.commands import CommandReader
-from celeriac.worker.intake import Intake, Refusal
-from celeriac.worker.leases import LeaseKeeper
-from celeriac.worker.pool import ExecutionPool, Finished, Job, job_for
-from celeriac.worker.recorder import (
-    ACK,
-    ALREADY_ACKED,
-    DEAD_LETTER,
-    GIVE_BACK,
-    REQUEUE,
-    Settlement,
-    settlement_for,
-)
+from celeriac.execution import Action, failure
+from celeriac.middleware import MiddlewareStack
+from celeriac.worker.held import Held
+from celeriac.worker.intake import Intake
+from celeriac.worker.pool import Ending, ExecutionPool, Finished, Job, job_for
+
+if TYPE_CHECKING:
+    from celeriac.app import Celeriac
+    from celeriac.worker.worker import Worker
 
 READY_AHEAD_UNDER = 0.05  # seconds: tasks typically shorter keep one message ready per process
 HOLD_LIMIT = 1.0  # seconds a message kept ready may wait for a process before it goes back
@@ -51,47 +44,40 @@ class _Policy:
     time_limit: float | None
 
 
-@dataclass
-class _InFlight:
-    delivery: Delivery
-    message: Message
-    early_acked: bool = False
-    since: float = field(default_factory=time.monotonic)
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
 
 
 class Dispatcher:
-    """The messages a worker holds: waiting for a process, or in the pool."""
+    """The messages a worker holds: waiting for a process, in the pool, or finished."""
 
     def __init__(
         self,
-        app: Celeriac,
+        worker: Worker,
         pool: ExecutionPool,
-        *,
-        keeper: LeaseKeeper,
         intake: Intake,
-        commands: CommandReader,
-        hostname: str,
+        revoked: Container[str],
+        *,
         extra_prefetch: int,
-        concurrency: int,
     ) -> None:
-        self.app = app
+        self.worker = worker
+        self.app: Celeriac = worker.app
+        self.middleware: MiddlewareStack = worker.app.middleware
         self.pool = pool
-        self.keeper = keeper
         self.intake = intake
-        self.commands = commands
-        self.hostname = hostname
+        self.revoked = revoked
         self.extra_prefetch = extra_prefetch
-        self.concurrency = concurrency
-        self.waiting: deque[_InFlight] = deque()
-        self.inflight: dict[int, _InFlight] = {}
+        self.waiting: deque[Held] = deque()
+        self.running: dict[int, Held] = {}
+        self.finished: list[Held] = []  # concluded, for the next broker batch
         self._keys = itertools.count(1)
         self._policies: dict[str, _Policy] = {}
         self._typical: float | None = None  # moving average of task run times, in seconds
         self._ready_ahead_from = 0.0
 
     def busy(self) -> bool:
-        """True while a message waits here or a job is in the pool."""
-        return bool(self.waiting or self.inflight)
+        """True while a message waits here, runs in the pool, or waits to be settled."""
+        return bool(self.waiting or self.running or self.finished)
 
     def wanted(self) -> int:
         """How many more messages the pool could use: free processes, plus the messages
@@ -99,84 +85,82 @@ class Dispatcher:
         held = self.extra_prefetch + self.ready_ahead()
         return self.pool.free_slots() + held - len(self.waiting) - self.pool.offered()
 
-    def admit(self, deliveries: Sequence[Delivery]) -> list[Settlement]:
-        refused = []
-        for delivery in deliveries:
-            checked = self.intake.check(delivery, revoked=self.commands)
-            if isinstance(checked, Refusal):
-                action = DEAD_LETTER if checked.dead_letter else ACK
-                refused.append(Settlement(delivery, checked.message, checked.outcome, action))
-            else:
-                self.waiting.append(_InFlight(delivery, checked))
-        return refused
+    def take_finished(self) -> list[Held]:
+        """The concluded messages, handed over for recording and settling."""
+        taken, self.finished = self.finished, []
+        return taken
 
-    def dispatch(self) -> list[Settlement]:
+    # -- in -------------------------------------------------------------------------------------
+    def admit(self, deliveries: Sequence[Delivery]) -> None:
+        """Check fetched messages: those that may run wait; the others are concluded."""
+        for delivery in deliveries:
+            held = Held(delivery)
+            if self.intake.check(held, self.revoked):
+                self.waiting.append(held)
+                self.middleware.after_fetch(self.worker, held)
+            else:
+                self._concluded(held)
+
+    def _concluded(self, held: Held) -> None:
+        if held.outcome is not None and held.outcome.state == states.REVOKED:
+            self.middleware.after_skip(self.worker, held)
+        self.finished.append(held)
+
+    # -- to the pool ------------------------------------------------------------------------------
+    def dispatch(self) -> None:
         """Start waiting messages in idle processes, and offer the next ones to processes
-        running short tasks (``ExecutionPool.offer``); return those revoked while waiting."""
-        revoked = []
+        running short tasks (``ExecutionPool.offer``); conclude those revoked while waiting."""
         self._reclaim_offers_for_idle()
         while self.waiting:
-            entry = self.waiting[0]
-            if entry.message.id in self.commands:
+            held = self.waiting[0]
+            if held.task_id in self.revoked:
                 self.waiting.popleft()
-                outcome = failure(TaskRevokedError("revoked"), state=states.REVOKED)
-                revoked.append(Settlement(entry.delivery, entry.message, outcome, ACK))
+                revoked = failure(TaskRevokedError("revoked"), state=states.REVOKED)
+                held.refused(revoked, Action.ACK)
+                self._concluded(held)
                 continue
-            policy = self._policy(entry.message.task)
+            policy = self._policy(held)
             if self.pool.free_slots() > 0:
                 self.waiting.popleft()
-                self._start(entry, policy)
+                self._start(held, policy)
             elif not (policy.acks_late and not policy.track_started):
                 break  # acknowledged or marked STARTED when it starts: never offered ahead
             else:
-                job = self._job(entry, policy)
+                job = self._job(held, policy)
                 if not self.pool.offer(job):
                     break
                 self.waiting.popleft()
-                self.inflight[job.key] = entry
-        return revoked
+                held.started(job.key)
+                self.running[job.key] = held
 
-    def _start(self, entry: _InFlight, policy: _Policy) -> None:
+    def _start(self, held: Held, policy: _Policy) -> None:
         if not policy.acks_late:
-            self.app.broker.ack(entry.delivery)
-            self.keeper.release([entry.delivery])
-            entry.early_acked = True
+            self.app.broker.ack(held.delivery)
+            self.worker.keeper.release([held.delivery])
+            held.early_acked = True
         if policy.track_started:
-            self._store_started(entry.message)
-        job = self._job(entry, policy)
-        self.inflight[job.key] = entry
+            self._store_started(held)
+        job = self._job(held, policy)
+        held.started(job.key)
+        self.running[job.key] = held
         self.pool.submit(job)
 
-    def _job(self, entry: _InFlight, policy: _Policy) -> Job:
-        message = entry.message
+    def _job(self, held: Held, policy: _Policy) -> Job:
+        message = held.message
+        assert message is not None
         return job_for(
             next(self._keys),
             message,
-            entry.delivery,
-            self.hostname,
+            held.delivery,
+            self.worker.hostname,
             soft_time_limit=_first(message.soft_time_limit, policy.soft_time_limit),
             time_limit=_first(message.time_limit, policy.time_limit),
         )
 
-    def _reclaim_offers_for_idle(self) -> None:
-        """An idle process with nothing to start takes back what was offered elsewhere."""
-        if self.pool.free_slots() > len(self.waiting) and self.pool.offered():
-            for item in self.pool.retract_offers():
-                self.waiting.appendleft(self.inflight.pop(item.job.key))
-
-    def finished(self, finished: list[Finished], *, stopping: bool) -> list[Settlement]:
-        """Settlements of the jobs that ended; offered jobs taken back wait to run again
-        (unless the worker is ``stopping``: then they are given back)."""
-        settlements = []
-        for item in finished:
-            if item.returned and not stopping:
-                self.waiting.appendleft(self.inflight.pop(item.job.key))
-            else:
-                settlements.append(self.settlement(item))
-        return settlements
-
-    def _policy(self, name: str) -> _Policy:
+    def _policy(self, held: Held) -> _Policy:
         """How a task runs here: its options, else the app's settings (looked up once)."""
+        assert held.message is not None
+        name = held.message.task
         policy = self._policies.get(name)
         if policy is None:
             task, conf = self.app.tasks[name], self.app.conf
@@ -188,76 +172,78 @@ class Dispatcher:
             )
         return policy
 
-    def _store_started(self, message: Message) -> None:
-        record = ResultRecord(
-            message.id,
-            states.STARTED,
-            meta={"task": message.task, "worker": self.hostname, "pid": os.getpid()},
-        )
+    def _store_started(self, held: Held) -> None:
+        assert held.message is not None
+        meta = {"task": held.message.task, "worker": self.worker.hostname, "pid": os.getpid()}
+        record = ResultRecord(held.message.id, states.STARTED, meta=meta)
         self.app.backend.store(record, expires=self.app.conf.seconds("result_expires"))
 
-    def settlement(self, finished: Finished) -> Settlement:
-        entry = self.inflight.pop(finished.job.key)
-        if finished.returned:  # taken back unstarted while stopping: give it back
-            nothing = Outcome(states.PENDING, b"null", "application/json")
-            return Settlement(entry.delivery, entry.message, nothing, GIVE_BACK, record=False)
-        if not finished.lost:
-            runtime = finished.outcome.runtime
-            previous = self._typical
-            self._typical = runtime if previous is None else 0.9 * previous + 0.1 * runtime
-        settlement = settlement_for(
-            entry.delivery,
-            entry.message,
-            finished.outcome,
-            lost=finished.lost,
-            killed_by=finished.killed_by,
-            max_deliveries=self.intake.max_deliveries,
-        )
-        if entry.early_acked:
-            settlement = Settlement(
-                entry.delivery,
-                entry.message,
-                finished.outcome,
-                ALREADY_ACKED,
-                record=settlement.record and settlement.action != REQUEUE,
-            )
-        return settlement
+    def _reclaim_offers_for_idle(self) -> None:
+        """An idle process with nothing to start takes back what was offered elsewhere."""
+        if self.pool.free_slots() > len(self.waiting) and self.pool.offered():
+            self.collect(self.pool.retract_offers())
 
+    def terminate(self, task_id: str, signum: int) -> bool:
+        """Kill the process running ``task_id`` (``revoke(terminate=True)``); True if it runs
+        here."""
+        if not self.pool.can_terminate:
+            return False
+        for held in self.running.values():
+            if held.task_id == task_id:
+                held.signum = signum
+        return self.pool.terminate(task_id, signum)
+
+    # -- from the pool ----------------------------------------------------------------------------
+    def collect(self, finished: Sequence[Finished], *, stopping: bool = False) -> None:
+        """Conclude the jobs that ended; offered jobs taken back wait to run again (unless the
+        worker is ``stopping``: then they are given back)."""
+        for done in finished:
+            held = self.running.pop(done.job.key)
+            if done.ending is Ending.RETURNED:
+                if stopping:
+                    held.give_back()
+                    self.finished.append(held)
+                else:
+                    held.returned()
+                    self.waiting.appendleft(held)
+                continue
+            if done.ending is Ending.RAN:
+                runtime, previous = done.outcome.runtime, self._typical
+                self._typical = runtime if previous is None else 0.9 * previous + 0.1 * runtime
+            held.finished(done, self.intake.max_deliveries)
+            self.finished.append(held)
+
+    # -- holding back -----------------------------------------------------------------------------
     def ready_ahead(self) -> int:
         """A message per process kept ready for when it comes free, while tasks are short.
 
         It saves a trip to the broker between a task and the next (for short tasks, most of
         their cost). Long tasks keep nothing ahead, and a message that waited here
-        ``HOLD_LIMIT`` seconds goes back to the queue (``_give_back_stale``), so no worker
+        ``HOLD_LIMIT`` seconds goes back to the queue (``give_back_stale``), so no worker
         sits on work that another could start.
         """
         short = self._typical is not None and self._typical < READY_AHEAD_UNDER
-        return self.concurrency if short and time.monotonic() >= self._ready_ahead_from else 0
+        ready = short and time.monotonic() >= self._ready_ahead_from
+        return self.worker.concurrency if ready else 0
 
-    def give_back_stale(self, now: float) -> list[Settlement]:
+    def give_back_stale(self, now: float) -> None:
         """Hand back held messages that waited too long for a free process."""
         if self.pool.free_slots() > 0:
-            return []
-        stale = []
+            return
+        stale = 0
         while (
             len(self.waiting) > self.extra_prefetch and now - self.waiting[-1].since >= HOLD_LIMIT
         ):
-            stale.append(self.waiting.pop())
-        if not stale:
-            return []
-        self._ready_ahead_from = now + READY_AHEAD_PAUSE
-        nothing = Outcome(states.PENDING, b"null", "application/json")
-        return [Settlement(e.delivery, e.message, nothing, GIVE_BACK, record=False) for e in stale]
+            held = self.waiting.pop()
+            held.give_back()
+            self.finished.append(held)
+            stale += 1
+        if stale:
+            self._ready_ahead_from = now + READY_AHEAD_PAUSE
 
-    def give_back_waiting(self) -> list[Settlement]:
-        nothing = Outcome(states.PENDING, b"null", "application/json")
-        given = [
-            Settlement(entry.delivery, entry.message, nothing, GIVE_BACK, record=False)
-            for entry in self.waiting
-        ]
-        self.waiting.clear()
-        return given
-
-
-def _first(*values: Any) -> Any:
-    return next((v for v in values if v is not None), None)
+    def give_back_waiting(self) -> None:
+        """Hand back every message that waits for a process (the worker is stopping)."""
+        while self.waiting:
+            held = self.waiting.popleft()
+            held.give_back()
+            self.finished.append(held)

@@ -14,17 +14,18 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from celeriac import states
-from celeriac.canvas.engine import FOLLOWED, TRANSIENT, Finished, caused_by, follow_up
-from celeriac.exceptions import CeleriacError
-from celeriac.execution import IGNORED, Outcome
+from celeriac.backends.base import ResultRecord
+from celeriac.canvas.engine import FOLLOWED, TRANSIENT, caused_by, follow_up
+from celeriac.execution import Action, Outcome
 from celeriac.message import Message
+from celeriac.worker.held import Held
 
 if TYPE_CHECKING:
     from celeriac.app import Celeriac
-    from celeriac.worker.recorder import Settlement
 
 log = logging.getLogger("celeriac.worker")
 FINAL = (states.SUCCESS, states.FAILURE, states.REVOKED)
+_ENDS_LATER = (Action.RETRY, Action.REQUEUE, Action.GIVE_BACK)  # it runs again: not over yet
 
 
 class Followups:
@@ -43,8 +44,8 @@ class Followups:
         except Exception:  # a workflow that cannot be read; run() reports it
             return []
 
-    def run(self, settlements: Sequence[Settlement]) -> None:
-        """Do the follow-ups of the settlements whose outcome is final (call it after their
+    def run(self, settled: Sequence[Held]) -> None:
+        """Do the follow-ups of the messages whose outcome is final (call it after their
         results are stored).
 
         The state followed is the one the backend holds, read back in one call: when a task
@@ -54,44 +55,31 @@ class Followups:
         Raises:
             BrokerError, BackendError: the store cannot be reached (the batch is tried again).
         """
-        found = [done for s in settlements if (done := self._finished(s)) is not None]
+        found = [held for held in settled if _ends_a_step(held)]
         if not found:
             return
-        stored = self.app.backend.get_many([done.message.id for done in found])
-        for done in found:
-            record = stored.get(done.message.id)
-            if record is not None and record.ready:
-                done = Finished(done.message, record.state, record.payload, record.content_type)
+        stored = self.app.backend.get_many([h.task_id or "" for h in found])
+        for held in found:
+            message, outcome = held.message, held.outcome
+            assert message is not None and outcome is not None
+            record = stored.get(message.id)
+            if record is None or not record.ready:  # not stored (ignore_result): as it ran
+                record = ResultRecord(
+                    message.id, outcome.state, outcome.payload, outcome.content_type
+                )
             try:
-                follow_up(self.app, done)
+                follow_up(self.app, message, record)
             except TRANSIENT:
                 raise
             except Exception:  # a bug or a corrupt workflow must not block the worker forever
-                log.exception("follow-ups of %s[%s] failed", done.message.task, done.message.id)
+                log.exception("follow-ups of %s[%s] failed", message.task, message.id)
 
-    def _finished(self, settlement: Settlement) -> Finished | None:
-        outcome = settlement.outcome
-        message = settlement.message or self._refused_message(settlement)
-        if message is None or outcome.state == IGNORED:
-            return None
-        if not any(key in message.workflow for key in FOLLOWED):
-            return None  # no workflow, or only markers for the call itself
-        if not (settlement.record or message.ignore_result):
-            return None  # given back, retried, or lost: it will end later
-        state = outcome.state if outcome.state in states.ALL_STATES else states.FAILURE
-        if state not in FINAL:
-            return None
-        return Finished(message, state, outcome.payload, outcome.content_type)
 
-    def _refused_message(self, settlement: Settlement) -> Message | None:
-        """The message of a delivery that the intake refused before keeping it (an unknown
-        task, say), when its header is sound: its workflow must still end. One whose signature
-        does not verify is not followed."""
-        if not settlement.record:
-            return None
-        try:
-            message = Message.decode(settlement.delivery.body)
-            message.verify(self.app.serializer)
-        except CeleriacError:
-            return None
-        return message
+def _ends_a_step(held: Held) -> bool:
+    """True when ``held`` is a workflow's task that reached a final state here."""
+    message, outcome = held.message, held.outcome
+    if message is None or outcome is None or not outcome.record:
+        return False  # not a message, or ignored (Ignore) or requeued (Reject): no end yet
+    if not any(key in message.workflow for key in FOLLOWED):
+        return False  # no workflow, or only markers for the call itself
+    return held.action not in _ENDS_LATER and outcome.state in FINAL

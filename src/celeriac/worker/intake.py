@@ -1,6 +1,6 @@
 """Checking a fetched message before anything runs it.
 
-A message that cannot or must not run is settled here, in the main process, with a reason:
+A message that cannot or must not run is refused here, in the main process, with a reason:
 malformed bytes, a wrong signature, a content type the app refuses, a size over the limit, an
 unknown task name, or a message that has already killed its process too often all go to the
 dead-letter store, and a FAILURE is recorded so that nobody waits for it forever. A revoked or
@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Container
-from dataclasses import dataclass
 from typing import Any
 
 from celeriac import states
-from celeriac.brokers.base import Delivery
 from celeriac.exceptions import (
     CeleriacError,
     ContentDisallowed,
@@ -24,19 +22,11 @@ from celeriac.exceptions import (
     TaskRevokedError,
     WorkerLostError,
 )
-from celeriac.execution import Outcome, failure
+from celeriac.execution import Action, failure
 from celeriac.message import Message
 from celeriac.serialization import Serializer
 from celeriac.task import Task
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why a message will not run: dead-letter it, or (``revoked``) just acknowledge it."""
-
-    outcome: Outcome
-    dead_letter: bool
-    message: Message | None = None
+from celeriac.worker.held import Held
 
 
 class Intake:
@@ -57,38 +47,41 @@ class Intake:
         self.max_deliveries = max_deliveries
         self.clock = clock  # the broker's: expiry is judged on the clock that schedules
 
-    def check(self, delivery: Delivery, revoked: Container[str]) -> Message | Refusal:
-        """The decoded message when it may run, else the reason it may not.
-
-        ``revoked`` holds the ids of revoked tasks.
-        """
+    def check(self, held: Held, revoked: Container[str]) -> bool:
+        """True when ``held`` may run (it then waits for a process); otherwise it is refused,
+        with the reason as its outcome. ``revoked`` holds the ids of revoked tasks."""
         try:
-            message = self._decode(delivery)
+            message = self._decode(held)
         except CeleriacError as exc:
-            return Refusal(failure(exc), dead_letter=True)
-        if delivery.attempt > self.max_deliveries:
-            lost = WorkerLostError(
-                f"handed out {delivery.attempt - 1} times and the process running it died "
-                f"each time (task_max_deliveries={self.max_deliveries})"
-            )
-            return Refusal(failure(lost), dead_letter=True, message=message)
-        if message.id in revoked:
-            return Refusal(
-                failure(TaskRevokedError("revoked"), state=states.REVOKED), False, message
-            )
-        if message.expires is not None and message.expires < self.clock():
-            return Refusal(
-                failure(TaskRevokedError("expired"), state=states.REVOKED), False, message
-            )
+            held.refused(failure(exc, action=Action.DEAD_LETTER), Action.DEAD_LETTER)
+            return False
+        held.message = message
+        try:
+            self._check(message, len(held.delivery.body), held.delivery.attempt)
+        except CeleriacError as exc:
+            held.refused(failure(exc, action=Action.DEAD_LETTER), Action.DEAD_LETTER)
+            return False
+        expired = message.expires is not None and message.expires < self.clock()
+        if message.id in revoked or expired:
+            held.expired = expired and message.id not in revoked
+            reason = TaskRevokedError("expired" if held.expired else "revoked")
+            held.refused(failure(reason, state=states.REVOKED), Action.ACK)
+            return False
+        held.checked(message)
+        return True
+
+    def _decode(self, held: Held) -> Message:
+        """The message, when its bytes are one and its signature is right."""
+        message = Message.decode(held.delivery.body)
+        message.verify(self.serializer)
         return message
 
-    def _decode(self, delivery: Delivery) -> Message:
-        if len(delivery.body) > self.max_bytes:
+    def _check(self, message: Message, size: int, attempt: int) -> None:
+        """Raise when a sound message must still not run here."""
+        if size > self.max_bytes:
             raise MessageTooLarge(
-                f"message is {len(delivery.body)} bytes, over message_max_bytes ({self.max_bytes})"
+                f"message is {size} bytes, over message_max_bytes ({self.max_bytes})"
             )
-        message = Message.decode(delivery.body)
-        message.verify(self.serializer)
         if message.content_type not in self.serializer.accept:
             raise ContentDisallowed(
                 f"content type {message.content_type!r} is not accepted "
@@ -96,4 +89,8 @@ class Intake:
             )
         if message.task not in self.tasks:
             raise NotRegistered(f"task {message.task!r} is not registered with this worker")
-        return message
+        if attempt > self.max_deliveries:
+            raise WorkerLostError(
+                f"handed out {attempt - 1} times and the process running it died "
+                f"each time (task_max_deliveries={self.max_deliveries})"
+            )

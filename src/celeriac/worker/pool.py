@@ -1,13 +1,15 @@
 """The seam between the worker's main process and whatever runs the tasks.
 
-The main process hands a pool ``Job``s and gets back ``Finished`` events; it never runs user code
-itself (except with the ``solo`` pool, which is Celery's "run it right here"). Each pool says
-what it can do: only ``prefork`` can kill a running task (``terminate``, hard time limits).
+The main process hands a pool ``Job``s and gets back ``Finished`` events, each saying how the
+job ended (``Ending``); it never runs user code itself (except with the ``solo`` pool, which is
+Celery's "run it right here"). Each pool says what it can do: only ``prefork`` can kill a
+running task (``terminate``, hard time limits).
 """
 
 from __future__ import annotations
 
 import abc
+import enum
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,10 +19,7 @@ from celeriac.brokers.base import Delivery
 from celeriac.exceptions import TaskRevokedError, TimeLimitExceeded, WorkerLostError
 from celeriac.execution import Outcome, failure
 from celeriac.message import Message
-from celeriac.task import Request
-
-# What a child reports when the body of a message does not decode (the message is dead-lettered).
-UNDECODABLE = "UNDECODABLE"
+from celeriac.request import Request, request_for
 
 
 @dataclass(frozen=True)
@@ -46,52 +45,33 @@ def job_for(
     time_limit: float | None,
 ) -> Job:
     """The job that runs ``message``: the body stays serialized for the child to decode."""
-    request = Request(
-        id=message.id,
-        task=message.task,
-        retries=message.retries,
-        eta=message.eta,
-        expires=message.expires,
-        hostname=hostname,
-        delivery_info={
-            "queue": delivery.queue,
-            "priority": message.priority,
-            "attempt": delivery.attempt,
-        },
-        headers=message.headers,
-        parent_id=message.parent_id,
-        root_id=message.root_id,
-        group_id=message.group_id,
-        workflow=message.workflow,
-        called_directly=False,
-        time_limit=message.time_limit,
-        soft_time_limit=message.soft_time_limit,
+    request = request_for(
+        message, hostname=hostname, queue=delivery.queue, attempt=delivery.attempt
     )
     return Job(
-        key=key,
-        task=message.task,
-        body=message.body,
-        content_type=message.content_type,
-        request=request,
-        soft_time_limit=soft_time_limit,
-        time_limit=time_limit,
+        key, message.task, message.body, message.content_type, request, soft_time_limit, time_limit
     )
+
+
+class Ending(enum.Enum):
+    """How a job left the pool."""
+
+    RAN = "ran"  # it ran to its end; the outcome is the task's
+    DIED = "died"  # its process died on its own (SIGKILL, a segfault, the OOM killer)
+    TIME_LIMIT = "time_limit"  # killed at its hard time limit
+    TERMINATED = "terminated"  # killed by revoke(terminate=True)
+    SHUTDOWN = "shutdown"  # killed because the worker stopped before it finished
+    RETURNED = "returned"  # taken back before it started (see ExecutionPool.offer)
 
 
 @dataclass(frozen=True)
 class Finished:
-    """A job that will not run any further here, and how it ended.
-
-    ``lost`` marks a job whose process died (or was killed on purpose, ``killed_by``): the
-    message has no outcome of its own and the main process decides what becomes of it.
-    ``returned`` marks a job taken back before it started (see ``ExecutionPool.offer``).
-    """
+    """A job that will not run any further here, how it ended, and its outcome (for a job
+    that did not run to its end: the failure to record if it is recorded)."""
 
     job: Job
     outcome: Outcome
-    lost: bool = False
-    killed_by: str | None = None  # "time_limit", "terminate" or "shutdown"
-    returned: bool = False
+    ending: Ending = Ending.RAN
 
 
 @dataclass
@@ -101,28 +81,26 @@ class Running:
     job: Job
     started: float = field(default_factory=time.monotonic)
     soft_sent: bool = False
-    kill_reason: str | None = None
+    kill_reason: Ending | None = None
     kill_sent_at: float | None = None
 
 
-def lost_outcome(reason: str) -> Outcome:
-    """The outcome recorded for a job whose process died."""
-    return failure(WorkerLostError(reason))
+def lost(job: Job, reason: str, ending: Ending = Ending.DIED) -> Finished:
+    """A job whose process died (or was killed at shutdown) before it reported."""
+    return Finished(job, failure(WorkerLostError(reason)), ending)
 
 
 def returned(job: Job) -> Finished:
     """A job taken back before it started."""
-    return Finished(job, lost_outcome("not started"), returned=True)
+    return lost(job, "not started", Ending.RETURNED)
 
 
-def time_limit_outcome(job: Job) -> Outcome:
-    """The outcome recorded for a job killed at its hard time limit."""
-    return failure(TimeLimitExceeded(f"{job.task} ran past its time limit ({job.time_limit}s)"))
-
-
-def revoked_outcome() -> Outcome:
-    """The outcome recorded for a job terminated by ``revoke(terminate=True)``."""
-    return failure(TaskRevokedError("terminated"), state=states.REVOKED)
+def killed(job: Job, reason: Ending) -> Finished:
+    """A job killed on purpose: at its hard time limit, or by ``terminate``."""
+    if reason is Ending.TIME_LIMIT:
+        error = TimeLimitExceeded(f"{job.task} ran past its time limit ({job.time_limit}s)")
+        return Finished(job, failure(error), reason)
+    return Finished(job, failure(TaskRevokedError("terminated"), state=states.REVOKED), reason)
 
 
 class ExecutionPool(abc.ABC):
@@ -140,11 +118,11 @@ class ExecutionPool(abc.ABC):
 
     def offer(self, job: Job) -> bool:
         """Leave ``job`` with a busy process to start as soon as its short task ends; False
-        when none can take it. An offered job comes back ``returned`` if it is taken back."""
+        when none can take it. An offered job comes back ``RETURNED`` if it is taken back."""
         return False
 
     def retract_offers(self) -> list[Finished]:
-        """Take back every offered job that has not started (they come back ``returned``)."""
+        """Take back every offered job that has not started (they come back ``RETURNED``)."""
         return []
 
     def offered(self) -> int:
@@ -174,5 +152,6 @@ class ExecutionPool(abc.ABC):
     def stop(self, timeout: float) -> list[Finished]:
         """Stop: wait up to ``timeout`` for running jobs, then kill what is left.
 
-        Returns the jobs that finished meanwhile and, marked lost, the ones that were killed.
+        Returns the jobs that finished meanwhile and, ending ``SHUTDOWN``, the ones that were
+        killed.
         """

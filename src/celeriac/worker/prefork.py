@@ -25,20 +25,19 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from celeriac.serialization import Serializer
-from celeriac.task import Task
 from celeriac.worker.child import RETIRING, SOFT_LIMIT_SIGNAL, child_main
 from celeriac.worker.mailbox import Mailbox
 from celeriac.worker.pool import (
+    Ending,
     ExecutionPool,
     Finished,
     Job,
     Running,
-    lost_outcome,
+    killed,
+    lost,
     returned,
-    revoked_outcome,
-    time_limit_outcome,
 )
+from celeriac.worker.runner import TaskRunner
 
 log = logging.getLogger("celeriac.worker")
 KILL_GRACE = 1.0  # seconds between a terminate signal and SIGKILL
@@ -79,15 +78,13 @@ class PreforkPool(ExecutionPool):
 
     def __init__(
         self,
-        tasks: dict[str, Task[Any, Any]],
-        serializer: Serializer,
+        runner: TaskRunner,
         concurrency: int,
         *,
         max_tasks_per_child: int | None = None,
         max_memory_per_child: int | None = None,
     ) -> None:
-        self.tasks = tasks
-        self.serializer = serializer
+        self.runner = runner
         self.concurrency = concurrency
         self.max_tasks_per_child = max_tasks_per_child
         self.max_memory_per_child = max_memory_per_child
@@ -112,8 +109,7 @@ class PreforkPool(ExecutionPool):
             target=child_main,
             args=(
                 child_end,
-                self.tasks,
-                self.serializer,
+                self.runner,
                 self.max_tasks_per_child,
                 self.max_memory_per_child,
                 os.getpid(),
@@ -266,15 +262,13 @@ class PreforkPool(ExecutionPool):
     def _lost(self, child: _Child) -> Finished:
         assert child.running is not None
         job, reason = child.running.job, child.running.kill_reason
-        if reason == "time_limit":
-            return Finished(job, time_limit_outcome(job), lost=True, killed_by=reason)
-        if reason == "terminate":
-            return Finished(job, revoked_outcome(), lost=True, killed_by=reason)
+        if reason is not None:
+            return killed(job, reason)
         how = _describe_exit(child.process.exitcode)
         log.warning(
             "process %s running %s[%s] %s", child.process.pid, job.task, job.request.id, how
         )
-        return Finished(job, lost_outcome(f"the process running the task was {how}"), lost=True)
+        return lost(job, f"the process running the task was {how}")
 
     def _next_deadline(self) -> float:
         now, soonest = time.monotonic(), 3600.0
@@ -307,7 +301,7 @@ class PreforkPool(ExecutionPool):
                 run.soft_sent = True
                 self._signal(child, SOFT_LIMIT_SIGNAL)
             if job.time_limit is not None and elapsed >= job.time_limit and run.kill_reason is None:
-                run.kill_reason = "time_limit"
+                run.kill_reason = Ending.TIME_LIMIT
                 self._signal(child, signal.SIGKILL)
             if run.kill_sent_at is not None and now - run.kill_sent_at >= KILL_GRACE:
                 self._signal(child, signal.SIGKILL)
@@ -323,7 +317,7 @@ class PreforkPool(ExecutionPool):
         for child in self._children:
             run = child.running
             if run is not None and run.job.request.id == task_id and run.kill_reason is None:
-                run.kill_reason = "terminate"
+                run.kill_reason = Ending.TERMINATED
                 run.kill_sent_at = time.monotonic()
                 self._signal(child, signum)
                 return True
@@ -355,10 +349,7 @@ class PreforkPool(ExecutionPool):
             if held:
                 self._signal(child, signal.SIGKILL)
                 child.process.join(5)
-            for job in held:
-                finished.append(
-                    Finished(job, lost_outcome("worker shut down"), lost=True, killed_by="shutdown")
-                )
+            finished.extend(lost(job, "worker shut down", Ending.SHUTDOWN) for job in held)
             child.running = child.offered = None
         for child in self._children:
             child.process.join(2)
@@ -379,9 +370,7 @@ class PreforkPool(ExecutionPool):
             elif not child.process.is_alive():
                 finished.append(self._lost(child))
                 if child.offered is not None:
-                    finished.append(
-                        Finished(child.offered, lost_outcome("worker shut down"), lost=True)
-                    )
+                    finished.append(lost(child.offered, "worker shut down"))
                 child.running = child.offered = None
         return finished
 

@@ -1,161 +1,167 @@
-"""Recording outcomes and settling messages, in batches, in the order that loses nothing.
+"""Recording outcomes and settling messages, in one broker batch a turn, in the order that loses
+nothing.
 
 For each batch: first make sure the leases are still ours (a worker that froze past its lease
-must not record anything: another worker has the message now), then store the results, then
-settle the messages (ack, requeue for a retry, or dead-letter). Where the broker can
-(``Broker.batch``: SQLite with its own result table) the last two are one transaction; elsewhere a
-crash between them leaves a stored result and an unsettled message, which runs again: at least
-once, never lost.
+must not record anything: another worker has the message now), then store the results, run the
+workflow follow-ups, then settle the messages (ack, requeue, retry or dead-letter). Where the
+broker can (``Broker.batch``: SQLite with its own result table) all of it, and the fetch of the
+next messages, is one transaction; elsewhere a crash between the steps leaves a stored result
+and an unsettled message, which runs again: at least once, never lost.
+
+When the store cannot be reached, the batch is kept (``backlog``) and tried again with backoff;
+meanwhile the worker takes no new work, and the leases of what it keeps are still renewed.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from celeriac import states
-from celeriac.backends.base import ResultBackend, ResultRecord
-from celeriac.brokers.base import Broker, Delivery
-from celeriac.exceptions import WorkerLostError
-from celeriac.execution import IGNORED, REJECTED, Outcome, failure
-from celeriac.message import Message, peek_id
-from celeriac.serialization import Serializer
+from celeriac.backends.base import ResultRecord
+from celeriac.brokers.base import Delivery
+from celeriac.execution import Action, Outcome
+from celeriac.message import peek_id
+from celeriac.retries import retried_message
 from celeriac.worker.followups import Followups
-from celeriac.worker.leases import LeaseKeeper
-from celeriac.worker.pool import UNDECODABLE
+from celeriac.worker.held import Held, Stage
+
+if TYPE_CHECKING:
+    from celeriac.worker.worker import Worker
 
 log = logging.getLogger("celeriac.worker")
-
-ACK, REQUEUE, RETRY, DEAD_LETTER = "ack", "requeue", "retry", "dead_letter"
-# A message handed back unstarted: its attempt count starts again, since no process died of it
-# (a requeue after a death keeps the count, which is how a poisonous message is recognised).
-GIVE_BACK = "give_back"
-ALREADY_ACKED = "already_acked"  # acks_late=False: the message was acknowledged before it ran
-
-
-@dataclass(frozen=True)
-class Settlement:
-    """One message's fate: what to store (if anything) and what to do with the message."""
-
-    delivery: Delivery
-    message: Message | None
-    outcome: Outcome
-    action: str
-    record: bool = True
-
-
-def settlement_for(
-    delivery: Delivery,
-    message: Message | None,
-    outcome: Outcome,
-    *,
-    lost: bool,
-    killed_by: str | None,
-    max_deliveries: int,
-) -> Settlement:
-    """Decide what becomes of a message whose job ended this way."""
-    if lost and killed_by in (None, "shutdown"):
-        if killed_by is None and delivery.attempt >= max_deliveries:
-            poison = WorkerLostError(
-                f"{outcome.reason.removeprefix('WorkerLostError: ')}; the process running it "
-                f"died on each of {delivery.attempt} deliveries (task_max_deliveries)"
-            )
-            return Settlement(delivery, message, failure(poison), DEAD_LETTER)
-        return Settlement(delivery, message, outcome, REQUEUE, record=False)
-    state = outcome.state
-    if state == states.RETRY:
-        return Settlement(delivery, message, outcome, RETRY)
-    if state == REJECTED:
-        if outcome.requeue:
-            return Settlement(delivery, message, outcome, REQUEUE, record=False)
-        return Settlement(delivery, message, outcome, DEAD_LETTER)
-    if state == UNDECODABLE:
-        return Settlement(delivery, message, outcome, DEAD_LETTER)
-    if state == IGNORED:
-        return Settlement(delivery, message, outcome, ACK, record=False)
-    # As in Celery, ignore_result stores no state at all (the worker still logs failures).
-    ignore = message is not None and message.ignore_result
-    return Settlement(delivery, message, outcome, ACK, record=not ignore)
-
-
-def _state_for(settlement: Settlement) -> str:
-    state = settlement.outcome.state
-    return state if state in states.ALL_STATES else states.FAILURE
+MIN_RETRY_DELAY, MAX_RETRY_DELAY = 0.1, 2.0  # seconds between tries to record a batch
 
 
 class Recorder:
-    """Stores outcomes and settles messages for one worker."""
+    """Stores outcomes and settles messages for one worker; see the module docstring."""
 
-    def __init__(
+    def __init__(self, worker: Worker) -> None:
+        app = worker.app
+        self.worker = worker
+        self.broker, self.backend, self.serializer = app.broker, app.backend, app.serializer
+        self.keeper = worker.keeper
+        self.middleware = app.middleware
+        self.expires = app.conf.seconds("result_expires")
+        self.followups = Followups(app)  # workflows: what comes after a task (canvas.engine)
+        self.backlog: list[Held] = []  # outcomes the store refused, kept to be tried again
+        self.settled = 0  # how many messages were settled so far
+        self._retry_at = 0.0
+        self._delay = MIN_RETRY_DELAY
+
+    def wait_time(self, timeout: float) -> float:
+        """How long the worker may wait for news before the backlog is due again."""
+        if not self.backlog:
+            return timeout
+        return min(timeout, max(0.0, self._retry_at - time.monotonic()))
+
+    def record(
         self,
-        broker: Broker,
-        backend: ResultBackend,
-        serializer: Serializer,
-        keeper: LeaseKeeper,
+        finished: Sequence[Held],
+        fetch: Callable[[], list[Delivery]] | None = None,
         *,
-        hostname: str,
-        expires: float | None,
-        followups: Followups | None = None,
-    ) -> None:
-        self.broker = broker
-        self.backend = backend
-        self.serializer = serializer
-        self.keeper = keeper
-        self.hostname = hostname
-        self.expires = expires
-        self.followups = followups  # workflows: what comes after a task (canvas.engine)
+        keep: bool = True,
+    ) -> list[Delivery]:
+        """Record and settle ``finished`` (with the backlog, once it is due) in one broker
+        batch, in which ``fetch`` leases the next messages; returns what it fetched.
 
-    def settle(self, batch: Sequence[Settlement]) -> None:
-        """Record and settle a batch; see the module docstring.
+        With ``keep``, a store error keeps the batch in the backlog (what was fetched is let go:
+        its leases run out); without it, the error is raised.
 
         Raises:
-            BrokerError, BackendError: the store cannot be reached (the messages stay leased
-                until their leases run out, then run again).
+            BrokerError: ``fetch`` failed with nothing to record.
+            BrokerError, BackendError: the store failed and ``keep`` is False.
         """
-        if not batch:
-            return
-        leased = [s for s in batch if s.action != ALREADY_ACKED]
-        ours = self.keeper.confirm([s.delivery for s in leased])
-        kept = [s for s in batch if s.action == ALREADY_ACKED]
-        for settlement, mine in zip(leased, ours, strict=True):
+        self.backlog.extend(finished)
+        if not self.backlog:
+            return fetch() if fetch is not None else []
+        if time.monotonic() < self._retry_at:
+            return []
+        batch, self.backlog = self.backlog, []
+        fresh: list[Delivery] = []
+        try:
+            kept = self._ours(batch)
+            with self.broker.batch():
+                self._write(kept)
+                if fetch is not None:
+                    fresh = fetch()
+        except Exception as exc:  # any store error: kept and retried, nothing is lost
+            self.keeper.release(fresh)
+            if not keep:
+                raise
+            self._keep(batch, exc)
+            return []
+        self._delay = MIN_RETRY_DELAY
+        self._done(batch, kept)
+        return fresh
+
+    def flush(self, deadline: float) -> None:
+        """Keep trying to record the backlog until ``deadline`` (the worker is stopping)."""
+        while self.backlog and time.monotonic() < deadline:
+            time.sleep(max(0.0, min(self._retry_at, deadline) - time.monotonic()))
+            self.record([])
+        if self.backlog:
+            log.error(
+                "%d outcomes could not be recorded; their messages will run again",
+                len(self.backlog),
+            )
+
+    def _keep(self, batch: list[Held], exc: Exception) -> None:
+        self.backlog = [h for h in batch if h.stage is not Stage.LOST] + self.backlog
+        log.error(
+            "could not record %d outcomes (retrying in %.1fs): %s", len(batch), self._delay, exc
+        )
+        self._retry_at = time.monotonic() + self._delay
+        self._delay = min(self._delay * 2, MAX_RETRY_DELAY)
+
+    def _ours(self, batch: Sequence[Held]) -> list[Held]:
+        """The messages whose leases are still ours (and those acknowledged early)."""
+        leased = [h for h in batch if not h.early_acked]
+        ours = self.keeper.confirm([h.delivery for h in leased])
+        kept = [h for h in batch if h.early_acked]
+        for held, mine in zip(leased, ours, strict=True):
             if mine:
-                kept.append(settlement)
+                kept.append(held)
             else:
                 log.warning(
-                    "discarding the outcome of message %s: its lease was lost",
-                    settlement.delivery.tag,
+                    "discarding the outcome of message %s: its lease was lost", held.delivery.tag
                 )
-        records = [r for s in kept if s.record and (r := self._record(s)) is not None]
-        with self.broker.batch():
-            self.backend.store_many(records, expires=self.expires)
-            if self.followups is not None:  # after storing, before acking: never lost
-                self.followups.run(kept)
-            self.broker.ack_many([s.delivery for s in kept if s.action == ACK])
-            for settlement in kept:
-                self._settle_one(settlement)
-        for settlement in kept:
-            self._log(settlement)
-        self.keeper.release([s.delivery for s in batch])
+                held.lost()
+        return kept
 
-    def _record(self, settlement: Settlement) -> ResultRecord | None:
-        message, outcome = settlement.message, settlement.outcome
-        task_id = message.id if message is not None else peek_id(settlement.delivery.body)
+    def _write(self, kept: Sequence[Held]) -> None:
+        records = [r for h in kept if h.record and (r := self._result(h)) is not None]
+        self.backend.store_many(records, expires=self.expires)
+        self.followups.run(kept)  # after storing, before acking: never lost
+        self.broker.ack_many([h.delivery for h in kept if h.action is Action.ACK])
+        for held in kept:
+            self._settle(held)
+
+    def _done(self, batch: Sequence[Held], kept: Sequence[Held]) -> None:
+        for held in kept:
+            held.settled()
+            _log(held)
+            self.middleware.after_settle(self.worker, held)
+        self.settled += len(kept)
+        self.keeper.release([h.delivery for h in batch])
+
+    def _result(self, held: Held) -> ResultRecord | None:
+        message, outcome = held.message, held.outcome
+        assert outcome is not None
+        task_id = message.id if message is not None else peek_id(held.delivery.body)
         if task_id is None:
             return None
-        meta: dict[str, Any] = {"worker": self.hostname}
+        meta: dict[str, Any] = {"worker": self.worker.hostname}
         if message is not None:
             meta["task"] = message.task
-            children = list(outcome.children)
-            if self.followups is not None:
-                children += self.followups.children(message, outcome)
+            children = [*outcome.children, *self.followups.children(message, outcome)]
             if children:
                 meta["children"] = children
         return ResultRecord(
             task_id=task_id,
-            state=_state_for(settlement),
+            state=outcome.state,
             payload=outcome.payload,
             content_type=outcome.content_type,
             date_done=time.time(),
@@ -163,52 +169,44 @@ class Recorder:
             meta=meta,
         )
 
-    def _settle_one(self, settlement: Settlement) -> None:
-        delivery, action = settlement.delivery, settlement.action
-        if action == REQUEUE:
+    def _settle(self, held: Held) -> None:
+        delivery, action, outcome = held.delivery, held.action, held.outcome
+        assert outcome is not None
+        if action is Action.REQUEUE:
             self.broker.requeue(delivery)
-        elif action == GIVE_BACK:
-            self.broker.requeue(delivery, message=settlement.message)
-        elif action == DEAD_LETTER:
-            self.broker.dead_letter(delivery, settlement.outcome.reason)
-        elif action == RETRY:
-            message, eta = self._retry_message(settlement)
-            self.broker.requeue(delivery, message=message, eta=eta)
+        elif action is Action.GIVE_BACK:
+            self.broker.requeue(delivery, message=held.message)
+        elif action is Action.DEAD_LETTER:
+            self.broker.dead_letter(delivery, outcome.reason)
+        elif action is Action.RETRY:
+            assert held.message is not None and outcome.retry is not None
+            retry = retried_message(
+                held.message, outcome.retry, self.serializer, self.broker.clock()
+            )
+            if held.early_acked:  # its message is gone: the retry is a new one
+                self.broker.publish(retry)
+            else:
+                self.broker.requeue(delivery, message=retry, eta=retry.eta)
 
-    def _retry_message(self, settlement: Settlement) -> tuple[Message, float | None]:
-        message, outcome = settlement.message, settlement.outcome
-        assert message is not None
-        eta = outcome.retry_at
-        if eta is None:
-            eta = self.broker.clock() + (outcome.retry_delay or 0.0)
-        changes: dict[str, Any] = {"retries": message.retries + 1, "eta": eta}
-        if outcome.retry_args is not None or outcome.retry_kwargs is not None:
-            old_args, old_kwargs = message.arguments(self.serializer)
-            args = outcome.retry_args if outcome.retry_args is not None else old_args
-            kwargs = outcome.retry_kwargs if outcome.retry_kwargs is not None else old_kwargs
-            changes["body"] = self.serializer.dumps([args, kwargs])
-            changes["content_type"] = self.serializer.content_type
-        for option in ("queue", "priority"):
-            if outcome.retry_options.get(option) is not None:
-                changes[option] = outcome.retry_options[option]
-        retried = replace(message, **changes).signed(self.serializer)
-        return retried, eta
 
-    def _log(self, settlement: Settlement) -> None:
-        message, outcome, action = settlement.message, settlement.outcome, settlement.action
-        name = f"{message.task}[{message.id}]" if message else f"message {settlement.delivery.tag}"
-        if action == DEAD_LETTER:
-            log.error("%s dead-lettered: %s", name, outcome.reason)
-        elif action == RETRY:
-            log.info("%s retry: %s", name, outcome.reason)
-        elif action in (REQUEUE, GIVE_BACK):
-            log.info("%s given back to the queue", name)
-        elif outcome.state == states.SUCCESS and log.isEnabledFor(logging.INFO):
-            log.info("%s succeeded in %.4fs: %s", name, outcome.runtime, _preview(outcome))
-        elif outcome.state == states.REVOKED:
-            log.info("%s revoked: %s", name, outcome.reason)
-        elif outcome.state != states.SUCCESS:
-            log.error("%s %s: %s", name, outcome.state.lower(), outcome.reason)
+def _log(held: Held) -> None:
+    message, outcome, action = held.message, held.outcome, held.action
+    assert outcome is not None
+    name = f"{message.task}[{message.id}]" if message else f"message {held.delivery.tag}"
+    if action is Action.DEAD_LETTER:
+        log.error("%s dead-lettered: %s", name, outcome.reason)
+    elif action is Action.RETRY:
+        log.info("%s retry: %s", name, outcome.reason)
+    elif action in (Action.REQUEUE, Action.GIVE_BACK):
+        log.info("%s given back to the queue", name)
+    elif not outcome.record:
+        log.info("%s ignored: %s", name, outcome.reason)
+    elif outcome.state == states.SUCCESS and log.isEnabledFor(logging.INFO):
+        log.info("%s succeeded in %.4fs: %s", name, outcome.runtime, _preview(outcome))
+    elif outcome.state == states.REVOKED:
+        log.info("%s revoked: %s", name, outcome.reason)
+    elif outcome.state != states.SUCCESS:
+        log.error("%s %s: %s", name, outcome.state.lower(), outcome.reason)
 
 
 def _preview(outcome: Outcome) -> str:

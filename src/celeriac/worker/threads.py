@@ -15,20 +15,15 @@ import threading
 from multiprocessing.connection import wait
 from typing import Any
 
-from celeriac.serialization import Serializer
-from celeriac.task import Task
-from celeriac.worker.child import run_job
-from celeriac.worker.pool import ExecutionPool, Finished, Job, lost_outcome
+from celeriac.worker.pool import Ending, ExecutionPool, Finished, Job, lost
+from celeriac.worker.runner import TaskRunner
 
 
 class ThreadPool(ExecutionPool):
     """``concurrency`` threads, each running one job at a time."""
 
-    def __init__(
-        self, tasks: dict[str, Task[Any, Any]], serializer: Serializer, concurrency: int
-    ) -> None:
-        self.tasks = tasks
-        self.serializer = serializer
+    def __init__(self, runner: TaskRunner, concurrency: int) -> None:
+        self.runner = runner
         self.concurrency = concurrency
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[Finished] = queue.SimpleQueue()
@@ -48,8 +43,7 @@ class ThreadPool(ExecutionPool):
 
     def _serve(self) -> None:
         while (job := self._jobs.get()) is not None:
-            outcome = run_job(self.tasks, self.serializer, job)
-            self._done.put(Finished(job, outcome))
+            self._done.put(Finished(job, self.runner.run(job)))
             os.write(self._wake_write, b"x")
 
     def free_slots(self) -> int:
@@ -91,7 +85,7 @@ class ThreadPool(ExecutionPool):
             finished.extend(self.poll(0.05, []))
         timer.cancel()
         for job in self._running.values():
-            finished.append(Finished(job, lost_outcome("worker shut down"), True, "shutdown"))
+            finished.append(lost(job, "worker shut down", Ending.SHUTDOWN))
         self._running.clear()
         return finished
 
@@ -99,9 +93,8 @@ class ThreadPool(ExecutionPool):
 class SoloPool(ExecutionPool):
     """Runs each job right away in the calling thread (Celery's ``solo``)."""
 
-    def __init__(self, tasks: dict[str, Task[Any, Any]], serializer: Serializer) -> None:
-        self.tasks = tasks
-        self.serializer = serializer
+    def __init__(self, runner: TaskRunner) -> None:
+        self.runner = runner
         self._finished: list[Finished] = []
 
     def start(self) -> None:
@@ -113,7 +106,7 @@ class SoloPool(ExecutionPool):
 
     def submit(self, job: Job) -> None:
         """Run the job now."""
-        self._finished.append(Finished(job, run_job(self.tasks, self.serializer, job)))
+        self._finished.append(Finished(job, self.runner.run(job)))
 
     def running(self) -> list[Job]:
         """Nothing is ever left running."""

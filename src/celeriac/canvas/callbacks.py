@@ -13,11 +13,11 @@ from celeriac.backends.base import ResultRecord
 from celeriac.canvas.calls import errback_marker
 from celeriac.canvas.plan import Context, publish
 from celeriac.canvas.signature import Signature, as_list, maybe_signature
+from celeriac.result import EagerResult, decode_record
 from celeriac.serialization import exception_to_dict, json_dumps
 
 if TYPE_CHECKING:
     from celeriac.app import Celeriac
-    from celeriac.result import EagerResult
 
 
 def run_links(
@@ -32,8 +32,6 @@ def run_links(
     Raises:
         PublishError: a callback was sent and not enqueued.
     """
-    from celeriac.result import decode_record
-
     if record.state == states.SUCCESS:
         value = decode_record(app, record)
         for callback in as_list(options.get("link")):
@@ -71,8 +69,6 @@ def failed_result(app: Celeriac, body: Signature, error: BaseException) -> Eager
     Raises:
         PublishError: an errback was sent and not enqueued.
     """
-    from celeriac.result import EagerResult
-
     terminal = body._terminal_id()
     info = exception_to_dict(error)
     record = ResultRecord(

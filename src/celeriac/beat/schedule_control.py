@@ -156,7 +156,7 @@ class ScheduleControl:
         """
         entry = self.entry(name)
         message = fire_message(self.app, entry, _utc(self.app.broker.clock()), str(uuid.uuid4()))
-        self.app.broker.publish(message)
+        self.app.sender.publish([message])
         return message.id
 
 

@@ -1,0 +1,108 @@
+"""``Request``: what a running task knows about its own call (``self.request``), and which call
+runs in this context.
+
+It sits below everything that sends or runs tasks: a task sent from inside another one descends
+from it (``sender_lineage``) and is listed among its children (``note_children``), whether it
+was sent by ``delay()``, by a workflow or by beat.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from celeriac.message import Message
+
+
+@dataclass
+class Request:
+    """What a running task knows about its own call (``self.request``)."""
+
+    id: str | None = None
+    task: str | None = None
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    retries: int = 0
+    eta: float | None = None
+    expires: float | None = None
+    hostname: str | None = None
+    delivery_info: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, Any] = field(default_factory=dict)
+    parent_id: str | None = None
+    root_id: str | None = None
+    group_id: str | None = None
+    workflow: dict[str, Any] = field(default_factory=dict)
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    is_eager: bool = False
+    called_directly: bool = True
+    children: list[str] = field(default_factory=list)  # ids of the calls this call sent
+
+    @property
+    def group(self) -> str | None:
+        """Celery's name for ``group_id``."""
+        return self.group_id
+
+
+def request_for(message: Message, *, hostname: str | None, queue: str, attempt: int) -> Request:
+    """The ``self.request`` of a run of ``message`` on a worker (its arguments, which stay
+    serialized until the run, are filled in where it runs)."""
+    return Request(
+        id=message.id,
+        task=message.task,
+        retries=message.retries,
+        eta=message.eta,
+        expires=message.expires,
+        hostname=hostname,
+        delivery_info={"queue": queue, "priority": message.priority, "attempt": attempt},
+        headers=message.headers,
+        parent_id=message.parent_id,
+        root_id=message.root_id,
+        group_id=message.group_id,
+        workflow=message.workflow,
+        called_directly=False,
+        time_limit=message.time_limit,
+        soft_time_limit=message.soft_time_limit,
+    )
+
+
+_current: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
+    "celeriac_request", default=None
+)
+
+
+def current_request() -> Request | None:
+    """The task call running in this context, if any."""
+    return _current.get()
+
+
+def push_request(request: Request) -> contextvars.Token[Request | None]:
+    """Make ``request`` the current call; pair with :func:`pop_request`."""
+    return _current.set(request)
+
+
+def pop_request(token: contextvars.Token[Request | None]) -> None:
+    """Restore the call that was current before :func:`push_request`."""
+    _current.reset(token)
+
+
+def sender_lineage(request: Request | None) -> tuple[str | None, str | None]:
+    """The parent and root ids of a call sent while ``request`` runs.
+
+    A call sent from a task run by a worker (or by ``apply()``) descends from it; one sent from
+    a task called directly descends from whatever that direct call descends from.
+    """
+    if request is None:
+        return None, None
+    if request.called_directly or request.id is None:
+        return request.parent_id, request.root_id
+    return request.id, request.root_id or request.id
+
+
+def note_children(task_ids: Iterable[str]) -> None:
+    """Calls sent from inside a task run by a worker: its result lists them as children."""
+    request = _current.get()
+    if request is not None and not request.called_directly:
+        request.children.extend(task_ids)
