@@ -3,35 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
 
 import click
 
 from celeriac.app import Celeriac
 from celeriac.beat import BeatOptions, ScheduleControl, run_beat
-from celeriac.logs import LEVELS, setup_logging
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _one_line_errors(fn: F) -> F:
-    # celeriac.cli.main imports this module to register its commands, so its helpers are
-    # looked up when a command runs rather than imported at the top.
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from celeriac.cli.main import _one_line_errors as one_line
-
-        return one_line(fn)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
+from celeriac.cli.common import app_of, one_line_errors
+from celeriac.cli.logs import LEVELS, setup_logging
 
 
 def _app(ctx: click.Context) -> Celeriac:
-    from celeriac.cli.main import _app as find
-
-    app = find(ctx)
+    app = app_of(ctx)
     app.import_task_modules()
     return app
 
@@ -44,7 +26,7 @@ def _app(ctx: click.Context) -> Celeriac:
     "--max-interval", type=click.FloatRange(min=0.05), help="Seconds between looks at the schedule."
 )
 @click.pass_context
-@_one_line_errors
+@one_line_errors
 def beat(ctx: click.Context, loglevel: str, max_interval: float | None) -> None:
     """Send the app's periodic tasks when they are due (run as many as you like)."""
     setup_logging(loglevel)
@@ -62,7 +44,7 @@ def _when(moment: dt.datetime | None) -> str:
 
 @schedule.command("list")
 @click.pass_context
-@_one_line_errors
+@one_line_errors
 def list_entries(ctx: click.Context) -> None:
     """Show every entry: schedule, task, state, last and next run."""
     statuses = ScheduleControl(_app(ctx)).entries()
@@ -89,7 +71,7 @@ def list_entries(ctx: click.Context) -> None:
 @schedule.command()
 @click.argument("name")
 @click.pass_context
-@_one_line_errors
+@one_line_errors
 def pause(ctx: click.Context, name: str) -> None:
     """Stop sending the fires of entry NAME."""
     ScheduleControl(_app(ctx)).pause(name)
@@ -99,7 +81,7 @@ def pause(ctx: click.Context, name: str) -> None:
 @schedule.command()
 @click.argument("name")
 @click.pass_context
-@_one_line_errors
+@one_line_errors
 def resume(ctx: click.Context, name: str) -> None:
     """Send the fires of entry NAME again, from its next one."""
     ScheduleControl(_app(ctx)).resume(name)
@@ -109,7 +91,7 @@ def resume(ctx: click.Context, name: str) -> None:
 @schedule.command()
 @click.argument("name")
 @click.pass_context
-@_one_line_errors
+@one_line_errors
 def run(ctx: click.Context, name: str) -> None:
     """Send one fire of entry NAME now, and print its task id."""
     click.echo(ScheduleControl(_app(ctx)).run(name))
@@ -118,7 +100,7 @@ def run(ctx: click.Context, name: str) -> None:
 @schedule.command()
 @click.argument("name")
 @click.pass_context
-@_one_line_errors
+@one_line_errors
 def remove(ctx: click.Context, name: str) -> None:
     """Remove entry NAME (one added at run time)."""
     ScheduleControl(_app(ctx)).remove(name)

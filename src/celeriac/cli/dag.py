@@ -10,13 +10,12 @@ import sys
 import click
 
 from celeriac.canvas.dag import DagRun, NodeStatus
+from celeriac.cli.common import app_of
 from celeriac.exceptions import CeleriacError
 
 
 def _run(ctx: click.Context, run_id: str) -> DagRun:
-    from celeriac.cli.main import _app  # the group is registered by main, so it is loaded
-
-    return DagRun(run_id, _app(ctx))
+    return DagRun(run_id, app_of(ctx))
 
 
 def _table(nodes: list[NodeStatus]) -> list[str]:

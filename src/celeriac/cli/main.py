@@ -9,62 +9,18 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
 
 import click
 
 from celeriac import __version__
-from celeriac.app import Celeriac
 from celeriac.beat import embedded_beat
 from celeriac.cli.beat import beat as beat_command
 from celeriac.cli.beat import schedule as schedule_command
+from celeriac.cli.common import app_of, json_argument, one_line_errors
 from celeriac.cli.dag import dag as dag_command
-from celeriac.exceptions import CeleriacError, ConfigurationError
-from celeriac.loading import find_app
-from celeriac.logs import LEVELS, setup_logging
+from celeriac.cli.logs import LEVELS, setup_logging
+from celeriac.exceptions import ConfigurationError
 from celeriac.worker import POOLS, WorkerOptions, run_worker
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _one_line_errors(fn: F) -> F:
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except CeleriacError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _app(ctx: click.Context) -> Celeriac:
-    state: dict[str, Any] = ctx.ensure_object(dict)
-    if "app" not in state:
-        reference = state.get("reference")
-        if not reference:
-            raise click.UsageError("name your app with -A module[:app] (for example -A tasks)")
-        app = find_app(reference)
-        if state.get("broker"):
-            app.conf.broker_url = state["broker"]
-        if state.get("backend"):
-            app.conf.result_backend = state["backend"]
-        state["app"] = app
-    return state["app"]  # type: ignore[no-any-return]
-
-
-def _json_argument(value: str | None, what: str, kind: type) -> Any:
-    if value is None:
-        return kind()
-    try:
-        parsed = json.loads(value)
-    except ValueError as exc:
-        raise click.BadParameter(f"{what} must be JSON: {exc}") from None
-    if not isinstance(parsed, kind):
-        raise click.BadParameter(f"{what} must be a JSON {kind.__name__}")
-    return parsed
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -92,7 +48,7 @@ def cli(ctx: click.Context, reference: str | None, broker: str | None, backend: 
 @click.option("--shutdown-timeout", type=float, help="Seconds running tasks get on SIGTERM.")
 @click.option("-B", "--beat", is_flag=True, help="Also run beat, in a thread of this process.")
 @click.pass_context
-@_one_line_errors
+@one_line_errors
 def worker(
     ctx: click.Context,
     concurrency: int | None,
@@ -108,7 +64,7 @@ def worker(
 ) -> None:
     """Start a worker that runs the app's tasks."""
     setup_logging(loglevel)
-    app = _app(ctx)
+    app = app_of(ctx)
     app.import_task_modules()
     options = WorkerOptions(
         concurrency=concurrency,
@@ -136,7 +92,7 @@ def worker(
 @click.option("--priority", type=click.IntRange(0, 9), help="0 (default) to 9 (first).")
 @click.option("--expires", type=float, help="Drop the call if not started within N seconds.")
 @click.pass_context
-@_one_line_errors
+@one_line_errors
 def call(
     ctx: click.Context,
     name: str,
@@ -148,9 +104,9 @@ def call(
     expires: float | None,
 ) -> None:
     """Send a call of task NAME and print its id."""
-    args = _json_argument(args_json, "--args", list)
-    kwargs = _json_argument(kwargs_json, "--kwargs", dict)
-    result = _app(ctx).send_task(
+    args = json_argument(args_json, "--args", list)
+    kwargs = json_argument(kwargs_json, "--kwargs", dict)
+    result = app_of(ctx).send_task(
         name, args, kwargs, countdown=countdown, queue=queue, priority=priority, expires=expires
     )
     click.echo(result.id)
@@ -161,10 +117,10 @@ def call(
 @click.option("-t", "--timeout", type=float, help="Wait up to N seconds for the task to finish.")
 @click.option("--traceback", "show_traceback", is_flag=True, help="Print the remote traceback.")
 @click.pass_context
-@_one_line_errors
+@one_line_errors
 def result(ctx: click.Context, task_id: str, timeout: float | None, show_traceback: bool) -> None:
     """Print the state and result of task TASK_ID (exit status 1 if it failed)."""
-    handle = _app(ctx).AsyncResult(task_id)
+    handle = app_of(ctx).AsyncResult(task_id)
     if timeout is not None:
         handle.get(timeout=timeout, propagate=False)
     state = handle.state
@@ -185,10 +141,10 @@ def result(ctx: click.Context, task_id: str, timeout: float | None, show_traceba
 @click.option("-Q", "--queues", default="", help="Comma-separated queues (default: the default).")
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
-@_one_line_errors
+@one_line_errors
 def purge(ctx: click.Context, queues: str, force: bool) -> None:
     """Delete every waiting message from the queues."""
-    app = _app(ctx)
+    app = app_of(ctx)
     names = [q.strip() for q in queues.split(",") if q.strip()] or [app.conf.task_default_queue]
     if not force:
         click.confirm(f"Delete every waiting message in {', '.join(names)}?", abort=True)
