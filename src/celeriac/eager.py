@@ -34,24 +34,7 @@ def apply_eagerly(
     """
     task_id = str(options.get("task_id") or uuid.uuid4())
     workflow = dict(options.get("workflow") or {})
-    retries, outcome = 0, None
-    while outcome is None or outcome.action is Action.RETRY:
-        if outcome is not None and outcome.retry is not None:
-            retries += 1
-            args = outcome.retry.args if outcome.retry.args is not None else args
-            kwargs = outcome.retry.kwargs if outcome.retry.kwargs is not None else kwargs
-        request = Request(
-            id=task_id,
-            task=task.name,
-            args=args,
-            kwargs=kwargs,
-            retries=retries,
-            is_eager=True,
-            called_directly=False,
-            hostname="eager",
-            workflow=workflow,
-        )
-        outcome = execute(task, request, args, kwargs, app.serializer, app.middleware)
+    outcome, retries, arguments = _run(app, task, task_id, (args, kwargs), workflow)
     record = ResultRecord(
         task_id,
         _eager_state(outcome),
@@ -64,13 +47,44 @@ def apply_eagerly(
     if app.conf.task_store_eager_result:
         app.backend.store(record, expires=app.conf.seconds("result_expires"))
     if options.get("link") or options.get("link_error"):
-        run_links(app, record, options, (args, kwargs))
+        run_links(app, record, options, arguments)
     throw = options.get("throw")
     if throw is None:
         throw = app.conf.task_eager_propagates
     if record.state == states.FAILURE and throw:
         raise decode_record(app, record)
     return EagerResult(task_id, app, record)
+
+
+def _run(
+    app: Celeriac,
+    task: Task[Any, Any],
+    task_id: str,
+    arguments: tuple[list[Any], dict[str, Any]],
+    workflow: dict[str, Any],
+) -> tuple[Outcome, int, tuple[list[Any], dict[str, Any]]]:
+    """Run the call until it does not ask to be retried: its outcome, how many retries it
+    took, and the arguments of its last run."""
+    args, kwargs = arguments
+    retries = 0
+    while True:
+        request = Request(
+            id=task_id,
+            task=task.name,
+            args=args,
+            kwargs=kwargs,
+            retries=retries,
+            is_eager=True,
+            called_directly=False,
+            hostname="eager",
+            workflow=workflow,
+        )
+        outcome = execute(task, request, args, kwargs, app.serializer, app.middleware)
+        if outcome.retry is None:
+            return outcome, retries, (args, kwargs)
+        retries += 1  # a retry runs again at once, with the arguments it asked for
+        args = outcome.retry.args if outcome.retry.args is not None else args
+        kwargs = outcome.retry.kwargs if outcome.retry.kwargs is not None else kwargs
 
 
 def _eager_state(outcome: Outcome) -> str:

@@ -246,23 +246,12 @@ class Task(Generic[P, R]):
         request = self.request
         limit = self.max_retries if max_retries is None else max_retries
         if limit is not None and request.retries >= limit:
-            current = sys.exc_info()[1]
-            raise (
-                exc
-                or current
-                or MaxRetriesExceededError(
-                    f"{self.name}[{request.id}]: gave up after {request.retries} retries"
-                )
-            )
+            gave_up = f"{self.name}[{request.id}]: gave up after {request.retries} retries"
+            raise exc or sys.exc_info()[1] or MaxRetriesExceededError(gave_up)
         if request.called_directly:
             raise exc or Retry("task called directly: nothing to retry")
-        when: float | datetime.datetime = (
-            eta
-            if eta is not None
-            else countdown
-            if countdown is not None
-            else self.default_retry_delay
-        )
+        when = eta if eta is not None else countdown
+        when = self.default_retry_delay if when is None else when
         retry = Retry(exc=exc, when=when, args=args, kwargs=kwargs, options=options)
         if throw:
             raise retry

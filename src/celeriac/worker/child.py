@@ -62,6 +62,19 @@ def _die_with_parent() -> None:
         pass
 
 
+def _become_child(parent_pid: int) -> bool:
+    """Die with the parent and take the child's signal handling; False if the parent died
+    already. A child ignores SIGINT (the main process decides how to shut down), dies on
+    SIGTERM (``revoke(terminate=True)``) and turns SIGUSR1 into ``SoftTimeLimitExceeded``."""
+    _die_with_parent()
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        return False
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(SOFT_LIMIT_SIGNAL, _soft_limit)
+    return True
+
+
 def child_main(
     conn: Connection,
     runner: TaskRunner,
@@ -78,12 +91,8 @@ def child_main(
     exactly which job this child runs now, or ``RETIRING`` when the child is about to exit
     (a recycling limit), so that no job is sent to it in the meantime.
     """
-    _die_with_parent()
-    if os.getppid() != parent_pid:  # the parent died before the request took effect
+    if not _become_child(parent_pid):
         return
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(SOFT_LIMIT_SIGNAL, _soft_limit)
     runner.middleware.child_start()
     done = 0
     job: Job | None = None
