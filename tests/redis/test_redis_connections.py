@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from celeriac import Celeriac
+from celeriac._redis.connect import RedisOptions
 from celeriac.backends import create_backend
 from celeriac.backends.redis import RedisBackend
 from celeriac.brokers import create_broker
 from celeriac.brokers.redis import RedisBroker
 from celeriac.exceptions import BrokerError, ConfigurationError, PublishError
 from celeriac.message import Message
-from celeriac.redis_connect import RedisOptions
 from support.redis_server import RedisServer
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from celeriac.sqlite_db import SqliteDatabase, open_database, parse_sqlite_url, read_schema
+from celeriac._sqlite.database import SqliteDatabase, open_database, parse_sqlite_url, read_schema
 
 
 @pytest.mark.parametrize(

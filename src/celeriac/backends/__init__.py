@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from celeriac.backends.base import ResultBackend, ResultRecord
-from celeriac.exceptions import ConfigurationError
-from celeriac.urls import mask_url, scheme_of
-
-REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "sentinel")
+from celeriac.urls import REDIS_SCHEMES, build_from_url
 
 
 def create_backend(url: str, options: Mapping[str, Any] | None = None) -> ResultBackend:
@@ -22,28 +19,33 @@ def create_backend(url: str, options: Mapping[str, Any] | None = None) -> Result
         ConfigurationError: the URL names no known backend, or is malformed, or the package
             its backend needs is not installed.
     """
-    scheme = scheme_of(url)
-    if scheme == "memory":
-        from celeriac.backends.memory import named_backend
+    builders: dict[str, Callable[[str], ResultBackend]] = {
+        "memory": _memory,
+        "sqlite": _sqlite,
+        **dict.fromkeys(REDIS_SCHEMES, lambda url: _redis(url, options)),
+    }
+    return build_from_url(url, "result backend", builders)
 
-        return named_backend(url.partition("://")[2])
-    if scheme == "sqlite":
-        from celeriac.backends.sqlite import SqliteBackend
-        from celeriac.sqlite_db import parse_sqlite_url
 
-        try:
-            return SqliteBackend(parse_sqlite_url(url))
-        except ValueError as exc:
-            raise ConfigurationError(f"bad result backend URL: {exc}") from None
-    if scheme in REDIS_SCHEMES:
-        from celeriac.backends.redis import RedisBackend
-        from celeriac.redis_connect import RedisOptions
+# Each builder imports its backend's module only when its scheme is used.
+def _memory(url: str) -> ResultBackend:
+    from celeriac.backends.memory import named_backend
 
-        return RedisBackend(url, RedisOptions.from_settings(options))
-    raise ConfigurationError(
-        f"unknown result backend URL {mask_url(url)!r}: the scheme must be one of "
-        + ", ".join(f"{s}://" for s in ("memory", "sqlite", *REDIS_SCHEMES))
-    )
+    return named_backend(url.partition("://")[2])
+
+
+def _sqlite(url: str) -> ResultBackend:
+    from celeriac._sqlite.database import parse_sqlite_url
+    from celeriac.backends.sqlite import SqliteBackend
+
+    return SqliteBackend(parse_sqlite_url(url))
+
+
+def _redis(url: str, options: Mapping[str, Any] | None) -> ResultBackend:
+    from celeriac._redis.connect import RedisOptions
+    from celeriac.backends.redis import RedisBackend
+
+    return RedisBackend(url, RedisOptions.from_settings(options))
 
 
 __all__ = ["ResultBackend", "ResultRecord", "create_backend"]

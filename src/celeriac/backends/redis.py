@@ -1,10 +1,17 @@
-"""Results in Redis: one string per task, expired by Redis's TTL, announced by pub/sub.
+"""Results in Redis: one string per task, expired by Redis's TTL, handed to waiting clients.
 
 A record is stored as ``<expires at>\\n<state>\\n<header JSON>\\n<payload>`` under
-``result:<task id>`` (key names: ``celeriac/redis_keys.py``), with a Redis TTL of
-``result_expires``. ``store.lua`` keeps the first final state and publishes each final record on
-a channel of the same name; ``wait()`` listens there through the process's one pub/sub
-connection (``redis_listener.py``), so a ``get()`` is woken the moment its result lands.
+``result:<task id>`` (key names: ``celeriac/_redis/keys.py``), with a Redis TTL of
+``result_expires``. ``store.lua`` keeps the first final state.
+
+Waiting uses no pub/sub and no poll. ``wait()`` sends, in one write on its thread's own
+connection, ``SADD waiting:<id> <client>``, ``check.lua`` (which pushes the record to
+``reply:<id>`` if it is already final) and ``BLPOP reply:<id>``; ``store.lua`` pushes a copy of
+each final record to ``reply:<id>`` for every member of ``waiting:<id>``. Redis runs one
+client's commands in order, so a result stored before the client said it waits is found by the
+check, and one stored after is pushed to it: a ``get()`` is woken the moment its result lands.
+Each ``BLPOP`` lasts two seconds at most (less with a short socket timeout); then ``wait()``
+says again that it waits, in the same one write.
 
 The expiry time is also written into the value, and reads compare it with the backend's clock:
 the two agree in production (the clock is Redis's, see ``RedisClock``) and let tests move time.
@@ -20,20 +27,17 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from celeriac._redis.connect import RedisOptions, as_bytes, flags_of, script_now
+from celeriac._redis.database import open_database
+from celeriac._redis.keys import BackendKeys, glob_escape
+from celeriac._redis.scripts import Arg, Command
 from celeriac.backends.base import Clock, ResultBackend, ResultRecord
 from celeriac.exceptions import BackendError
-from celeriac.redis_connect import RedisOptions, as_bytes, script_now
-from celeriac.redis_db import Arg, Command, open_database
-from celeriac.redis_keys import BackendKeys
 
 log = logging.getLogger("celeriac.backends.redis")
 
 CHUNK = 500  # records or keys per command, so that one call never blocks Redis long
 SCAN_COUNT = 1000
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 class RedisBackend(ResultBackend):
@@ -102,12 +106,12 @@ class RedisBackend(ResultBackend):
                     header = {"c": r.content_type, "d": r.date_done, "n": r.retries, "m": r.meta}
                     args += [r.state, json.dumps(header).encode() + b"\n" + r.payload]
                 keys = [k for r in chunk for k in self._record_keys(r.task_id)]
-                # Inside a broker batch on this server, sent with the batch: see redis_db.py.
+                # Inside a broker batch on this server, sent with the batch: see _redis/database.py.
                 if self.db.defer(self._store, keys, args, _log_refusals(chunk)):
                     flags += [True] * len(chunk)
                 else:
                     reply = self.db.run(self._store, keys, args)
-                    flags += [flag == ord("1") for flag in as_bytes(reply)]
+                    flags += flags_of(reply)
         return flags
 
     def get_many(self, task_ids: Sequence[str]) -> dict[str, ResultRecord]:
@@ -156,7 +160,7 @@ class RedisBackend(ResultBackend):
                 if remaining <= 0:
                     return self.get(task_id)
                 pause = min(remaining, self._block_slice)
-                # One write, one round trip (see the module docstring). The announcement
+                # One write, one round trip (see the module docstring). The waiting entry
                 # outlives the BLPOP, so that a store just after its end still pushes a copy.
                 commands: list[Command] = [
                     ("SADD", waiting, self._waiter),
@@ -245,7 +249,7 @@ class RedisBackend(ResultBackend):
             BackendError: Redis cannot be reached.
         """
         keys = self.keys
-        pattern = _glob_escape(keys.base) + "*"
+        pattern = glob_escape(keys.base) + "*"
         removed = 0
         with self._errors("cleanup"):
             pairs: list[str] = []
@@ -271,8 +275,8 @@ def _log_refusals(records: Sequence[ResultRecord]) -> Any:
     """What to do with the flags of a batched store: say which results were not stored."""
 
     def check(reply: Any) -> None:
-        for record, flag in zip(records, as_bytes(reply), strict=True):
-            if flag != ord("1"):
+        for record, stored in zip(records, flags_of(reply), strict=True):
+            if not stored:
                 log.info(
                     "result of task %s not stored: it already had a final state", record.task_id
                 )

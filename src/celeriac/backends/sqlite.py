@@ -6,17 +6,15 @@ instead of re-reading the row, so a waiting ``get()`` costs almost nothing until
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from celeriac import states
+from celeriac._sqlite.store import StoreFile
 from celeriac.backends.base import Clock, ResultBackend, ResultRecord
 from celeriac.exceptions import BackendError
-from celeriac.sqlite_db import SqliteDatabase, open_database, read_schema
 
 _FINAL = tuple(sorted(states.READY_STATES))
 _UPSERT = (
@@ -31,14 +29,6 @@ _UPSERT = (
     " RETURNING task_id"
 )
 _COLUMNS = "task_id, state, content_type, payload, date_done, retries, meta"
-
-
-@contextlib.contextmanager
-def _errors(what: str, path: str) -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise BackendError(f"SQLite backend at {path}: {what} failed: {exc}") from exc
 
 
 def _record(row: tuple[Any, ...]) -> ResultRecord:
@@ -61,21 +51,9 @@ class SqliteBackend(ResultBackend):
         super().__init__(clock=clock)
         self.url = f"sqlite:///{path}"
         self.path = path
-        self._db: SqliteDatabase | None = None
-
-    @property
-    def db(self) -> SqliteDatabase:
-        """The database, opened (and its schema created) on first use.
-
-        Raises:
-            BackendError: the file cannot be opened or created.
-        """
-        if self._db is None:
-            with _errors("opening the database", self.path):
-                db = open_database(self.path)
-                db.add_schema(read_schema("celeriac.backends", "sqlite.sql"))
-            self._db = db
-        return self._db
+        self._file = StoreFile(
+            path, name="SQLite backend", schema_package="celeriac.backends", error=BackendError
+        )
 
     def store_many(self, records: Sequence[ResultRecord], *, expires: float | None) -> list[bool]:
         """Store records in one transaction; see :meth:`ResultBackend.store_many`."""
@@ -84,7 +62,7 @@ class SqliteBackend(ResultBackend):
         now = self.clock()
         expires_at = None if expires is None else now + expires
         flags: list[bool] = []
-        with _errors("store", self.path), self.db.transaction() as conn:
+        with self._file.errors("store"), self._file.db.transaction() as conn:
             for r in records:
                 row = conn.execute(
                     _UPSERT,
@@ -108,11 +86,11 @@ class SqliteBackend(ResultBackend):
         """Fetch records; see :meth:`ResultBackend.get_many`."""
         found: dict[str, ResultRecord] = {}
         ids = list(dict.fromkeys(task_ids))
-        with _errors("get", self.path):
+        with self._file.errors("get"):
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                rows = self.db.read(
+                rows = self._file.db.read(
                     f"SELECT {_COLUMNS} FROM celeriac_results WHERE task_id IN ({marks})"
                     " AND (expires_at IS NULL OR expires_at > ?)",
                     [*chunk, self.clock()],
@@ -123,18 +101,18 @@ class SqliteBackend(ResultBackend):
     def wait(self, task_id: str, timeout: float | None) -> ResultRecord | None:
         """Wait for a final state, woken by commits; see :meth:`ResultBackend.wait`."""
         until = float("inf") if timeout is None else time.monotonic() + timeout
-        with _errors("wait", self.path):
+        with self._file.errors("wait"):
             while True:
-                version = self.db.data_version()
+                version = self._file.db.data_version()
                 record = self.get(task_id)
                 if record is not None and record.ready:
                     return record
-                if not self.db.wait_for_change(version, until):
+                if not self._file.db.wait_for_change(version, until):
                     return record
 
     def forget(self, task_ids: Sequence[str]) -> None:
         """Delete records; see :meth:`ResultBackend.forget`."""
-        with _errors("forget", self.path), self.db.transaction() as conn:
+        with self._file.errors("forget"), self._file.db.transaction() as conn:
             conn.executemany(
                 "DELETE FROM celeriac_results WHERE task_id = ?", [[t] for t in task_ids]
             )
@@ -143,7 +121,7 @@ class SqliteBackend(ResultBackend):
         """Add to a set; see :meth:`ResultBackend.add_to_set`."""
         now = self.clock()
         expires_at = None if expires is None else now + expires
-        with _errors("add to a set", self.path), self.db.transaction() as conn:
+        with self._file.errors("add to a set"), self._file.db.transaction() as conn:
             conn.execute("DELETE FROM celeriac_sets WHERE key = ? AND expires_at <= ?", [key, now])
             conn.execute(
                 "INSERT OR IGNORE INTO celeriac_sets (key, member, expires_at) VALUES (?, ?, ?)",
@@ -157,8 +135,8 @@ class SqliteBackend(ResultBackend):
 
     def set_members(self, key: str) -> set[str]:
         """Members of a set; see :meth:`ResultBackend.set_members`."""
-        with _errors("read a set", self.path):
-            rows = self.db.read(
+        with self._file.errors("read a set"):
+            rows = self._file.db.read(
                 "SELECT member FROM celeriac_sets WHERE key = ?"
                 " AND (expires_at IS NULL OR expires_at > ?)",
                 [key, self.clock()],
@@ -168,7 +146,7 @@ class SqliteBackend(ResultBackend):
     def put_document(self, key: str, document: dict[str, Any], *, expires: float | None) -> None:
         """Store a document; see :meth:`ResultBackend.put_document`."""
         expires_at = None if expires is None else self.clock() + expires
-        with _errors("store a document", self.path), self.db.transaction() as conn:
+        with self._file.errors("store a document"), self._file.db.transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO celeriac_documents (key, document, expires_at)"
                 " VALUES (?, ?, ?)",
@@ -177,8 +155,8 @@ class SqliteBackend(ResultBackend):
 
     def get_document(self, key: str) -> dict[str, Any] | None:
         """Read a document; see :meth:`ResultBackend.get_document`."""
-        with _errors("read a document", self.path):
-            rows = self.db.read(
+        with self._file.errors("read a document"):
+            rows = self._file.db.read(
                 "SELECT document FROM celeriac_documents WHERE key = ?"
                 " AND (expires_at IS NULL OR expires_at > ?)",
                 [key, self.clock()],
@@ -187,7 +165,7 @@ class SqliteBackend(ResultBackend):
 
     def cleanup(self) -> int:
         """Delete expired records; see :meth:`ResultBackend.cleanup`."""
-        with _errors("cleanup", self.path), self.db.transaction() as conn:
+        with self._file.errors("cleanup"), self._file.db.transaction() as conn:
             removed = 0
             for table in ("celeriac_results", "celeriac_sets", "celeriac_documents"):
                 cursor = conn.execute(f"DELETE FROM {table} WHERE expires_at <= ?", [self.clock()])
@@ -196,5 +174,4 @@ class SqliteBackend(ResultBackend):
 
     def close(self) -> None:
         """Close this thread's connection."""
-        if self._db is not None:
-            self._db.close()
+        self._file.close()

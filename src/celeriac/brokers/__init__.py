@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from celeriac.brokers.base import Broker, DeadLetter, Delivery
-from celeriac.exceptions import ConfigurationError
-from celeriac.urls import mask_url, scheme_of
-
-REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "sentinel")
-SCHEMES = ("memory", "sqlite", *REDIS_SCHEMES)
+from celeriac.urls import REDIS_SCHEMES, build_from_url
 
 
 def create_broker(
@@ -25,31 +21,36 @@ def create_broker(
         ConfigurationError: the URL names no known broker, or is malformed, or the package
             its broker needs is not installed.
     """
-    scheme = scheme_of(url)
-    if scheme == "memory":
-        from celeriac.brokers.memory import named_broker
+    builders: dict[str, Callable[[str], Broker]] = {
+        "memory": _memory,
+        "sqlite": _sqlite,
+        **dict.fromkeys(REDIS_SCHEMES, lambda url: _redis(url, options, publish_timeout)),
+    }
+    return build_from_url(url, "broker", builders)
 
-        return named_broker(url.partition("://")[2])
-    if scheme == "sqlite":
-        from celeriac.brokers.sqlite import SqliteBroker
-        from celeriac.sqlite_db import parse_sqlite_url
 
-        try:
-            return SqliteBroker(parse_sqlite_url(url))
-        except ValueError as exc:
-            raise ConfigurationError(f"bad broker URL: {exc}") from None
-    if scheme in REDIS_SCHEMES:
-        from celeriac.brokers.redis import RedisBroker
-        from celeriac.redis_connect import RedisOptions
+# Each builder imports its broker's module only when its scheme is used.
+def _memory(url: str) -> Broker:
+    from celeriac.brokers.memory import named_broker
 
-        settings = RedisOptions.from_settings(options)
-        if publish_timeout is None:
-            return RedisBroker(url, settings)
-        return RedisBroker(url, settings, publish_timeout=publish_timeout)
-    raise ConfigurationError(
-        f"unknown broker URL {mask_url(url)!r}: the scheme must be one of "
-        + ", ".join(f"{s}://" for s in SCHEMES)
-    )
+    return named_broker(url.partition("://")[2])
+
+
+def _sqlite(url: str) -> Broker:
+    from celeriac._sqlite.database import parse_sqlite_url
+    from celeriac.brokers.sqlite import SqliteBroker
+
+    return SqliteBroker(parse_sqlite_url(url))
+
+
+def _redis(url: str, options: Mapping[str, Any] | None, publish_timeout: float | None) -> Broker:
+    from celeriac._redis.connect import RedisOptions
+    from celeriac.brokers.redis import RedisBroker
+
+    settings = RedisOptions.from_settings(options)
+    if publish_timeout is None:
+        return RedisBroker(url, settings)
+    return RedisBroker(url, settings, publish_timeout=publish_timeout)
 
 
 __all__ = ["Broker", "DeadLetter", "Delivery", "create_broker"]

@@ -1,6 +1,6 @@
 """The Redis broker: every worker on every host shares one Redis.
 
-The key layout is in ``celeriac/redis_keys.py`` and ``docs/design/redis.md``; every step that
+The key layout is in ``celeriac/_redis/keys.py`` and ``docs/design/redis.md``; every step that
 touches more than one key is a Lua script in ``redis_lua/`` beside this file, whose header lists
 the keys and arguments it uses. In short: a message is two fields of one hash, named after its
 tag (its bytes; its priority, attempt count and, while leased, its lease token); a queue is a
@@ -9,7 +9,8 @@ time they come due (a delayed message's ETA, a leased message's deadline). Those
 compared, inside the scripts, with Redis's own clock, so the clocks of worker hosts do not
 matter. A fetch that finds nothing blocks on the queues' wake-up lists (``BLPOP``), never
 polling, for no longer than the next ETA or lease deadline. Inside ``batch()``, settlements
-wait to run with the next fetch, in one script and one round trip (``celeriac/redis_db.py``).
+wait to run with the next fetch, in one script and one round trip
+(``celeriac/_redis/database.py``).
 """
 
 from __future__ import annotations
@@ -20,29 +21,29 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from celeriac._redis.connect import (
+    REFUSED,
+    TRANSIENT,
+    RedisError,
+    RedisOptions,
+    as_bytes,
+    flags_of,
+    script_now,
+)
+from celeriac._redis.database import open_database
+from celeriac._redis.keys import BrokerKeys, glob_escape
+from celeriac._redis.scripts import Arg
 from celeriac.brokers.base import Broker, Clock, DeadLetter, Delivery
 from celeriac.brokers.redis_calls import (
-    Settlement,
+    SettleOperation,
     Tokens,
     deliveries_of,
-    flags_of,
-    glob_escape,
     log_refusals,
     queue_keys,
     settle_call,
 )
 from celeriac.exceptions import BrokerError, CeleriacError, PublishError
 from celeriac.message import Message
-from celeriac.redis_connect import (
-    REFUSED,
-    TRANSIENT,
-    RedisError,
-    RedisOptions,
-    as_bytes,
-    script_now,
-)
-from celeriac.redis_db import Arg, open_database
-from celeriac.redis_keys import BrokerKeys
 
 SCRIPTS = ("publish", "fetch", "settle", "extend", "recover", "purge", "broadcast")
 CHUNK = 500  # messages or settlements per script call, so that one call never blocks Redis long
@@ -215,7 +216,7 @@ class RedisBroker(Broker):
         Raises:
             BrokerError: Redis cannot be reached.
         """
-        return self._settle([Settlement("ack", d) for d in deliveries], "ack")
+        return self._settle([SettleOperation("ack", d) for d in deliveries], "ack")
 
     def requeue(
         self, delivery: Delivery, *, message: Message | None = None, eta: float | None = None
@@ -227,7 +228,7 @@ class RedisBroker(Broker):
         """
         when = "" if eta is None else repr(float(eta))
         kind = "requeue" if message is None else "replace"
-        return self._settle([Settlement(kind, delivery, when, message)], "requeue")[0]
+        return self._settle([SettleOperation(kind, delivery, when, message)], "requeue")[0]
 
     def dead_letter(self, delivery: Delivery, reason: str) -> bool:
         """Move a message to the dead letters; see :meth:`Broker.dead_letter`.
@@ -235,30 +236,32 @@ class RedisBroker(Broker):
         Raises:
             BrokerError: Redis cannot be reached.
         """
-        return self._settle([Settlement("dead", delivery, reason)], "dead-letter")[0]
+        return self._settle([SettleOperation("dead", delivery, reason)], "dead-letter")[0]
 
-    def _settle(self, settlements: Sequence[Settlement], what: str) -> list[bool]:
-        if not settlements:
+    def _settle(self, operations: Sequence[SettleOperation], what: str) -> list[bool]:
+        if not operations:
             return []
         state = self.db.batch_state()
         if state is not None:
-            return self._defer_settle(settlements, state)
+            return self._defer_settle(operations, state)
         flags: list[bool] = []
         with self._errors(what):
-            for start in range(0, len(settlements), CHUNK):
-                keys, args = settle_call(self.keys, self._now(), settlements[start : start + CHUNK])
+            for start in range(0, len(operations), CHUNK):
+                keys, args = settle_call(self.keys, self._now(), operations[start : start + CHUNK])
                 flags += flags_of(self.db.run(self._scripts["settle"], keys, args))
         return flags
 
-    def _defer_settle(self, settlements: Sequence[Settlement], state: dict[str, Any]) -> list[bool]:
-        """Queue settlements in this thread's batch; see :meth:`batch` for the flags."""
+    def _defer_settle(
+        self, operations: Sequence[SettleOperation], state: dict[str, Any]
+    ) -> list[bool]:
+        """Queue settle operations in this thread's batch; see :meth:`batch` for the flags."""
         settled: set[str] = state.setdefault("settled", set())
         flags = []
-        for s in settlements:
+        for s in operations:
             flags.append(s.delivery.tag not in settled)
             settled.add(s.delivery.tag)
-        for start in range(0, len(settlements), CHUNK):
-            chunk = settlements[start : start + CHUNK]
+        for start in range(0, len(operations), CHUNK):
+            chunk = operations[start : start + CHUNK]
             keys, args = settle_call(self.keys, self._now(), chunk)
             expected = flags[start : start + CHUNK]
             self.db.defer(self._scripts["settle"], keys, args, log_refusals(chunk, expected))

@@ -14,18 +14,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from celeriac._redis.connect import as_bytes, flags_of
+from celeriac._redis.keys import BrokerKeys
+from celeriac._redis.scripts import Arg
 from celeriac.brokers.base import Delivery
 from celeriac.message import Message
-from celeriac.redis_connect import as_bytes
-from celeriac.redis_db import Arg
-from celeriac.redis_keys import BrokerKeys
 
 log = logging.getLogger("celeriac.brokers.redis")
-
-
-def glob_escape(text: str) -> str:
-    """``text`` with the glob characters of ``SCAN MATCH`` escaped."""
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 def queue_keys(keys: BrokerKeys, queues: Sequence[str]) -> list[str]:
@@ -34,7 +29,7 @@ def queue_keys(keys: BrokerKeys, queues: Sequence[str]) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Settlement:
+class SettleOperation:
     """One operation of ``settle.lua``: ``kind`` is ack, requeue, replace or dead."""
 
     kind: str
@@ -44,33 +39,28 @@ class Settlement:
 
 
 def settle_call(
-    keys: BrokerKeys, now: str, settlements: Sequence[Settlement]
+    keys: BrokerKeys, now: str, operations: Sequence[SettleOperation]
 ) -> tuple[list[str], list[Arg]]:
-    """The keys and arguments of ``settle.lua`` for these settlements."""
-    names = [s.delivery.queue for s in settlements]
-    names += [s.message.queue for s in settlements if s.message is not None]
+    """The keys and arguments of ``settle.lua`` for these operations (one call)."""
+    names = [s.delivery.queue for s in operations]
+    names += [s.message.queue for s in operations if s.message is not None]
     queues = list(dict.fromkeys(names))
     number = {queue: str(n) for n, queue in enumerate(queues, 1)}
     args: list[Arg] = [now, str(len(queues)), *queues]
-    for s in settlements:
+    for s in operations:
         d, m = s.delivery, s.message
         args += [s.kind, number[d.queue], d.tag, d.token, s.value]
         args += [number[m.queue], str(m.priority), m.encode()] if m else ["", "", ""]
     return [keys.messages, keys.dead, *queue_keys(keys, queues)], args
 
 
-def flags_of(reply: Any) -> list[bool]:
-    """The '1'/'0' string that settle.lua and extend.lua return, as booleans."""
-    return [flag == ord("1") for flag in as_bytes(reply)]
-
-
 def log_refusals(
-    settlements: Sequence[Settlement], expected: Sequence[bool]
+    operations: Sequence[SettleOperation], expected: Sequence[bool]
 ) -> Callable[[Any], None]:
-    """What to do with the flags of batched settlements: say which ones Redis refused."""
+    """What to do with the flags of batched settle operations: say which ones Redis refused."""
 
     def check(reply: Any) -> None:
-        for s, hoped, done in zip(settlements, expected, flags_of(reply), strict=True):
+        for s, hoped, done in zip(operations, expected, flags_of(reply), strict=True):
             if hoped and not done:
                 log.warning("%s of message %s refused: its lease was lost", s.kind, s.delivery.tag)
 

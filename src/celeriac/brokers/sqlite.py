@@ -15,21 +15,13 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 
+from celeriac._sqlite.store import StoreFile
 from celeriac.brokers.base import Broker, Clock, DeadLetter, Delivery
 from celeriac.exceptions import BrokerError, PublishError
 from celeriac.message import Message
-from celeriac.sqlite_db import SqliteDatabase, open_database, read_schema
 
 PROMOTE_EVERY = 0.01  # seconds; a due delayed message waits at most this long in a busy queue
 _CHUNK = 400  # rows per statement: keeps (tag, token) pairs under SQLite's variable limit
-
-
-@contextlib.contextmanager
-def _errors(what: str, path: str, error: type[BrokerError] = BrokerError) -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise error(f"SQLite broker at {path}: {what} failed: {exc}") from exc
 
 
 def _chunks(items: Sequence[Delivery]) -> Iterator[Sequence[Delivery]]:
@@ -56,22 +48,10 @@ class SqliteBroker(Broker):
         super().__init__(clock=clock)
         self.url = f"sqlite:///{path}"
         self.path = path
-        self._db: SqliteDatabase | None = None
+        self._file = StoreFile(
+            path, name="SQLite broker", schema_package="celeriac.brokers", error=BrokerError
+        )
         self._promoted_at = float("-inf")
-
-    @property
-    def db(self) -> SqliteDatabase:
-        """The database, opened (and its schema created) on first use.
-
-        Raises:
-            BrokerError: the file cannot be opened or created.
-        """
-        if self._db is None:
-            with _errors("opening the database", self.path):
-                db = open_database(self.path)
-                db.add_schema(read_schema("celeriac.brokers", "sqlite.sql"))
-            self._db = db
-        return self._db
 
     def publish_many(self, messages: Sequence[Message]) -> None:
         """Enqueue messages in one transaction; see :meth:`Broker.publish_many`."""
@@ -81,7 +61,7 @@ class SqliteBroker(Broker):
             delayed = m.eta is not None and m.eta > now
             available_at = m.eta if delayed else now
             rows.append((m.queue, m.priority, 0 if delayed else 1, available_at, m.encode()))
-        with _errors("publish", self.path, PublishError), self.db.transaction() as conn:
+        with self._file.errors("publish", PublishError), self._file.db.transaction() as conn:
             conn.executemany(
                 "INSERT INTO celeriac_messages (queue, priority, ready, available_at, body)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -91,7 +71,7 @@ class SqliteBroker(Broker):
     def publish_once(self, message: Message, key: str, *, ttl: float) -> bool:
         """Enqueue unless ``key`` was used within ``ttl``; see :meth:`Broker.publish_once`."""
         now = self.clock()
-        with _errors("publish", self.path, PublishError), self.db.transaction() as conn:
+        with self._file.errors("publish", PublishError), self._file.db.transaction() as conn:
             conn.execute("DELETE FROM celeriac_once WHERE key = ? AND expires_at <= ?", [key, now])
             cursor = conn.execute(
                 "INSERT OR IGNORE INTO celeriac_once (key, expires_at) VALUES (?, ?)",
@@ -109,15 +89,15 @@ class SqliteBroker(Broker):
         if limit < 1:
             return []  # nothing can be taken, and the loop below would never end
         until = time.monotonic() + timeout
-        with _errors("fetch", self.path):
+        with self._file.errors("fetch"):
             # Optimistic first: while messages flow, a fetch is one transaction.
             taken = self._take(queues, limit, lease)
             while not taken:
-                version = self.db.data_version()
+                version = self._file.db.data_version()
                 next_ready = self._next_ready(queues)
                 if next_ready is not None and next_ready <= self.clock():
                     taken = self._take(queues, limit, lease, promote=True)
-                elif not self.db.wait_for_change(version, until, next_ready, self.clock):
+                elif not self._file.db.wait_for_change(version, until, next_ready, self.clock):
                     return []
             return taken
 
@@ -126,7 +106,7 @@ class SqliteBroker(Broker):
         now = self.clock()
         soonest: float | None = None
         for queue in queues:
-            if self.db.read(
+            if self._file.db.read(
                 "SELECT 1 FROM celeriac_messages WHERE ready = 1 AND queue = ?"
                 " AND available_at <= ? LIMIT 1",
                 [queue, now],
@@ -134,13 +114,15 @@ class SqliteBroker(Broker):
                 return now
             # Nothing ready: every ready = 1 row of the queue is leased (few rows); the first
             # lease to run out is when one may come back.
-            ((expiry,),) = self.db.read(
+            ((expiry,),) = self._file.db.read(
                 "SELECT MIN(available_at) FROM celeriac_messages WHERE ready = 1 AND queue = ?",
                 [queue],
             )
             if expiry is not None and (soonest is None or expiry < soonest):
                 soonest = float(expiry)
-        ((due,),) = self.db.read("SELECT MIN(available_at) FROM celeriac_messages WHERE ready = 0")
+        ((due,),) = self._file.db.read(
+            "SELECT MIN(available_at) FROM celeriac_messages WHERE ready = 0"
+        )
         if due is not None and (soonest is None or due < soonest):
             soonest = float(due)
         return soonest
@@ -150,7 +132,7 @@ class SqliteBroker(Broker):
     ) -> list[Delivery]:
         token = secrets.token_hex(8)
         now = self.clock()
-        with self.db.transaction() as conn:
+        with self._file.db.transaction() as conn:
             # Delayed messages that came due join the hand-out order; while messages flow this
             # is done every PROMOTE_EVERY seconds rather than on every fetch.
             if promote or now - self._promoted_at >= PROMOTE_EVERY:
@@ -194,7 +176,7 @@ class SqliteBroker(Broker):
         # Matched on (tag, token): a stale delivery of a message that is in the same batch under
         # its current lease must still report False.
         done: set[tuple[str, str]] = set()
-        with self.db.transaction() as conn:
+        with self._file.db.transaction() as conn:
             for chunk in _chunks(deliveries):
                 rows = conn.execute(
                     sql.format(pairs=_pairs_clause(len(chunk))), [*params, *_pairs(chunk)]
@@ -206,7 +188,7 @@ class SqliteBroker(Broker):
         """Delete delivered messages; see :meth:`Broker.ack_many`."""
         if not deliveries:
             return []
-        with _errors("ack", self.path):
+        with self._file.errors("ack"):
             return self._settle(
                 "DELETE FROM celeriac_messages WHERE {pairs} RETURNING tag, token", deliveries
             )
@@ -215,7 +197,7 @@ class SqliteBroker(Broker):
         """Push lease deadlines; see :meth:`Broker.extend`."""
         if not deliveries:
             return []
-        with _errors("extend", self.path):
+        with self._file.errors("extend"):
             return self._settle(
                 "UPDATE celeriac_messages SET available_at = ? WHERE {pairs} RETURNING tag, token",
                 deliveries,
@@ -230,7 +212,7 @@ class SqliteBroker(Broker):
         delayed = eta is not None and eta > now
         placed = [0 if delayed else 1, eta if delayed else now]
         key = [int(delivery.tag), delivery.token]
-        with _errors("requeue", self.path), self.db.transaction() as conn:
+        with self._file.errors("requeue"), self._file.db.transaction() as conn:
             if message is None:
                 cursor = conn.execute(
                     "UPDATE celeriac_messages SET token = NULL, ready = ?, available_at = ?"
@@ -247,7 +229,7 @@ class SqliteBroker(Broker):
 
     def dead_letter(self, delivery: Delivery, reason: str) -> bool:
         """Move a message to the dead letters; see :meth:`Broker.dead_letter`."""
-        with _errors("dead-letter", self.path), self.db.transaction() as conn:
+        with self._file.errors("dead-letter"), self._file.db.transaction() as conn:
             row = conn.execute(
                 "DELETE FROM celeriac_messages WHERE tag = ? AND token = ? RETURNING queue, body",
                 [int(delivery.tag), delivery.token],
@@ -263,8 +245,8 @@ class SqliteBroker(Broker):
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The newest dead letters; see :meth:`Broker.dead_letters`."""
-        with _errors("reading dead letters", self.path):
-            rows = self.db.read(
+        with self._file.errors("reading dead letters"):
+            rows = self._file.db.read(
                 "SELECT tag, queue, body, reason, dead_at FROM celeriac_dead_letters"
                 " ORDER BY id DESC LIMIT ?",
                 [limit],
@@ -280,7 +262,7 @@ class SqliteBroker(Broker):
         forgets expired ``publish_once`` keys.
         """
         now = self.clock()
-        with _errors("recover", self.path), self.db.transaction() as conn:
+        with self._file.errors("recover"), self._file.db.transaction() as conn:
             conn.execute("DELETE FROM celeriac_once WHERE expires_at <= ?", [now])
             cursor = conn.execute(
                 "UPDATE celeriac_messages SET token = NULL"
@@ -292,8 +274,8 @@ class SqliteBroker(Broker):
     def queue_lengths(self, queues: Sequence[str]) -> dict[str, int]:
         """Messages per queue; see :meth:`Broker.queue_lengths`."""
         marks = ",".join("?" * len(queues))
-        with _errors("counting messages", self.path):
-            rows = self.db.read(
+        with self._file.errors("counting messages"):
+            rows = self._file.db.read(
                 f"SELECT queue, COUNT(*) FROM celeriac_messages WHERE queue IN ({marks})"
                 " GROUP BY queue",
                 list(queues),
@@ -305,7 +287,7 @@ class SqliteBroker(Broker):
     def purge(self, queues: Sequence[str]) -> int:
         """Delete unleased messages; see :meth:`Broker.purge`."""
         marks = ",".join("?" * len(queues))
-        with _errors("purge", self.path), self.db.transaction() as conn:
+        with self._file.errors("purge"), self._file.db.transaction() as conn:
             cursor = conn.execute(
                 f"DELETE FROM celeriac_messages WHERE queue IN ({marks})"
                 " AND (token IS NULL OR available_at <= ?)",
@@ -316,7 +298,7 @@ class SqliteBroker(Broker):
     def broadcast(self, payload: bytes, *, ttl: float = 86400.0) -> None:
         """Append a control message; see :meth:`Broker.broadcast`."""
         now = self.clock()
-        with _errors("broadcast", self.path, PublishError), self.db.transaction() as conn:
+        with self._file.errors("broadcast", PublishError), self._file.db.transaction() as conn:
             conn.execute("DELETE FROM celeriac_broadcasts WHERE expires_at <= ?", [now])
             conn.execute(
                 "INSERT INTO celeriac_broadcasts (expires_at, payload) VALUES (?, ?)",
@@ -326,8 +308,8 @@ class SqliteBroker(Broker):
     def read_broadcasts(self, cursor: str | None) -> tuple[list[bytes], str]:
         """Control messages after ``cursor``; see :meth:`Broker.read_broadcasts`."""
         after = int(cursor) if cursor else 0
-        with _errors("reading broadcasts", self.path):
-            rows = self.db.read(
+        with self._file.errors("reading broadcasts"):
+            rows = self._file.db.read(
                 "SELECT seq, payload FROM celeriac_broadcasts"
                 " WHERE seq > ? AND expires_at > ? ORDER BY seq",
                 [after, self.clock()],
@@ -338,10 +320,9 @@ class SqliteBroker(Broker):
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         """One transaction for the calls inside (and a SQLite backend's on this file)."""
-        with _errors("a batch", self.path), self.db.transaction():
+        with self._file.errors("a batch"), self._file.db.transaction():
             yield
 
     def close(self) -> None:
         """Close this thread's connection."""
-        if self._db is not None:
-            self._db.close()
+        self._file.close()

@@ -1,3 +1,4 @@
+-- include: lib
 -- add_to_set.lua: add a member to a workflow set and return its size; the set expires a
 -- while after its latest change.
 --
@@ -13,11 +14,7 @@
 -- Why a script: a chord counts its finished members with this; adding and counting must be
 -- one step, so that exactly one caller sees the full count.
 
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
+local now = clock()
 
 local expiry = redis.call('GET', KEYS[2])
 if not expiry or (expiry ~= '' and tonumber(expiry) <= now) then

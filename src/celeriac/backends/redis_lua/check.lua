@@ -1,3 +1,4 @@
+-- include: lib
 -- check.lua: hand a waiting client the record of its task at once, if it is already final.
 --
 -- KEYS[1]  result:<id>  string  "<expires at>\n<state>\n<header JSON>\n<payload>" (read)
@@ -19,15 +20,8 @@ local expiry, state = string.match(value, '^([^\n]*)\n([^\n]*)\n')
 if state ~= 'SUCCESS' and state ~= 'FAILURE' and state ~= 'REVOKED' then
   return 0
 end
-if expiry ~= '' then
-  local now = tonumber(ARGV[1])
-  if not now then
-    local t = redis.call('TIME')
-    now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-  end
-  if tonumber(expiry) <= now then
-    return 0
-  end
+if expiry ~= '' and tonumber(expiry) <= clock() then
+  return 0
 end
 redis.call('RPUSH', KEYS[2], value)
 redis.call('PEXPIRE', KEYS[2], 60000)

@@ -1,3 +1,4 @@
+-- include: lib
 -- cleanup.lua: delete the records whose expiry time has passed (Redis's TTLs usually did it
 -- already; this catches what a clock other than Redis's says has expired).
 --
@@ -11,11 +12,7 @@
 -- Why a script: the expiry is read and the keys deleted in one step, so a record stored again
 -- in between is never deleted.
 
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
+local now = clock()
 
 local count = 0
 for i = 1, #KEYS, 2 do

@@ -1,3 +1,4 @@
+-- include: lib
 -- store.lua: store task records, unless the task already has a final state; hand each final
 -- record to the clients waiting for it.
 --
@@ -22,11 +23,7 @@
 
 local FINAL = {SUCCESS = true, FAILURE = true, REVOKED = true} -- celeriac.states.READY_STATES
 
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
+local now = clock()
 local ttl = tonumber(ARGV[2])
 local expires_at, ttl_ms = '', nil
 if ttl then

@@ -1,3 +1,4 @@
+-- include: lib
 -- broadcast.lua: append a control message that every consumer reads, and drop expired ones.
 --
 -- KEYS[1]  broadcasts       stream  entries {e = expiry time, p = payload}
@@ -13,11 +14,7 @@
 -- Why a script: the expiry is computed on the same clock that readers compare it with, and
 -- the trimming looks at the oldest entries only (at most 100), so it stays cheap.
 
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
+local now = clock()
 
 for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 100)) do
   local fields = entry[2]

@@ -1,3 +1,4 @@
+-- include: lib
 -- extend.lua: push lease deadlines forward, for the leases whose token is still current.
 --
 -- KEYS[1]  messages     hash    "<tag>:s" -> "<priority>:<attempt>[:<token>]" (read)
@@ -15,32 +16,22 @@
 -- Why a script: the token check and the new deadline must be one step, or a lease that ran out
 -- and was taken by another worker in between would be extended for the wrong holder.
 
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
-local deadline = string.format('%.6f', now + tonumber(ARGV[2]))
+local deadline = string.format('%.6f', clock() + tonumber(ARGV[2]))
 
 local names = {}
 for j = 3, #ARGV, 3 do
   names[#names + 1] = ARGV[j + 1] .. ':s'
 end
-if #names == 0 then
-  return ''
-end
+local states = hmget_all(KEYS[1], names)
 local flags = {}
-for i = 1, #names, 1000 do
-  local part = redis.call('HMGET', KEYS[1], unpack(names, i, math.min(i + 999, #names)))
-  for k, state in ipairs(part) do
-    local j = 3 + 3 * (i + k - 2)
-    local held = state and string.match(state, '^%d:%d+:(.+)$')
-    if held and held == ARGV[j + 2] then
-      redis.call('ZADD', KEYS[3 * tonumber(ARGV[j])], deadline, ARGV[j + 1])
-      flags[#flags + 1] = '1'
-    else
-      flags[#flags + 1] = '0'
-    end
+for k = 1, #names do
+  local j = 3 * k -- this lease's queue number; its tag and token follow
+  local held = states[k] and string.match(states[k], '^%d:%d+:(.+)$')
+  if held and held == ARGV[j + 2] then
+    redis.call('ZADD', KEYS[3 * tonumber(ARGV[j])], deadline, ARGV[j + 1])
+    flags[k] = '1'
+  else
+    flags[k] = '0'
   end
 end
 return table.concat(flags)

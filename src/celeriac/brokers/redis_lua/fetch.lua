@@ -1,3 +1,4 @@
+-- include: lib
 -- fetch.lua: lease the best ready messages of some queues (priority 9 first, then oldest first).
 --
 -- KEYS[1]  messages     hash    "<tag>" -> message bytes (read); "<tag>:s" -> "<priority>:
@@ -28,11 +29,7 @@
 -- the attempt is one step, so two consumers can never lease the same message, and a message
 -- whose lease ran out comes back here, without any separate reaper.
 
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
+local now = clock()
 local limit = tonumber(ARGV[2])
 local deadline = string.format('%.6f', now + tonumber(ARGV[3]))
 local token = ARGV[4]
@@ -49,12 +46,12 @@ local function promote(ready, pending)
   for i, tag in ipairs(due) do
     names[i] = tag .. ':s'
   end
-  local states = redis.call('HMGET', KEYS[1], unpack(names))
+  local states = hmget_all(KEYS[1], names)
   local ranks, released = {}, {}
   for i, tag in ipairs(due) do
     if states[i] then -- a tag without a state has no message left: it is only dropped
       local priority, attempt, held = string.match(states[i], '^(%d):(%d+):?(.*)$')
-      ranks[#ranks + 1] = string.format('%d', (9 - priority) * 1e14 + tonumber(tag))
+      ranks[#ranks + 1] = rank(priority, tag)
       ranks[#ranks + 1] = tag
       if held ~= '' then
         released[#released + 1] = names[i]
@@ -105,7 +102,7 @@ if taken > 0 then
     into[#into + 1] = deadline
     into[#into + 1] = tag
   end
-  local values = redis.call('HMGET', KEYS[1], unpack(names))
+  local values = hmget_all(KEYS[1], names)
   local written = {}
   for k = 1, taken do
     local priority, attempt = string.match(values[2 * k - 1] or '0:0', '^(%d):(%d+)')
@@ -129,9 +126,7 @@ if waiting then
   local soonest = nil
   for i = 1, nq do
     if redis.call('ZCARD', KEYS[3 * i]) > 0 then
-      if redis.call('LLEN', KEYS[3 * i + 2]) == 0 then
-        redis.call('RPUSH', KEYS[3 * i + 2], '1')
-      end
+      wake(KEYS[3 * i + 2])
     else
       redis.call('DEL', KEYS[3 * i + 2])
     end

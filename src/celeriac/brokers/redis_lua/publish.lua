@@ -43,7 +43,7 @@ for j = 3, #ARGV, 4 do
   fields[#fields + 1] = ARGV[j + 3]
   fields[#fields + 1] = name .. ':s'
   fields[#fields + 1] = priority .. ':0'
-  local into, score = ready, string.format('%d', (9 - priority) * 1e14 + tag)
+  local into, score = ready, rank(priority, tag)
   if eta and eta > clock() then
     into, score = pending, string.format('%.6f', eta)
   end
@@ -60,9 +60,7 @@ for q, items in pairs(pending) do
   chunked('ZADD', KEYS[2 + 3 * q], items)
 end
 -- Wake one waiting fetch per queue (a delayed message too: the fetch then waits until its ETA).
-for wake = 6, #KEYS, 3 do
-  if redis.call('LLEN', KEYS[wake]) == 0 then
-    redis.call('RPUSH', KEYS[wake], '1')
-  end
+for key = 6, #KEYS, 3 do
+  wake(KEYS[key])
 end
 return count

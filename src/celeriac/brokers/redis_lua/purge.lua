@@ -1,3 +1,4 @@
+-- include: lib
 -- purge.lua: delete every message of some queues that is not under a live lease.
 --
 -- KEYS[1]  messages     hash    "<tag>" and "<tag>:s" of each purged message (deleted); the
@@ -13,11 +14,7 @@
 --
 -- Why a script: a message must not be fetched while it is being deleted, nor half deleted.
 
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
+local now = clock()
 
 local count = 0
 for base = 2, #KEYS, 3 do

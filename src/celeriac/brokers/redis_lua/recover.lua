@@ -1,3 +1,4 @@
+-- include: lib
 -- recover.lua: make the messages whose lease ran out (and delayed ones whose ETA came) ready
 -- again. Fetch does this too, for the queues it reads; this covers every queue at once.
 --
@@ -15,11 +16,7 @@
 -- Why a script: a lease that runs out must leave pending:<q>, lose its token and join
 -- ready:<q> in one step, or its holder could still settle it after another worker took it.
 
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
+local now = clock()
 
 local count = 0
 for base = 2, #KEYS, 3 do
@@ -29,8 +26,7 @@ for base = 2, #KEYS, 3 do
     local state = redis.call('HGET', KEYS[1], tag .. ':s')
     if state then
       local priority, attempt, held = string.match(state, '^(%d):(%d+):?(.*)$')
-      redis.call('ZADD', KEYS[base], string.format('%d', (9 - priority) * 1e14 + tonumber(tag)),
-        tag)
+      redis.call('ZADD', KEYS[base], rank(priority, tag), tag)
       if held ~= '' then
         redis.call('HSET', KEYS[1], tag .. ':s', priority .. ':' .. attempt)
         count = count + 1
@@ -38,8 +34,8 @@ for base = 2, #KEYS, 3 do
     end
     redis.call('ZREM', KEYS[base + 1], tag)
   end
-  if #due > 0 and redis.call('LLEN', KEYS[base + 2]) == 0 then
-    redis.call('RPUSH', KEYS[base + 2], '1')
+  if #due > 0 then
+    wake(KEYS[base + 2])
   end
 end
 return count

@@ -37,13 +37,7 @@ end
 if #names == 0 then
   return ''
 end
-local states = {}
-for i = 1, #names, 1000 do
-  local part = redis.call('HMGET', KEYS[1], unpack(names, i, math.min(i + 999, #names)))
-  for k, state in ipairs(part) do
-    states[i + k - 1] = state
-  end
-end
+local states = hmget_all(KEYS[1], names)
 
 local flags, settled, forget, unpend, woken = {}, {}, {}, {}, {}
 for k = 1, #names do
@@ -78,8 +72,7 @@ for k = 1, #names do
       if eta and eta > clock() then
         redis.call('ZADD', KEYS[3 * target + 1], string.format('%.6f', eta), tag)
       else
-        redis.call('ZADD', KEYS[3 * target],
-          string.format('%d', (9 - priority) * 1e14 + tonumber(tag)), tag)
+        redis.call('ZADD', KEYS[3 * target], rank(priority, tag), tag)
       end
       woken[target] = true
     end
@@ -91,8 +84,6 @@ for q, gone in pairs(unpend) do
 end
 chunked('HDEL', KEYS[1], forget)
 for q in pairs(woken) do
-  if redis.call('LLEN', KEYS[3 * q + 2]) == 0 then
-    redis.call('RPUSH', KEYS[3 * q + 2], '1')
-  end
+  wake(KEYS[3 * q + 2])
 end
 return table.concat(flags)

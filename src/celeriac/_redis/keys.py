@@ -10,6 +10,12 @@ from __future__ import annotations
 NAMESPACE = "celeriac:"
 
 
+def glob_escape(text: str) -> str:
+    """``text`` with the glob characters of ``SCAN MATCH`` escaped (for a pattern that finds
+    the keys starting with ``text``: ``glob_escape(prefix) + "*"``)."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
 class BrokerKeys:
     """Key names of the Redis broker.
 

@@ -14,8 +14,9 @@ URLs (passwords are masked with :func:`celeriac.urls.mask_url` wherever a URL is
   db. The password is the master's; Sentinels that need one get it from
   ``broker_transport_options['sentinel_kwargs'] = {'password': ...}``.
 
-Redis is imported here (and by the modules of the Redis broker and backend, after this one),
-never elsewhere, so a missing ``redis`` package fails only when a Redis URL is used.
+The ``redis`` package is imported here only (the rest of ``_redis`` and the Redis broker and
+backend get it through this module), so a missing ``redis`` package fails only when a Redis URL
+is used.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from celeriac.exceptions import ConfigurationError
-from celeriac.urls import mask_url, scheme_of
+from celeriac.urls import REDIS_SCHEMES, SENTINEL_SCHEMES, mask_url, scheme_of
 
 try:
     import redis
@@ -41,8 +42,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from None
 
 RedisError = redis.RedisError
-SENTINEL_SCHEMES = ("redis+sentinel", "sentinel")
-SCHEMES = ("redis", "rediss", "unix", *SENTINEL_SCHEMES)
 # Errors after which the same call may succeed once Redis is back (or a fail-over is done, or
 # the restarted server has loaded its data); a refused password is not one of them.
 TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError)
@@ -129,8 +128,9 @@ def connect(url: str, options: RedisOptions) -> redis.Redis:
     try:
         if scheme in SENTINEL_SCHEMES:
             return _sentinel_master(url, options, defaults)
-        if scheme not in SCHEMES:
-            raise ValueError(f"the scheme must be one of {', '.join(s + '://' for s in SCHEMES)}")
+        if scheme not in REDIS_SCHEMES:
+            known = ", ".join(f"{s}://" for s in REDIS_SCHEMES)
+            raise ValueError(f"the scheme must be one of {known}")
         pool = redis.ConnectionPool.from_url(url, **defaults)
     except (ValueError, TypeError) as exc:
         raise ConfigurationError(f"bad Redis URL {mask_url(url)!r}: {exc}") from None
@@ -197,6 +197,16 @@ def as_bytes(value: object) -> bytes:
     raise TypeError(f"expected a string reply from Redis, not {type(value).__name__}")
 
 
+def flags_of(reply: object) -> list[bool]:
+    """The '1'/'0' string that ``store.lua``, ``settle.lua`` and ``extend.lua`` return (one
+    character per item), as booleans.
+
+    Raises:
+        TypeError: the reply is not a string.
+    """
+    return [flag == ord("1") for flag in as_bytes(reply)]
+
+
 def script_now(clock: Callable[[], float] | None) -> str:
     """The ``now`` argument of every script: '' tells the script to read Redis's own clock
     (``TIME``); a test clock's reading is passed as it is."""
@@ -239,13 +249,13 @@ class RedisClock:
 
 __all__ = [
     "REFUSED",
-    "SCHEMES",
     "TRANSIENT",
     "RedisClock",
     "RedisError",
     "RedisOptions",
     "as_bytes",
     "connect",
+    "flags_of",
     "redis",
     "script_now",
 ]

@@ -1,8 +1,8 @@
 """One Redis server as a process sees it, shared by the Redis broker and result backend.
 
-As ``sqlite_db.py`` does for a SQLite file, :func:`open_database` gives one object per server
-(URL and options) in a process: its client (a thread-safe connection pool), its Lua scripts and
-the batch that each thread has open.
+As ``_sqlite/database.py`` does for a SQLite file, :func:`open_database` gives one object per
+server (URL and options) in a process: its client (a thread-safe connection pool), its Lua
+scripts (loaded by ``scripts.py``) and the batch that each thread has open.
 
 Batches. A worker's turn stores results, settles messages and leases new ones inside
 ``Broker.batch()``. On Redis, the calls that only write (the backend's ``store_many``, the
@@ -29,11 +29,11 @@ import threading
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
+from celeriac._redis.connect import TRANSIENT, RedisClock, RedisOptions, connect, redis
+from celeriac._redis.scripts import Arg, Command, LuaScript, compose
 from celeriac.exceptions import CeleriacError
-from celeriac.redis_connect import TRANSIENT, RedisClock, RedisOptions, connect, redis
 from celeriac.urls import mask_url
 
 _pack_hiredis: Callable[[Any], bytes] | None
@@ -41,75 +41,6 @@ try:
     from hiredis import pack_command as _pack_hiredis
 except ImportError:  # pragma: no cover - hiredis comes with celeriac[redis]
     _pack_hiredis = None
-
-Arg = str | bytes | int | float
-Command = tuple[Arg, ...]
-
-
-def _minify(source: str) -> str:
-    """The script without its comment lines and indentation (sent with every EVAL)."""
-    lines = (line.strip() for line in source.splitlines())
-    return "\n".join(line for line in lines if line and not line.startswith("--"))
-
-
-_INCLUDE = "-- include:"
-
-
-def _read(package: str, name: str) -> str:
-    return resources.files(package).joinpath("redis_lua", f"{name}.lua").read_text()
-
-
-class LuaScript:
-    """A Lua script shipped as ``redis_lua/<name>.lua`` in a package."""
-
-    def __init__(self, package: str, name: str) -> None:
-        self.name = name
-        text = _read(package, name)
-        # "-- include: NAME" on the first line puts redis_lua/NAME.lua (shared helpers) first.
-        first = text.partition("\n")[0]
-        if first.startswith(_INCLUDE):
-            text = _read(package, first[len(_INCLUDE) :].strip()) + "\n" + text
-        self.source = _minify(text)
-
-    def command(self, keys: Sequence[str], args: Sequence[Arg]) -> Command:
-        """The ``EVAL`` command that runs it (see the module docstring)."""
-        return ("EVAL", self.source, len(keys), *keys, *args)
-
-
-# The body of a composed script: run each part on its slice of KEYS and ARGV, in order. Every
-# script takes "now" as ARGV[1] ('' = read TIME): the parts share one reading of the clock.
-_COMPOSED_MAIN = """
-local m = tonumber(ARGV[1])
-local ko, ao, replies, now = 0, 1 + 2 * m, {}, nil
-for i = 1, m do
-local nk, na = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
-local keys, args = {}, {}
-for j = 1, nk do keys[j] = KEYS[ko + j] end
-for j = 1, na do args[j] = ARGV[ao + j] end
-if args[1] == '' then
-if not now then
-local t = redis.call('TIME')
-now = string.format('%d.%06d', t[1], t[2])
-end
-args[1] = now
-end
-ko, ao = ko + nk, ao + na
-replies[i] = PARTS[i](keys, args)
-end
-return replies"""
-
-
-def compose(scripts: Sequence[LuaScript]) -> str:
-    """One script that runs ``scripts`` in order, each as a function of its own KEYS and ARGV.
-
-    It takes all the parts' keys, one after the other, and the arguments ``m, k1, a1, ... km,
-    am`` (how many keys and arguments each part takes) followed by all the parts' arguments;
-    it returns the list of the parts' replies. An error in a part stops the parts after it.
-    Every script's first argument is "now" ('' = Redis's clock): the parts read ``TIME`` once.
-    """
-    parts = [f"local function part{i}(KEYS, ARGV)\n{s.source}\nend" for i, s in enumerate(scripts)]
-    names = ", ".join(f"part{i}" for i in range(len(scripts)))
-    return "\n".join([*parts, f"local PARTS = {{{names}}}", _COMPOSED_MAIN])
 
 
 @dataclass

@@ -1,0 +1,62 @@
+"""What the SQLite broker and the SQLite backend share: their file, opened with their schema on
+first use, and their errors, which name the store and the file."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+
+from celeriac._sqlite.database import SqliteDatabase, open_database, read_schema
+from celeriac.exceptions import CeleriacError
+
+
+class StoreFile:
+    """One store's SQLite file.
+
+    ``name`` says which store in errors ("SQLite broker"); ``schema_package`` ships the store's
+    ``sqlite.sql``; ``error`` is what a failed ``sqlite3`` call becomes.
+    """
+
+    def __init__(
+        self, path: str, *, name: str, schema_package: str, error: type[CeleriacError]
+    ) -> None:
+        self.path = path
+        self._name = name
+        self._schema_package = schema_package
+        self._error = error
+        self._db: SqliteDatabase | None = None
+
+    @contextlib.contextmanager
+    def errors(self, what: str, error: type[CeleriacError] | None = None) -> Iterator[None]:
+        """A context that turns ``sqlite3`` errors into ``error`` (the store's by default),
+        naming the store, the file and ``what`` failed.
+
+        Raises:
+            CeleriacError: the ``error`` class given, or the store's, for a ``sqlite3.Error``.
+        """
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise (error or self._error)(
+                f"{self._name} at {self.path}: {what} failed: {exc}"
+            ) from exc
+
+    @property
+    def db(self) -> SqliteDatabase:
+        """The database, opened (and the store's schema created) on first use.
+
+        Raises:
+            CeleriacError: the store's error class: the file cannot be opened or created.
+        """
+        if self._db is None:
+            with self.errors("opening the database"):
+                db = open_database(self.path)
+                db.add_schema(read_schema(self._schema_package, "sqlite.sql"))
+            self._db = db
+        return self._db
+
+    def close(self) -> None:
+        """Close this thread's connection, if the file was opened."""
+        if self._db is not None:
+            self._db.close()
