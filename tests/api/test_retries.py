@@ -363,3 +363,17 @@ def test_ignore_leaves_no_state_and_acks(app: Celeriac, worker: Worker) -> None:
     assert app.backend.get(result.id) is None
     assert app.broker.queue_lengths(["celery"]) == {"celery": 0}
     assert app.broker.dead_letters() == []
+
+
+def test_a_task_acknowledged_before_it_runs_still_retries(app: Celeriac, worker: Worker) -> None:
+    @app.task(bind=True, acks_late=False, max_retries=2, default_retry_delay=0)
+    def early(self: Task[Any, Any]) -> int:
+        if self.request.retries < 2:
+            raise self.retry(exc=ConnectionError("network down"))
+        return self.request.retries
+
+    result = early.delay()
+    for _ in range(3):  # each retry is a new message, run by the next drain
+        worker.drain()
+    assert result.get(timeout=1) == 2
+    assert app.broker.queue_lengths(["celery"]) == {"celery": 0}
