@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from celeriac import (
     xstarmap,
 )
 from support.processes import WorkerProcess, run_cli
+from support.waiting import wait_for
 
 LEASE = "2"
 Sig = Callable[..., Signature]
@@ -46,15 +46,6 @@ def s(client: Celeriac) -> Sig:
 
 def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_the_examples_with_a_worker(
@@ -96,7 +87,7 @@ def test_the_examples_with_a_worker(
         assert routed.get(timeout=20) == 25
         assert routed.parent.worker.startswith("other@")  # type: ignore[union-attr]
         assert routed.worker is not None and not routed.worker.startswith("other@")
-        assert _wait_for(lambda: len(_lines(log)) == 3, 20), _lines(log)
+        assert wait_for(lambda: len(_lines(log)) == 3, 20), _lines(log)
     assert failed.state == states.FAILURE
     assert sorted(_lines(log)) == sorted(
         ["value 4", f"errback {failed.id}", f"full {failed.id} KeyError True"]
@@ -122,7 +113,7 @@ def test_fifty_chords_of_a_hundred_each_body_once(
     worker = WorkerProcess(sqlite_url, "-c", "2", app="flows", CELERIAC_TEST_LEASE=LEASE).start()
     try:
         if kill:
-            assert _wait_for(lambda: len(_lines(runs)) >= 10, 60), worker.output
+            assert wait_for(lambda: len(_lines(runs)) >= 10, 60), worker.output
             for pid in [*worker.children(), worker.pid]:
                 os.kill(pid, signal.SIGKILL)
             worker.wait(10)
@@ -131,6 +122,9 @@ def test_fifty_chords_of_a_hundred_each_body_once(
                 sqlite_url, "-c", "2", app="flows", CELERIAC_TEST_LEASE=LEASE
             ).start()
         values = [r.get(timeout=60) for r in results]
+    except BaseException as exc:
+        worker.add_log_to(exc)
+        raise
     finally:
         worker.stop()
     assert values == [sum(i + j for j in range(100)) for i in range(50)]
@@ -185,7 +179,7 @@ def test_a_failed_branch_then_retry_and_status_from_the_cli(
     report.add(s("stamp", name="joined"), after=[good, bad], name="joined")
     with WorkerProcess(sqlite_url, "-c", "2", app="flows"):
         run = report.apply_async()
-        assert _wait_for(lambda: run.state() != "RUNNING", 30)
+        assert wait_for(lambda: run.state() != "RUNNING", 30)
         assert run.nodes() == {
             "root": states.SUCCESS,
             "good": states.SUCCESS,

@@ -19,15 +19,7 @@ from celeriac import Celeriac, TaskRevokedError, states
 from celeriac.exceptions import PublishError
 from support.processes import WorkerProcess, count_runs, run_cli
 from support.redis_server import RedisServer
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
+from support.waiting import wait_for
 
 
 def _kill_all(worker: WorkerProcess) -> None:
@@ -39,6 +31,10 @@ def _kill_all(worker: WorkerProcess) -> None:
 
 def _runs(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def _runs_reach(path: Path, count: int) -> Callable[[], bool]:
+    return lambda: _runs(path) >= count
 
 
 # -- the basics ----------------------------------------------------------------------------------
@@ -57,7 +53,7 @@ def test_results_failures_retries_and_revocations(redis_client: Celeriac, redis_
         assert f"broker {redis_url}" in worker.output
         # The revoked message is due a second after it was sent; then it is acked unrun.
         queue = redis_client.broker.queue_lengths
-        assert _wait_for(lambda: queue(["celery"]) == {"celery": 0}, 5), worker.output
+        assert wait_for(lambda: queue(["celery"]) == {"celery": 0}, 5), worker.output
 
 
 def test_priorities_and_queues(redis_client: Celeriac, redis_url: str) -> None:
@@ -69,7 +65,8 @@ def test_priorities_and_queues(redis_client: Celeriac, redis_url: str) -> None:
             result.get(timeout=10)
         assert other.state == states.PENDING
     date = {r: r.date_done for r in [high, *low]}
-    assert date[high] is not None and all(date[high] <= date[r] for r in low)
+    first = date[high]
+    assert first is not None and all((d := date[r]) is not None and first <= d for r in low)
     assert redis_client.broker.queue_lengths(["other"]) == {"other": 1}
 
 
@@ -105,8 +102,7 @@ def test_two_thousand_tasks_survive_three_worker_kills(
     for _ in range(3):
         worker = WorkerProcess(redis_url, "-c", "2", CELERIAC_TEST_LEASE="2").start()
         try:
-            seen = _runs(runs)
-            assert _wait_for(lambda seen=seen: _runs(runs) >= seen + 150, 30), worker.output
+            assert wait_for(_runs_reach(runs, _runs(runs) + 150), 30), worker.output
             _kill_all(worker)
         finally:
             worker.stop()
@@ -147,7 +143,7 @@ def test_redis_restarted_with_aof_loses_no_acknowledged_publish(
         publisher = threading.Thread(target=publish)
         publisher.start()
         try:
-            assert _wait_for(lambda: len(acknowledged) >= 200, 20)
+            assert wait_for(lambda: len(acknowledged) >= 200, 20)
             aof_server.kill()
             time.sleep(1.5)
             aof_server.start()
@@ -155,12 +151,12 @@ def test_redis_restarted_with_aof_loses_no_acknowledged_publish(
             probe = client.send_task("jobs.add", (20, 22))
             assert probe.get(timeout=10) == 42
             resumed_after = time.monotonic() - back
-            assert _wait_for(lambda: len(acknowledged) >= 400, 20)
+            assert wait_for(lambda: len(acknowledged) >= 400, 20)
         finally:
             stop.set()
             publisher.join(15)
         records = {}
-        assert _wait_for(
+        assert wait_for(
             lambda: (
                 len(records.update(client.backend.get_many(acknowledged)) or records)
                 == len(acknowledged)
@@ -174,25 +170,29 @@ def test_redis_restarted_with_aof_loses_no_acknowledged_publish(
     client.close()
 
 
-@pytest.mark.slow
 def test_a_long_task_and_a_countdown_under_a_short_lease_each_run_once(
     redis_client: Celeriac, redis_url: str, tmp_path: Path
 ) -> None:
+    # The task outlives three leases, and the countdown is longer than one: the other worker,
+    # idle meanwhile, would run the task again if its lease were not kept, and would run the
+    # countdown early if it were handed out before its time. A 2 s lease is renewed every
+    # 2/3 s, which a slow day still manages.
+    lease, task_seconds, countdown = 2.0, 7.0, 5.0
     long_runs, delayed_runs = tmp_path / "long", tmp_path / "delayed"
     with (
-        WorkerProcess(redis_url, "-c", "1", "-n", "one@%h", CELERIAC_TEST_LEASE="5"),
-        WorkerProcess(redis_url, "-c", "1", "-n", "two@%h", CELERIAC_TEST_LEASE="5"),
+        WorkerProcess(redis_url, "-c", "1", "-n", "one@%h", CELERIAC_TEST_LEASE=str(lease)),
+        WorkerProcess(redis_url, "-c", "1", "-n", "two@%h", CELERIAC_TEST_LEASE=str(lease)),
     ):
-        long = redis_client.send_task("jobs.counted", (str(long_runs), 60.0))
-        sent = time.time()
-        delayed = redis_client.send_task("jobs.counted", (str(delayed_runs),), countdown=20)
-        delayed.get(timeout=60)
-        long.get(timeout=120)
+        long = redis_client.send_task("jobs.counted", (str(long_runs), task_seconds))
+        sent = time.time()  # before sending: the countdown cannot end before sent + countdown
+        delayed = redis_client.send_task("jobs.counted", (str(delayed_runs),), countdown=countdown)
+        delayed.get(timeout=countdown + 20)
+        long.get(timeout=task_seconds + 20)
     assert count_runs(long_runs) == {long.id: 1}
     assert count_runs(delayed_runs) == {delayed.id: 1}
-    # Not early: the task (which takes no time) was recorded 20 s after it was sent, or later.
+    # Not early: the task (which takes no time) was recorded a countdown after it was sent.
     assert delayed.date_done is not None
-    assert delayed.date_done.timestamp() >= sent + 20 - 0.05
+    assert delayed.date_done.timestamp() >= sent + countdown - 0.05
     assert redis_client.broker.queue_lengths(["celery"]) == {"celery": 0}
 
 
@@ -204,13 +204,13 @@ def test_frozen_worker_cannot_overwrite_or_ack_what_another_worker_took(
     frozen.start()
     try:
         result = redis_client.send_task("jobs.counted", (str(runs), 6.0))
-        assert _wait_for(runs.exists, 10), frozen.output
+        assert wait_for(runs.exists, 10), frozen.output
         frozen.signal(signal.SIGSTOP)
         stopped_at = time.monotonic()
         with WorkerProcess(
             redis_url, "-c", "1", "-n", "rescuer@%h", CELERIAC_TEST_LEASE="2"
         ) as rescuer:
-            assert _wait_for(lambda: count_runs(runs).get(result.id) == 2, 15), rescuer.output
+            assert wait_for(lambda: count_runs(runs).get(result.id) == 2, 15), rescuer.output
             time.sleep(max(0.0, stopped_at + 6.5 - time.monotonic()))
             frozen.signal(signal.SIGCONT)
             # The frozen worker's child finished meanwhile; its main process now sees the

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import TracebackType
 
 APPS = Path(__file__).resolve().parent.parent / "apps"
 CELERIAC = str(Path(sys.executable).with_name("celeriac"))
@@ -116,8 +117,23 @@ class WorkerProcess:
     def __enter__(self) -> WorkerProcess:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
+        if exc is not None:
+            self.add_log_to(exc)
+
+    def add_log_to(self, exc: BaseException, lines: int = 60) -> None:
+        """Note the last ``lines`` lines of the log on ``exc``, so a failure in the block (a
+        ``get()`` that timed out, say) shows what the worker did; once is enough."""
+        exited = self.process is not None and self.process.poll() is not None
+        if exited and self._reader is not None:
+            self._reader.join(1)  # the last lines may still be in the pipe
+        tail = self.lines[-lines:]
+        if tail and tail[-1] not in str(exc):
+            exc.add_note(f"last {len(tail)} lines of {' '.join(self.command[1:])}:")
+            exc.add_note("\n".join(tail))
 
 
 def run_cli(
