@@ -8,24 +8,18 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from celeriac import Celeriac, TaskRevokedError, states
+from celeriac.worker.wakeup import WakePipe
 from support.processes import WorkerProcess, count_runs
+from support.waiting import wait_for
 
 LEASE = "2"
-
-
-def _wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def test_killed_worker_task_runs_again_after_the_lease(
@@ -35,7 +29,7 @@ def test_killed_worker_task_runs_again_after_the_lease(
     first = WorkerProcess(sqlite_url, "-c", "1", CELERIAC_TEST_LEASE=LEASE).start()
     try:
         result = client.send_task("jobs.counted", (str(runs), 3.0))
-        assert _wait_for(lambda: runs.exists(), 10), first.output
+        assert wait_for(lambda: runs.exists(), 10), first.output
         killed_at = time.monotonic()
         for pid in [*first.children(), first.pid]:
             os.kill(pid, signal.SIGKILL)
@@ -58,7 +52,7 @@ def test_killed_pool_child_task_is_back_within_two_seconds(
     runs, marker = tmp_path / "runs", tmp_path / "marker"
     with WorkerProcess(sqlite_url, "-c", "1", CELERIAC_TEST_LEASE="30") as worker:
         result = client.send_task("jobs.counted_once_slow", (str(runs), 60.0, str(marker)))
-        assert _wait_for(marker.exists, 10), worker.output
+        assert wait_for(marker.exists, 10), worker.output
         (child,) = worker.children()
         os.kill(child, signal.SIGKILL)
         killed_at = time.monotonic()
@@ -76,7 +70,8 @@ def test_long_task_keeps_its_lease_and_runs_once(
         WorkerProcess(sqlite_url, "-c", "1", "-n", "one@%h", CELERIAC_TEST_LEASE=LEASE),
         WorkerProcess(sqlite_url, "-c", "1", "-n", "two@%h", CELERIAC_TEST_LEASE=LEASE),
     ):
-        result = client.send_task("jobs.counted", (str(runs), 10.0))
+        # Three and a half leases: the idle worker would run it again if its lease lapsed.
+        result = client.send_task("jobs.counted", (str(runs), 3.5 * float(LEASE)))
         result.get(timeout=30)
     assert count_runs(runs) == {result.id: 1}
 
@@ -89,13 +84,13 @@ def test_frozen_worker_cannot_overwrite_or_ack_what_another_worker_took(
     frozen.start()
     try:
         result = client.send_task("jobs.counted", (str(runs), 6.0))
-        assert _wait_for(runs.exists, 10), frozen.output
+        assert wait_for(runs.exists, 10), frozen.output
         frozen.signal(signal.SIGSTOP)
         stopped_at = time.monotonic()
         with WorkerProcess(
             sqlite_url, "-c", "1", "-n", "rescuer@%h", CELERIAC_TEST_LEASE=LEASE
         ) as rescuer:
-            assert _wait_for(lambda: count_runs(runs).get(result.id) == 2, 15), rescuer.output
+            assert wait_for(lambda: count_runs(runs).get(result.id) == 2, 15), rescuer.output
             time.sleep(max(0.0, stopped_at + 3 * float(LEASE) - time.monotonic()))
             frozen.signal(signal.SIGCONT)
             # The frozen worker's child has finished meanwhile; its main process now sees the
@@ -118,13 +113,13 @@ def test_revoke_terminate_ends_a_running_task(
     runs = tmp_path / "runs"
     with WorkerProcess(sqlite_url, "-c", "1") as worker:
         result = client.send_task("jobs.counted", (str(runs), 60.0))
-        assert _wait_for(runs.exists, 10)
+        assert wait_for(runs.exists, 10)
         revoked_at = time.monotonic()
         result.revoke(terminate=True)
         with pytest.raises(TaskRevokedError):
             result.get(timeout=10)
         worker.wait_for("terminating task", 5)
-        assert _wait_for(lambda: client.broker.queue_lengths(["celery"])["celery"] == 0, 2)
+        assert wait_for(lambda: client.broker.queue_lengths(["celery"])["celery"] == 0, 2)
         assert time.monotonic() - revoked_at < 2.0
         # The pool replaced the killed child and keeps working.
         assert client.send_task("jobs.add", (1, 2)).get(timeout=10) == 3
@@ -142,6 +137,43 @@ def test_revoke_before_running_is_stored_not_kept_in_one_worker(
     assert result.state == states.REVOKED
     assert not runs.exists()
     assert client.broker.queue_lengths(["celery"]) == {"celery": 0}
+
+
+def test_a_wake_pipe_first_used_by_two_threads_at_once_is_one_pipe(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Why the test above used to fail now and then: a message waits when the worker starts,
+    so the consumer thread's first ``wake()`` and the main loop's first poll (which registers
+    ``fileno()`` with its selector) both opened the consumer's wake pipe. The loop watched one
+    pipe, the ``WakePipe`` kept the other, and the next poll died on ``KeyError: <WakePipe>
+    is not registered``. Now only the side that waits opens it. Here the first ``os.pipe()``
+    waits for a second caller, so the race would be lost every time it could happen."""
+    opened: list[int] = []
+    second_caller = threading.Event()
+    real_pipe = os.pipe
+    consumer = threading.Thread(target=lambda: pipe.wake())  # the consumer's first wake-up
+
+    def pipe_that_waits_for_a_second_caller() -> tuple[int, int]:
+        fds = real_pipe()
+        opened.extend(fds)
+        if len(opened) > 2:
+            second_caller.set()
+        else:  # until another thread opens one too, or is done without
+            wait_for(lambda: second_caller.is_set() or not consumer.is_alive(), 2, 0.01)
+        return fds
+
+    monkeypatch.setattr(os, "pipe", pipe_that_waits_for_a_second_caller)
+    pipe = WakePipe()
+    consumer.start()
+    try:
+        watched = pipe.fileno()  # what the main loop's selector registers
+        consumer.join(10)
+        assert len(opened) == 2, "two pipes opened"
+        assert pipe.fileno() == watched
+    finally:
+        monkeypatch.undo()
+        for fd in opened:
+            os.close(fd)
 
 
 def test_thousand_tasks_through_two_children_each_succeed_once(
@@ -190,7 +222,7 @@ def test_sigterm_finishes_running_tasks_and_gives_back_the_rest(
     try:
         running = client.send_task("jobs.counted", (str(runs), 2.0))
         waiting = client.send_task("jobs.counted", (str(runs), 0.0))
-        assert _wait_for(runs.exists, 10)
+        assert wait_for(runs.exists, 10)
         worker.signal(signal.SIGTERM)
         assert worker.wait(20) == 0
     finally:
@@ -210,7 +242,7 @@ def test_second_signal_gives_everything_back_at_once(
     worker = WorkerProcess(sqlite_url, "-c", "1").start()
     try:
         slow = client.send_task("jobs.counted", (str(runs), 30.0))
-        assert _wait_for(runs.exists, 10)
+        assert wait_for(runs.exists, 10)
         worker.signal(signal.SIGTERM)
         time.sleep(0.3)
         stopped_at = time.monotonic()
@@ -230,12 +262,12 @@ def test_pool_children_die_with_the_main_process(
     worker = WorkerProcess(sqlite_url, "-c", "2").start()
     try:
         client.send_task("jobs.counted", (str(runs), 30.0))
-        assert _wait_for(runs.exists, 10)
+        assert wait_for(runs.exists, 10)
         children = worker.children()
         assert len(children) == 2
         worker.signal(signal.SIGKILL)
         worker.wait(10)
         # An orphan would finish the task while another worker runs it again: none may live on.
-        assert _wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), 5)
+        assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), 5)
     finally:
         worker.stop()

@@ -53,6 +53,7 @@ class Consumer:
 
     def start(self) -> None:
         """Start fetching."""
+        self.wakeup.open()  # before the thread that wakes it
         self._thread.start()
 
     def stop(self) -> None:

@@ -7,10 +7,17 @@ import os
 
 
 class WakePipe:
-    """A pipe opened on first use (a worker that is only drained never needs one)."""
+    """A pipe, opened by :meth:`open` (or the first :meth:`fileno`) in the thread that waits on
+    it, before any other thread or signal handler may wake it: two threads opening it at once
+    would make two pipes, one watched and one woken. A worker that is only drained never opens
+    one."""
 
     def __init__(self) -> None:
         self._fds: tuple[int, int] | None = None
+
+    def open(self) -> None:
+        """Open the pipe, before any other thread or signal handler may wake it."""
+        self._open()
 
     def _open(self) -> tuple[int, int]:
         if self._fds is None:
@@ -26,8 +33,10 @@ class WakePipe:
 
     def wake(self) -> None:
         """Make the read end readable (safe in a signal handler; never blocks)."""
-        with contextlib.suppress(OSError):
-            os.write(self._open()[1], b"x")
+        fds = self._fds  # never opens: two threads opening at once would make two pipes
+        if fds is not None:
+            with contextlib.suppress(OSError):
+                os.write(fds[1], b"x")
 
     def clear(self) -> None:
         """Consume pending wake-ups."""
@@ -36,7 +45,8 @@ class WakePipe:
                 os.read(self._fds[0], 4096)
 
     def close(self) -> None:
-        """Close both ends (a later use opens a new pipe)."""
+        """Close both ends (a later :meth:`open` opens a new pipe; :meth:`wake` does nothing
+        until then)."""
         if self._fds is not None:
             for fd in self._fds:
                 with contextlib.suppress(OSError):

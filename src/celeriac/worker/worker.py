@@ -119,6 +119,7 @@ class Worker:
     # -- running --------------------------------------------------------------------------------
     def run(self) -> None:
         """Serve until stopped; returns after a clean shutdown."""
+        self._wakeup.open()  # before the signal handlers that wake it
         if self.options.install_signal_handlers:
             self._install_signal_handlers()
         self.app.finalize()  # built-in tasks and on_after_configure, before the pool forks
