@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from benchmarks.common import (
     APPS_DIR,
@@ -48,6 +48,9 @@ from benchmarks.common import (
     pss_kib,
     wait_until,
 )
+
+if TYPE_CHECKING:
+    from celeriac import Celeriac
 
 URL_ENV = "BENCH_REDIS_URL"
 DEFAULT_URL = "redis://127.0.0.1:6379/12"
@@ -105,7 +108,7 @@ class CeleriacClient:
 
         self.group = group
         module = _import_app("celeriac_redis_app")  # its app reads $BENCH_REDIS_URL, set by run()
-        self.app = module.app if module.app.conf.broker_url == url else module.create(url)
+        self.app: Celeriac = module.app if module.app.conf.broker_url == url else module.create(url)
 
     def enqueue(self, count: int, *, group: bool, task: str = "noop", arg: Any = None) -> None:
         """Send ``count`` calls of ``task``."""

@@ -58,7 +58,9 @@ class Signal:
         return bool(self._receivers)
 
     @overload
-    def connect(self, receiver: Receiver, /) -> Receiver: ...
+    def connect(
+        self, receiver: Receiver, /, *, sender: object | None = None, weak: bool = True
+    ) -> Receiver: ...
 
     @overload
     def connect(

@@ -225,11 +225,9 @@ def test_started_is_not_stored_by_default(app: Celeriac, worker: Worker) -> None
 
 
 def test_async_result_equality_and_hash_by_id(app: Celeriac) -> None:
-    one, same, other = (
-        AsyncResult("a", app=app),
-        AsyncResult("a", app=app),
-        AsyncResult("b", app=app),
-    )
+    one: AsyncResult[Any] = AsyncResult("a", app=app)
+    same: AsyncResult[Any] = AsyncResult("a", app=app)
+    other: AsyncResult[Any] = AsyncResult("b", app=app)
     assert one == same
     assert hash(one) == hash(same)
     assert one != other

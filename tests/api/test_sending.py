@@ -292,12 +292,13 @@ def test_routes_as_ordered_pattern_pairs_with_a_regex(app: Celeriac) -> None:
     )
     app.check()
     add, mul = make_tasks(app)
-    for send, expected in [
+    sends: list[tuple[Callable[[], object], str]] = [
         (lambda: add.delay(1), "bulk"),
         (lambda: mul.delay(1), "routed"),
         (lambda: app.send_task("third.thing"), "routed"),
         (lambda: app.send_task("fourth.thing"), "maths"),
-    ]:
+    ]
+    for send, expected in sends:
         send()
         assert landed(app) == expected
         app.broker.purge(list(QUEUES))

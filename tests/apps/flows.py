@@ -17,7 +17,7 @@ app.conf.broker_transport_options = {
 }
 
 
-def _append(path, line):
+def _append(path: str, line: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, f"{line}\n".encode())

@@ -107,4 +107,4 @@ def hog_memory(mebibytes):
     return os.getpid()
 
 
-_hoard: list = []
+_hoard: list[bytearray] = []

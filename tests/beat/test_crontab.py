@@ -12,7 +12,7 @@ from croniter import croniter
 from celeriac import ConfigurationError, crontab
 from celeriac.schedules import schedule_from_dict
 
-UTC = dt.UTC
+UTC = ZoneInfo("UTC")
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
 

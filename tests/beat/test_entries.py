@@ -239,4 +239,4 @@ def test_a_signature_with_a_callback_fires_as_a_workflow(make_app: AppFactory) -
     linked = step.s(1).set(link=[step.s().to_dict()])
     entry = parse_entry("linked", {"task": linked, "schedule": 60})
     assert entry.task == APPLY_SCHEDULED
-    assert entry.workflow is not None and entry.workflow["task"] == step.name
+    assert isinstance(entry.workflow, dict) and entry.workflow["task"] == step.name

@@ -10,7 +10,7 @@ import pytest
 from celeriac import ConfigurationError, clocked, crontab, schedule
 from celeriac.schedules import as_schedule, schedule_from_dict, timezone
 
-UTC = dt.UTC
+UTC = ZoneInfo("UTC")
 BERLIN = ZoneInfo("Europe/Berlin")
 KOLKATA = ZoneInfo("Asia/Kolkata")
 

@@ -93,7 +93,10 @@ class Flow:
         self.workers: dict[tuple[str, ...], Worker] = {}
 
         def task(fn: Callable[..., Any], **options: Any) -> Task[Any, Any]:
-            return app.task(name=f"flow.{fn.__name__}", **options)(fn)
+            register: Callable[[Callable[..., Any]], Task[Any, Any]] = app.task(
+                name=f"flow.{fn.__name__}", **options
+            )
+            return register(fn)
 
         self.add = task(add)
         self.mul = task(mul)

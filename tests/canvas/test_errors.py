@@ -52,14 +52,14 @@ def test_a_failed_step_stops_the_chain_and_runs_its_errback(flow: Flow) -> None:
     workflow.link_error(flow.on_error.s())
     result = workflow.apply_async()
     flow.run()
-    failed_step = result.parent.parent  # type: ignore[union-attr]
+    failed_step = result.parent.parent
     assert flow.logged("on_error") == [failed_step.id]
     assert flow.logged("log_result") == []
     # The steps that never ran end with the same error, so waiting on them never hangs.
     with pytest.raises(Boom):
         result.get(timeout=1)
-    assert result.parent.state == states.FAILURE  # type: ignore[union-attr]
-    assert result.parent.parent.parent.get(timeout=1) == 2  # type: ignore[union-attr]
+    assert result.parent.state == states.FAILURE
+    assert result.parent.parent.parent.get(timeout=1) == 2
 
 
 def test_a_failed_member_fails_the_chord_at_once(flow: Flow) -> None:
@@ -127,9 +127,9 @@ def test_a_follow_up_that_cannot_be_sent_fails_the_rest_not_the_worker(flow: Flo
     big = flow.mul.s("x", 5000)  # a small message whose result is too big to pass on
     result = (big | flow.identity.s() | flow.identity.s())()
     flow.run()
-    assert result.parent.parent.get(timeout=1) == "x" * 5000  # type: ignore[union-attr]
+    assert result.parent.parent.get(timeout=1) == "x" * 5000
     with pytest.raises(Exception, match="message_max_bytes"):
-        result.parent.get(timeout=1)  # type: ignore[union-attr]
+        result.parent.get(timeout=1)
     with pytest.raises(Exception, match="message_max_bytes"):
         result.get(timeout=1)
     assert flow.add.delay(1, 1) and flow.run() == 1  # the worker goes on

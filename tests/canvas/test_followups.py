@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from celeriac import chain, chord, states
+from celeriac import AsyncResult, chain, chord, states
 from celeriac.backends.base import ResultRecord
 from celeriac.message import Message
 from celeriac.serialization import json_dumps
@@ -89,7 +89,7 @@ def test_a_revoked_step_ends_the_rest_of_its_chain(flow: Flow) -> None:
     workflow = chain(flow.add.s(1, 1), flow.add.s(1), flow.add.s(1))
     result = workflow.freeze()
     first = result.parent.parent  # type: ignore[union-attr]
-    assert first is not None
+    assert isinstance(first, AsyncResult) and isinstance(result, AsyncResult)
     first.revoke()
     workflow.apply_async()
     flow.run()

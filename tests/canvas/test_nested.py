@@ -115,7 +115,7 @@ def test_deep_nesting_finishes(flow: Flow) -> None:
     flow.run()
     # 0 -> [2, 5] -> 7 -> the leaf's header ignores it -> [3, 4, 6]
     assert result.get(timeout=1) == [3, 4, 6]
-    assert result.parent.parent.get(timeout=1) == 7  # type: ignore[union-attr]
+    assert result.parent.parent.get(timeout=1) == 7
 
 
 def test_a_chord_without_body_in_a_chain_takes_the_next_step(flow: Flow) -> None:

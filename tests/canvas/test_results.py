@@ -64,18 +64,18 @@ def test_save_and_restore_by_hand(flow: Flow) -> None:
 def test_a_chain_result_leads_back_to_the_first_step(flow: Flow) -> None:
     first = flow.add.s(1, 1)
     result = chain(first, flow.mul.s(2), flow.add.s(3))()
-    steps = [result, result.parent, result.parent.parent]  # type: ignore[union-attr]
+    steps = [result, result.parent, result.parent.parent]
     assert all(isinstance(s, AsyncResult) for s in steps)
-    assert result.parent.parent.parent is None  # type: ignore[union-attr]
+    assert result.parent.parent.parent is None
     flow.run()
-    assert [s.get(timeout=1) for s in steps] == [7, 4, 2]  # type: ignore[union-attr]
+    assert [s.get(timeout=1) for s in steps] == [7, 4, 2]
 
 
 def test_the_ids_are_given_when_the_chain_is_applied(flow: Flow) -> None:
     workflow = chain(flow.add.s(1, 1), flow.add.s(1))
     one, two = workflow(), workflow()
     assert one.id != two.id
-    assert one.parent.id != two.parent.id  # type: ignore[union-attr]
+    assert one.parent.id != two.parent.id
     flow.run()
     assert one.get(timeout=1) == two.get(timeout=1) == 3
 

@@ -114,7 +114,7 @@ def test_priority_and_countdown_apply_to_their_step(flow: Flow) -> None:
 def test_a_chain_step_s_countdown_counts_from_when_it_is_sent(flow: Flow) -> None:
     result = chain(flow.add.s(1, 1), flow.add.s(1).set(countdown=3600))()
     flow.run()
-    assert result.parent.get(timeout=1) == 2  # type: ignore[union-attr]
+    assert result.parent.get(timeout=1) == 2
     assert flow.app.broker.queue_lengths(["celery"]) == {"celery": 1}
     assert flow.run() == 0  # not before an hour
     assert result.state == "PENDING"

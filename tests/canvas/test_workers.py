@@ -85,7 +85,7 @@ def test_the_examples_with_a_worker(
         assert chord([s("add", i, i) for i in range(5)])(s("tsum")).get(timeout=20) == 20
         routed = chain(s("add", 1, 1), s("mul", 10).set(queue="other"), s("add", 5))()
         assert routed.get(timeout=20) == 25
-        assert routed.parent.worker.startswith("other@")  # type: ignore[union-attr]
+        assert routed.parent.worker.startswith("other@")
         assert routed.worker is not None and not routed.worker.startswith("other@")
         assert wait_for(lambda: len(_lines(log)) == 3, 20), _lines(log)
     assert failed.state == states.FAILURE

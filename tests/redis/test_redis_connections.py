@@ -8,8 +8,10 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import cast
 
 import pytest
+from redis.sentinel import SentinelConnectionPool
 
 from celeriac import Celeriac
 from celeriac._redis.connect import RedisOptions
@@ -71,7 +73,7 @@ def test_sentinel_urls_name_the_sentinels_the_service_and_the_db() -> None:
         broker = create_broker(url, {"socket_timeout": 1})
         assert isinstance(broker, RedisBroker)
         pool = broker.db.client.connection_pool
-        assert pool.service_name == "mymaster"
+        assert isinstance(pool, SentinelConnectionPool) and pool.service_name == "mymaster"
         assert [
             s.connection_pool.connection_kwargs["port"] for s in pool.sentinel_manager.sentinels
         ] == [26379, 26380]
@@ -83,7 +85,8 @@ def test_sentinel_urls_name_the_sentinels_the_service_and_the_db() -> None:
 def test_sentinel_service_may_come_from_master_name() -> None:
     broker = create_broker("redis+sentinel://h1:26379/1", {"master_name": "cache"})
     assert isinstance(broker, RedisBroker)
-    assert broker.db.client.connection_pool.service_name == "cache"
+    pool = broker.db.client.connection_pool
+    assert isinstance(pool, SentinelConnectionPool) and pool.service_name == "cache"
 
 
 @pytest.mark.parametrize(
@@ -129,7 +132,7 @@ def test_a_missing_redis_package_names_the_extra_to_install() -> None:
 
 def test_with_no_result_backend_results_go_to_the_brokers_redis(redis_url: str) -> None:
     app = Celeriac("x", broker=redis_url)
-    assert isinstance(app.backend, RedisBackend)
+    assert isinstance(app.backend, RedisBackend) and isinstance(app.broker, RedisBroker)
     assert app.backend.db is app.broker.db  # one server, one connection pool
     app.close()
 
@@ -144,7 +147,7 @@ def test_key_prefixes_keep_apps_on_one_redis_apart(redis_url: str) -> None:
     assert second.queue_lengths(["celery"]) == {"celery": 0}
     assert second.purge(["celery"]) == 0
     assert _fetch(first) == [mine.encode()]
-    keys = {k.decode() for k in first.db.client.keys("*")}
+    keys = {k.decode() for k in cast("list[bytes]", first.db.client.keys("*"))}
     assert keys and all(k.startswith("app1:celeriac:") for k in keys)
 
 
@@ -243,9 +246,8 @@ def test_rediss_connects_only_when_the_certificate_checks_out(tmp_path: Path) ->
     if subprocess.run(["which", "openssl"], capture_output=True).returncode != 0:
         pytest.fail("openssl not found: apt-get install openssl")
     cert, key, ca = _certificates(tmp_path)
-    with RedisServer(
-        tmp_path / "d" if (tmp_path / "d").mkdir() is None else None, tls=(cert, key, ca)
-    ) as server:
+    (tmp_path / "d").mkdir()
+    with RedisServer(tmp_path / "d", tls=(cert, key, ca)) as server:
         trusted = RedisBroker(f"rediss://127.0.0.1:{server.port}/0?ssl_ca_certs={ca}")
         message = _message()
         trusted.publish(message)

@@ -81,10 +81,17 @@ class RedisServer:
     def client(self, db: int = 0) -> redis.Redis:
         """A redis-py client on this server (as the admin: tests may use ACLs)."""
         # No retries: a probe of a server that is not up yet must fail at once.
-        options = {"socket_timeout": 5, "retry": Retry(NoBackoff(), 0)}
-        if self.tls is not None:
-            options |= {"ssl": True, "ssl_ca_certs": str(self.tls[2]), "ssl_check_hostname": False}
-        return redis.Redis(host="127.0.0.1", port=self.port, db=db, **options)
+        return redis.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            db=db,
+            socket_timeout=5,
+            retry=Retry(NoBackoff(), 0),
+            # redis-py reads the ssl_* options only when ssl is true.
+            ssl=self.tls is not None,
+            ssl_ca_certs=None if self.tls is None else str(self.tls[2]),
+            ssl_check_hostname=False,
+        )
 
     def _command(self) -> list[str]:
         if self.sentinel_of is not None:
@@ -94,7 +101,7 @@ class RedisServer:
                 f"sentinel monitor mymaster 127.0.0.1 {self.sentinel_of.port} 1\n"
             )
             return [_binary(), str(config), "--sentinel"]
-        listen = ("--port", str(self.port))
+        listen: tuple[str, ...] = ("--port", str(self.port))
         if self.tls is not None:
             cert, key, ca = self.tls
             listen = ("--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(cert))
