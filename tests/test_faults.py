@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from celeriac import Celeriac, TaskRevokedError, states
+from celeriac import Celeriac, TaskRevokedError, WorkerLostError, states
 from celeriac.worker.wakeup import WakePipe
 from support.processes import WorkerProcess, count_runs
 from support.waiting import wait_for
@@ -212,6 +212,19 @@ def test_task_that_kills_its_process_is_dead_lettered(client: Celeriac, sqlite_u
     (letter,) = client.broker.dead_letters()
     assert "died" in letter.reason
     assert poison.state == states.FAILURE
+
+
+def test_a_task_acknowledged_early_whose_process_died_is_recorded_as_lost(
+    client: Celeriac, sqlite_url: str
+) -> None:
+    with WorkerProcess(sqlite_url, "-c", "1"):
+        lost = client.send_task("jobs.kill_own_process_acked_early")
+        # Its message is gone (acks_late=False), so it never runs again: nobody waits forever.
+        with pytest.raises(WorkerLostError, match="killed by SIGKILL"):
+            lost.get(timeout=15)
+        assert client.send_task("jobs.add", (1, 2)).get(timeout=10) == 3
+    assert client.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert client.broker.dead_letters() == []
 
 
 def test_sigterm_finishes_running_tasks_and_gives_back_the_rest(

@@ -108,3 +108,9 @@ def hog_memory(mebibytes):
 
 
 _hoard: list[bytearray] = []
+
+
+@app.task(acks_late=False)
+def kill_own_process_acked_early():
+    """Acknowledged before it runs (Celery's default), then its process dies."""
+    os.kill(os.getpid(), signal.SIGKILL)

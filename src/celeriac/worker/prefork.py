@@ -245,7 +245,7 @@ class PreforkPool(ExecutionPool):
 
     def _replace(self, child: _Child) -> list[Finished]:
         """Report the dead child's job lost (if it had one) and start a child in its place."""
-        child.process.join(0)
+        child.process.join(1)  # its sentinel fired: it has exited, or is about to be reaped
         finished = [self._lost(child)] if child.running is not None else []
         if child.offered is not None:  # taken (it ran, and died too) unless it can be retracted
             back = self._retract(child)
