@@ -9,17 +9,14 @@ skip, settle) and its pool (execute), whichever pool runs the task.
 from __future__ import annotations
 
 import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from apps.hooklog import Broken, HookLog
 from celeriac import Celeriac, Reject, states
-from celeriac.worker import Worker, WorkerOptions
 from support.processes import WorkerProcess
+from support.workers import worker_running
 
 PUBLISHED = ["before_publish", "after_publish"]
 RUN = ["after_fetch", "before_execute"]
@@ -107,25 +104,12 @@ def hooked_app(name: str, log: Path, **settings: object) -> Celeriac:
     return app
 
 
-@contextmanager
-def running(app: Celeriac, pool: str) -> Iterator[Worker]:
-    options = WorkerOptions(concurrency=2, pool=pool, install_signal_handlers=False)
-    worker = Worker(app, options)
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        thread.join(10)
-
-
 @pytest.mark.parametrize("pool", ["threads", "solo"])
 def test_a_middleware_sees_each_hook_once_per_message_in_order(pool: str, tmp_path: Path) -> None:
     log = tmp_path / "hooks"
     app = hooked_app("inproc", log)
     ids = send_every_kind(app, "inproc")
-    with running(app, pool):
+    with worker_running(app, concurrency=2, pool=pool):
         wait_for_every_kind(app, ids)
     check_hooks(log, ids)
 
@@ -163,7 +147,7 @@ def test_a_raising_middleware_is_logged_and_loses_nothing(
     def add(x: int, y: int) -> int:
         return x + y
 
-    with running(app, "threads"):
+    with worker_running(app, concurrency=2, pool="threads"):
         assert [add.delay(i, i).get(timeout=10) for i in range(5)] == [0, 2, 4, 6, 8]
     assert "middleware Broken raised in after_execute" in caplog.text
 

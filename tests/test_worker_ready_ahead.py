@@ -9,16 +9,17 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
 from celeriac import Celeriac
 from celeriac.brokers.base import Delivery
 from celeriac.brokers.memory import MemoryBroker
 from celeriac.message import Message
-from celeriac.worker import Worker, WorkerOptions
+from celeriac.worker import Worker
 from celeriac.worker.dispatch import HOLD_LIMIT
 from support.waiting import wait_for
+from support.workers import worker_running
 
 BLOCKED_AT_MOST = 10.0  # seconds a blocked task waits for the test to let it go
 
@@ -48,21 +49,8 @@ def make_app() -> tuple[Celeriac, FetchLog]:
     return Celeriac(name, broker=broker), broker
 
 
-@contextmanager
-def running(app: Celeriac, hostname: str) -> Iterator[Worker]:
-    worker = Worker(
-        app,
-        WorkerOptions(
-            concurrency=1, pool="threads", hostname=hostname, install_signal_handlers=False
-        ),
-    )
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        thread.join(10)
+def running(app: Celeriac, hostname: str) -> AbstractContextManager[Worker]:
+    return worker_running(app, concurrency=1, pool="threads", hostname=hostname)
 
 
 def test_a_message_kept_ready_goes_back_when_a_long_task_holds_the_process() -> None:

@@ -12,7 +12,7 @@ from celeriac.backends.base import ResultRecord
 from celeriac.backends.memory import MemoryBackend
 from celeriac.brokers.memory import MemoryBroker
 from celeriac.exceptions import BackendError
-from celeriac.worker import Worker, WorkerOptions
+from support.workers import worker_running
 
 
 class OutageBackend(MemoryBackend):
@@ -40,13 +40,7 @@ def test_outcomes_survive_a_backend_outage() -> None:
         runs.append(x)
         return x + y
 
-    worker = Worker(
-        app,
-        WorkerOptions(concurrency=2, pool="threads", install_signal_handlers=False),
-    )
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    try:
+    with worker_running(app, concurrency=2, pool="threads"):
         backend.down.set()
         results = [add.delay(i, i) for i in range(10)]
         deadline = time.monotonic() + 10
@@ -56,8 +50,5 @@ def test_outcomes_survive_a_backend_outage() -> None:
         assert all(r.state == "PENDING" for r in results)
         backend.down.clear()
         assert [r.get(timeout=10) for r in results] == [2 * i for i in range(10)]
-    finally:
-        worker.stop()
-        thread.join(15)
     assert sorted(runs) == list(range(10))
     assert app.broker.queue_lengths(["celery"]) == {"celery": 0}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,7 +12,8 @@ from celeriac import signals as sig
 from celeriac.beat import embedded_beat
 from celeriac.signals import Signal
 from celeriac.testing import in_process_worker, use_memory
-from celeriac.worker import Worker, WorkerOptions
+from support.waiting import wait_for
+from support.workers import worker_running
 
 Heard = list[tuple[str, dict[str, Any]]]
 
@@ -165,30 +165,15 @@ def test_eager_runs_send_the_run_signals_too(app: Celeriac, heard: Heard) -> Non
 
 
 def test_worker_ready_and_shutdown_are_sent_with_the_worker(app: Celeriac, heard: Heard) -> None:
-    options = WorkerOptions(pool="threads", concurrency=1, install_signal_handlers=False)
-    worker = Worker(app, options)
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    ready = threading.Event()
-    sig.worker_ready.connect(lambda **kwargs: ready.set())
-    try:
-        for _ in range(200):
-            if of(heard, "worker_ready"):
-                break
-            ready.wait(0.05)
-    finally:
-        worker.stop()
-        thread.join(10)
+    with worker_running(app, pool="threads", concurrency=1) as worker:
+        assert wait_for(lambda: of(heard, "worker_ready"), 10)
     assert [k["sender"] for k in of(heard, "worker_ready")] == [worker]
     assert [k["sender"] for k in of(heard, "worker_shutdown")] == [worker]
 
 
 def test_beat_init_is_sent_when_beat_starts(app: Celeriac, heard: Heard) -> None:
     with embedded_beat(app) as beat:
-        for _ in range(200):
-            if of(heard, "beat_init"):
-                break
-            threading.Event().wait(0.05)
+        assert wait_for(lambda: of(heard, "beat_init"), 10)
     assert [k["sender"] for k in of(heard, "beat_init")] == [beat]
 
 
