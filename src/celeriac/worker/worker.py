@@ -197,28 +197,31 @@ class Worker:
             timeout = 0.0
         dispatcher.collect(self.pool.poll(self.recorder.wait_time(timeout), self._wake_fds()))
         now = time.monotonic()
-        arrived = self._take_in(self.consumer.take(), now)
+        taken = self.consumer.take()
+        # Commands are read with what the consumer thread brings (it woke on an empty queue)
+        # and every COMMAND_INTERVAL, not after each batch's fetch: that is a round trip a turn.
+        if taken or now - self._last_commands >= COMMAND_INTERVAL:
+            self._read_commands(now)
+        self._take_in(taken)
         # Outcomes that came in meanwhile: start their successors before the broker round trip.
         dispatcher.collect(self.pool.poll(0, []))
         dispatcher.dispatch()
         dispatcher.give_back_stale(now)
-        arrived += self._take_in(self._broker_batch(), now)
+        fetched = self._broker_batch()
+        self._take_in(fetched)
         # The consumer thread fetches only once the queue ran dry for this loop's own fetches:
         # it then waits for new messages without holding up this loop.
         self.consumer.want(self._wanted() if self._starved and not self._draining else 0)
         if now - self._last_housekeeping >= HOUSEKEEPING_INTERVAL:
             self._housekeeping(now)
-        return arrived
+        return len(taken) + len(fetched)
 
     def _wake_fds(self) -> list[object]:
         return [] if self._draining else [self.consumer.wakeup, self._wakeup]
 
-    def _take_in(self, deliveries: list[Delivery], now: float) -> int:
-        if deliveries or now - self._last_commands >= COMMAND_INTERVAL:
-            self._read_commands(now)
+    def _take_in(self, deliveries: list[Delivery]) -> None:
         self.dispatcher.admit(deliveries)
         self.dispatcher.dispatch()
-        return len(deliveries)
 
     def _broker_batch(self) -> list[Delivery]:
         """Record what finished and fetch what the pool can take, in one broker batch (one
