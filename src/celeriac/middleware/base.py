@@ -115,9 +115,6 @@ class MiddlewareStack:
     def __repr__(self) -> str:
         return f"<MiddlewareStack {[type(m).__name__ for m in self.middleware]}>"
 
-    def __contains__(self, kind: object) -> bool:
-        return any(type(m) is kind for m in self.middleware)
-
     def _call(self, hook: str, *args: Any) -> None:
         for method in self._hooks[hook]:
             try:
