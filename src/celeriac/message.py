@@ -5,6 +5,11 @@ check, schedule and follow up a task) then a newline, then the body: the task's 
 serialized with the app's serializer. The main process reads only the header; the pool child
 that runs the task decodes the body, so big arguments never cost the process that keeps the
 leases. Brokers store these bytes as they are and never look inside.
+
+When the app signs (``security_key``), one more line comes first: ``sig <HMAC-SHA256 in hex>``
+of every byte after it. A worker checks it on the raw bytes (:func:`open_message`) before it
+parses anything, so a forged message costs one HMAC and is never parsed. A decoded message
+keeps the bytes it came from, so handing it back re-sends exactly what was signed.
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ import time
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from typing import Any
 
-from celeriac.exceptions import MalformedMessage
+from celeriac.exceptions import MalformedMessage, SignatureMismatch
+from celeriac.headers import check_header
 from celeriac.serialization import JSON, Serializer
 
 PROTOCOL = 1
+SIGNATURE_LINE = b"sig "
 _HEADER_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
-_REQUIRED = ("id", "task")
 
 
 @dataclass(frozen=True)
@@ -64,22 +70,29 @@ class Message:
         return header
 
     def encode(self) -> bytes:
-        """Return the bytes a broker stores: header line, newline, body."""
+        """Return the bytes a broker stores: the signature line when signed, the header line, a
+        newline, the body."""
         return self._encoded
 
     @functools.cached_property
     def _encoded(self) -> bytes:
         # Computed once: the size check and the broker both need the bytes.
-        header = self.header()
-        if self.signature is not None:
-            header["sig"] = self.signature
-        return _HEADER_ENCODER.encode(header).encode() + b"\n" + self.body
+        if self.signature is None:
+            return self._unsigned
+        return SIGNATURE_LINE + self.signature.encode("ascii") + b"\n" + self._unsigned
+
+    @functools.cached_property
+    def _unsigned(self) -> bytes:
+        """What the signature covers: the header line, a newline and the body."""
+        return _HEADER_ENCODER.encode(self.header()).encode() + b"\n" + self.body
 
     def signed(self, serializer: Serializer) -> Message:
         """Return this message signed with the app's key (unchanged when signing is off)."""
         if not serializer.key:
             return self
-        return replace(self, signature=serializer.sign(*self._signed_parts()))
+        signed = replace(self, signature=serializer.sign(self._unsigned))
+        signed.__dict__["_unsigned"] = self._unsigned  # the same header: encode it once
+        return signed
 
     def verify(self, serializer: Serializer) -> None:
         """Check the signature against the app's key; no-op when signing is off.
@@ -88,11 +101,7 @@ class Message:
             SignatureMismatch: signing is on and the signature is missing or wrong.
         """
         if serializer.key:
-            serializer.verify(self.signature, *self._signed_parts())
-
-    def _signed_parts(self) -> tuple[bytes, bytes]:
-        canonical = json.dumps(self.header(), sort_keys=True, separators=(",", ":"))
-        return canonical.encode(), self.body
+            serializer.verify(self.signature, self._unsigned)
 
     def arguments(self, serializer: Serializer) -> tuple[list[Any], dict[str, Any]]:
         """Decode the body into positional and keyword arguments.
@@ -105,30 +114,65 @@ class Message:
 
     @classmethod
     def decode(cls, raw: bytes) -> Message:
-        """Parse bytes written by :meth:`encode`; the body stays serialized.
+        """Parse bytes written by :meth:`encode` (the body stays serialized), checking every
+        header field against the schema (``celeriac.headers``). It does not check the
+        signature: :func:`open_message` does, before parsing.
 
         Raises:
-            MalformedMessage: the bytes are not a celeriac message.
+            MalformedMessage: the bytes are not a celeriac message; the error names the field.
         """
-        line, sep, body = raw.partition(b"\n")
+        signature, unsigned = _split_signature(raw)
+        line, sep, body = unsigned.partition(b"\n")
         if not sep:
             raise MalformedMessage("no header line: not a celeriac message")
-        try:
-            header = json.loads(line)
-        except ValueError as exc:
-            raise MalformedMessage(f"header is not JSON: {exc}") from exc
-        if not isinstance(header, dict) or any(
-            not isinstance(header.get(k), str) for k in _REQUIRED
-        ):
-            raise MalformedMessage("header must be an object with string 'id' and 'task'")
-        version = header.pop("v", None)
-        if version != PROTOCOL:
-            raise MalformedMessage(f"unsupported message protocol {version!r}")
-        signature = header.pop("sig", None)
-        try:
-            return cls(body=body, signature=signature, **header)
-        except TypeError as exc:
-            raise MalformedMessage(f"bad header: {exc}") from exc
+        header = _parse_header(line)
+        check_header(header)
+        if header.pop("v", None) != PROTOCOL:
+            raise MalformedMessage(f"unsupported message protocol (this worker reads {PROTOCOL})")
+        message = cls(body=body, signature=signature, **header)
+        # It re-encodes to the bytes it came from: a signature stays valid when it is handed back.
+        message.__dict__["_encoded"] = raw
+        message.__dict__["_unsigned"] = unsigned
+        return message
+
+
+def open_message(raw: bytes, serializer: Serializer) -> Message:
+    """The message in ``raw`` as a worker takes it: when the app signs, the signature checked on
+    the raw bytes first, then the header parsed and checked (:meth:`Message.decode`).
+
+    Raises:
+        SignatureMismatch: signing is on and the signature is missing or wrong.
+        MalformedMessage: the bytes are not a celeriac message.
+    """
+    if serializer.key:
+        signature, unsigned = _split_signature(raw)
+        if signature is None:
+            raise SignatureMismatch("message is not signed, and this app signs its messages")
+        serializer.verify(signature, unsigned)
+    return Message.decode(raw)
+
+
+def _split_signature(raw: bytes) -> tuple[str | None, bytes]:
+    """The signature (None when the message is not signed) and the bytes it covers."""
+    if not raw.startswith(SIGNATURE_LINE):
+        return None, raw
+    line, sep, unsigned = raw.partition(b"\n")
+    signature = line[len(SIGNATURE_LINE) :]
+    if not sep or len(signature) != 64 or not signature.isalnum():
+        raise MalformedMessage("the signature line is not 'sig <64 hex digits>'")
+    return signature.decode("ascii"), unsigned
+
+
+def _parse_header(line: bytes) -> dict[str, Any]:
+    try:
+        header = json.loads(line)
+    except RecursionError:
+        raise MalformedMessage("header is nested too deep") from None
+    except ValueError as exc:
+        raise MalformedMessage(f"header is not JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise MalformedMessage("header must be a JSON object")
+    return header
 
 
 _NO_DEFAULT = object()  # always written: required fields, and sent_at
@@ -166,10 +210,12 @@ def decode_arguments(
 
 
 def peek_id(raw: bytes) -> str | None:
-    """Best-effort task id of bytes that may be malformed, so a failure can still be recorded."""
+    """Best-effort task id of bytes that may be malformed, so a failure can still be recorded
+    (only where nothing is authenticated: see ``worker/intake.py``)."""
     try:
-        header = json.loads(raw.partition(b"\n")[0])
-    except ValueError:
+        _, unsigned = _split_signature(raw)
+        header = _parse_header(unsigned.partition(b"\n")[0])
+    except MalformedMessage:
         return None
-    value = header.get("id") if isinstance(header, dict) else None
-    return value if isinstance(value, str) else None
+    value = header.get("id")
+    return value if isinstance(value, str) and 0 < len(value) <= 1024 else None

@@ -205,6 +205,15 @@ def exception_to_dict(exc: BaseException) -> dict[str, Any]:
     }
 
 
+def exception_info(payload: bytes) -> dict[str, Any]:
+    """The exception description stored for a failed task (empty if unreadable)."""
+    try:
+        info = json.loads(payload or b"{}")
+    except ValueError:
+        info = {}
+    return info if isinstance(info, dict) else {}
+
+
 def exception_from_dict(info: dict[str, Any]) -> BaseException:
     """Rebuild a remote exception with its original type where this process has that type.
 

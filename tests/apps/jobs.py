@@ -15,6 +15,8 @@ app = Celery("jobs")
 app.conf.broker_transport_options = {
     "lease_seconds": float(os.environ.get("CELERIAC_TEST_LEASE", "30"))
 }
+if os.environ.get("CELERIAC_TEST_KEYPREFIX"):  # Redis: the keys of one test, apart from others
+    app.conf.broker_transport_options["global_keyprefix"] = os.environ["CELERIAC_TEST_KEYPREFIX"]
 if os.environ.get("CELERIAC_TEST_SHUTDOWN_TIMEOUT"):
     app.conf.worker_shutdown_timeout = float(os.environ["CELERIAC_TEST_SHUTDOWN_TIMEOUT"])
 

@@ -30,7 +30,7 @@ from celeriac.backends.base import ResultRecord
 from celeriac.canvas.callbacks import unique
 from celeriac.canvas.calls import errback_marker
 from celeriac.canvas.chain import steps_from
-from celeriac.canvas.marks import TRANSIENT, exception_info, mark, try_send
+from celeriac.canvas.marks import TRANSIENT, mark, try_send
 from celeriac.canvas.nodes import node_finished
 from celeriac.canvas.plan import (
     CARRIED,
@@ -44,7 +44,7 @@ from celeriac.canvas.signature import Signature, as_list, maybe_signature
 from celeriac.exceptions import ChordError
 from celeriac.message import Message
 from celeriac.result import decode_record
-from celeriac.serialization import exception_to_dict, json_dumps
+from celeriac.serialization import exception_info, exception_to_dict, json_dumps
 
 if TYPE_CHECKING:
     from celeriac.app import Celeriac

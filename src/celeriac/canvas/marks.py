@@ -8,7 +8,6 @@ broker or backend are raised, and the worker tries the whole batch again.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -84,12 +83,3 @@ def mark(
     ]
     if records:
         app.backend.store_many(records, expires=expiry(app))
-
-
-def exception_info(payload: bytes) -> dict[str, Any]:
-    """The exception description stored for a failed task (empty if unreadable)."""
-    try:
-        info = json.loads(payload or b"{}")
-    except ValueError:
-        info = {}
-    return info if isinstance(info, dict) else {}

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac import states
 from celeriac.backends.base import ResultRecord
-from celeriac.canvas.marks import exception_info, log, mark, try_send
+from celeriac.canvas.marks import log, mark, try_send
 from celeriac.canvas.plan import Context, dag_key, dag_parents_key, dag_publish_key, expiry
 from celeriac.canvas.signature import maybe_signature
 from celeriac.exceptions import ChordError
 from celeriac.result import decode_record
-from celeriac.serialization import exception_to_dict, json_dumps
+from celeriac.serialization import exception_info, exception_to_dict, json_dumps
 
 if TYPE_CHECKING:
     from celeriac.app import Celeriac

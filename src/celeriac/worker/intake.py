@@ -1,9 +1,13 @@
-"""Checking a fetched message before anything runs it.
+"""Checking a fetched message before anything reads it.
 
-A message that cannot or must not run is refused here, in the main process, with a reason:
-malformed bytes, a wrong signature, a content type the app refuses, a size over the limit, an
-unknown task name, or a message that has already killed its process too often all go to the
-dead-letter store, and a FAILURE is recorded so that nobody waits for it forever. A revoked or
+The checks run in this order, each before anything reads what the next one checks: the size;
+the signature, on the raw bytes, when the app signs; the header, parsed and held against the
+schema (``celeriac.headers``); then the content type, the task name and how many processes the
+message has already killed. A message that fails one is refused here, in the main process, with
+a reason that names what is wrong: it goes to the dead-letter store and never reaches the pool.
+A FAILURE is recorded under its task id so that nobody waits for it forever, but only under an
+id the worker can trust: never for a message whose signature does not verify (a forger must not
+choose another task's result), nor, when the app signs, for one too big to check. A revoked or
 expired message is acknowledged and recorded as REVOKED.
 """
 
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Container
+from dataclasses import replace
 from typing import Any
 
 from celeriac import states
@@ -19,11 +24,12 @@ from celeriac.exceptions import (
     ContentDisallowed,
     MessageTooLarge,
     NotRegistered,
+    SignatureMismatch,
     TaskRevokedError,
     WorkerLostError,
 )
 from celeriac.execution import Action, failure
-from celeriac.message import Message
+from celeriac.message import Message, open_message
 from celeriac.serialization import Serializer
 from celeriac.task import Task
 from celeriac.worker.held import Held
@@ -50,16 +56,24 @@ class Intake:
     def check(self, held: Held, revoked: Container[str]) -> bool:
         """True when ``held`` may run (it then waits for a process); otherwise it is refused,
         with the reason as its outcome. ``revoked`` holds the ids of revoked tasks."""
+        raw = held.delivery.body
         try:
-            message = self._decode(held)
+            if len(raw) > self.max_bytes:
+                raise MessageTooLarge(
+                    f"message is {len(raw)} bytes, over message_max_bytes ({self.max_bytes})"
+                )
+            message = open_message(raw, self.serializer)
         except CeleriacError as exc:
-            held.refused(failure(exc, action=Action.DEAD_LETTER), Action.DEAD_LETTER)
+            # When the app signs, bytes that did not prove where they come from (a wrong
+            # signature, or too big to check) name no task whose result we may write.
+            unproven = isinstance(exc, SignatureMismatch | MessageTooLarge)
+            self._refuse(held, exc, record=not (self.serializer.key and unproven))
             return False
         held.message = message
         try:
-            self._check(message, len(held.delivery.body), held.delivery.attempt)
+            self._check(message, held.delivery.attempt)
         except CeleriacError as exc:
-            held.refused(failure(exc, action=Action.DEAD_LETTER), Action.DEAD_LETTER)
+            self._refuse(held, exc, record=True)
             return False
         expired = message.expires is not None and message.expires < self.clock()
         if message.id in revoked or expired:
@@ -70,18 +84,13 @@ class Intake:
         held.checked(message)
         return True
 
-    def _decode(self, held: Held) -> Message:
-        """The message, when its bytes are one and its signature is right."""
-        message = Message.decode(held.delivery.body)
-        message.verify(self.serializer)
-        return message
+    @staticmethod
+    def _refuse(held: Held, exc: CeleriacError, *, record: bool) -> None:
+        outcome = failure(exc, action=Action.DEAD_LETTER)
+        held.refused(replace(outcome, record=record), Action.DEAD_LETTER)
 
-    def _check(self, message: Message, size: int, attempt: int) -> None:
+    def _check(self, message: Message, attempt: int) -> None:
         """Raise when a sound message must still not run here."""
-        if size > self.max_bytes:
-            raise MessageTooLarge(
-                f"message is {size} bytes, over message_max_bytes ({self.max_bytes})"
-            )
         if message.content_type not in self.serializer.accept:
             raise ContentDisallowed(
                 f"content type {message.content_type!r} is not accepted "

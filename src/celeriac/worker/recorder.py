@@ -25,6 +25,7 @@ from celeriac.brokers.base import Delivery
 from celeriac.execution import Action, Outcome
 from celeriac.message import peek_id
 from celeriac.retries import retried_message
+from celeriac.serialization import exception_info
 from celeriac.worker.followups import Followups
 from celeriac.worker.held import Held, Stage
 
@@ -206,7 +207,14 @@ def _log(held: Held) -> None:
     elif outcome.state == states.REVOKED:
         log.info("%s revoked: %s", name, outcome.reason)
     elif outcome.state != states.SUCCESS:
-        log.error("%s %s: %s", name, outcome.state.lower(), outcome.reason)
+        log.error("%s %s: %s%s", name, outcome.state.lower(), outcome.reason, _trace(outcome))
+
+
+def _trace(outcome: Outcome) -> str:
+    """The remote traceback of a task that raised, on lines of its own (as Celery logs it)."""
+    info = exception_info(outcome.payload)
+    text = str(info.get("traceback") or "")
+    return "\n" + text.rstrip() if text.startswith("Traceback") else ""
 
 
 def _preview(outcome: Outcome) -> str:
