@@ -15,7 +15,7 @@ from celeriac.control import Control
 from celeriac.current import set_current_app
 from celeriac.eager import apply_eagerly
 from celeriac.exceptions import ConfigurationError, NotRegistered
-from celeriac.middleware import CelerySignals, Middleware, MiddlewareStack
+from celeriac.middleware import CelerySignals, Middleware, MiddlewareStack, TaskHandlers
 from celeriac.periodic import APPLY_SCHEDULED, apply_scheduled, periodic_entry
 from celeriac.request import current_request, note_children, sender_lineage
 from celeriac.result import AsyncResult
@@ -133,14 +133,19 @@ class Celeriac:
 
     @property
     def middleware(self) -> MiddlewareStack:
-        """The built-in middleware (Celery's signals), then the ``middleware`` setting's.
+        """The built-in middleware (Celery's signals, the task classes' handlers), then the
+        ``middleware`` setting's.
 
         Raises:
             ConfigurationError: an entry is not a middleware, or its class cannot be imported.
         """
         given = tuple(self.conf.middleware or ())
         if self._middleware is None or self._middleware[0] != given:
-            built = [CelerySignals(lambda: self.serializer), *map(_middleware, given)]
+            built = [
+                CelerySignals(lambda: self.serializer),
+                TaskHandlers(),
+                *map(_middleware, given),
+            ]
             self._middleware = given, MiddlewareStack(built)
         return self._middleware[1]
 

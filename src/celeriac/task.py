@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
+# Celery's handlers: a base class (``@app.task(base=MyTask)``) overrides them, and the built-in
+# middleware ``TaskHandlers`` calls them where the task runs.
+HANDLERS = ("before_start", "on_success", "on_failure", "on_retry", "after_return")
+
 # Options accepted by @app.task, with their defaults (None: take the app's setting).
 TASK_OPTIONS: dict[str, Any] = {
     "name": None,
@@ -110,6 +114,10 @@ class Task(Generic[P, R]):
         self.__name__ = getattr(fn, "__name__", self.name)
         self.__module__ = fn.__module__
         self.__wrapped__ = fn
+        cls = type(self)
+        self.overridden_handlers = frozenset(
+            name for name in HANDLERS if getattr(cls, name) is not getattr(Task, name)
+        )
 
     def __repr__(self) -> str:
         return f"<@task: {self.name}>"
@@ -219,6 +227,47 @@ class Task(Generic[P, R]):
     def AsyncResult(self, task_id: str) -> AsyncResult[R]:
         """A handle on a call of this task by its id."""
         return self.app.AsyncResult(task_id)
+
+    # -- handlers: override them in a base class ---------------------------------------------
+    def before_start(self, task_id: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+        """Called where the task runs, just before it does."""
+
+    def on_success(
+        self, retval: Any, task_id: str, args: list[Any], kwargs: dict[str, Any]
+    ) -> None:
+        """Called where the task ran, after it returned ``retval``."""
+
+    def on_failure(
+        self,
+        exc: BaseException,
+        task_id: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        einfo: Any,
+    ) -> None:
+        """Called where the task ran, after it raised ``exc`` (``einfo``: its traceback)."""
+
+    def on_retry(
+        self,
+        exc: BaseException,
+        task_id: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        einfo: Any,
+    ) -> None:
+        """Called where the task ran, when it asked to be retried because of ``exc``."""
+
+    def after_return(
+        self,
+        status: str,
+        retval: Any,
+        task_id: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        einfo: Any,
+    ) -> None:
+        """Called where the task ran, after every run: its state, and what it returned or
+        raised (``einfo`` is None when it succeeded)."""
 
     # -- retrying ---------------------------------------------------------------------------
     def retry(
