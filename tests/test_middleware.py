@@ -154,7 +154,8 @@ def test_a_raising_middleware_is_logged_and_loses_nothing(
 
 def test_middleware_given_by_setting_as_a_dotted_path(tmp_path: Path) -> None:
     app = Celeriac("dotted", broker="memory://dotted-hooks", middleware=["apps.hooklog:Broken"])
-    assert [type(m).__name__ for m in app.middleware.middleware] == ["CelerySignals", "TaskHandlers", "Broken"]
+    names = [type(m).__name__ for m in app.middleware.middleware]
+    assert names == ["CelerySignals", "TaskHandlers", "Broken"]
     app.conf.middleware = ["apps.hooklog.Broken", Broken]
     assert len(app.middleware.middleware) == 4
     app.conf.middleware = ["no_such_module.Thing"]
