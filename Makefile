@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck imports check bench clean
+.PHONY: demo test lint typecheck imports check bench chaos chaos-short clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,8 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples chaos
+	$(BIN)/ruff format --check src tests benchmarks examples chaos
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -36,6 +36,19 @@ $(VENV)/.bench-installed: $(STAMP)
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks
+
+# The fault suite (docs/design/faults.md): minutes, so not part of `make test`. Both brokers;
+# Redis is a throw-away redis-server from this machine (without one, it stops at once and says
+# how to get one). CHAOS_ARGS picks scenarios or a broker,
+# or your own Redis (the faults that kill or freeze the server are then skipped):
+#   make chaos CHAOS_ARGS="worker-kills poison --redis-url redis://host:6379/0"
+CHAOS_ARGS ?=
+
+chaos: $(STAMP)
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
+
+chaos-short: $(STAMP)
+	$(BIN)/python -m chaos --short $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
