@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
 from collections.abc import Sequence
 
+import pytest
+
 from celeriac import Celeriac
 from celeriac.backends.base import ResultRecord
 from celeriac.backends.memory import MemoryBackend
+from celeriac.brokers.base import Delivery
 from celeriac.brokers.memory import MemoryBroker
 from celeriac.exceptions import BackendError
+from celeriac.testing import in_process_worker
 from support.workers import worker_running
 
 
@@ -52,3 +57,31 @@ def test_outcomes_survive_a_backend_outage() -> None:
         assert [r.get(timeout=10) for r in results] == [2 * i for i in range(10)]
     assert sorted(runs) == list(range(10))
     assert app.broker.queue_lengths(["celery"]) == {"celery": 0}
+
+
+class RefusingBroker(MemoryBroker):
+    """A memory broker whose acks all find the lease gone (as when it ran out meanwhile)."""
+
+    def ack_many(self, deliveries: Sequence[Delivery]) -> list[bool]:
+        return [False] * len(deliveries)
+
+
+def test_a_settle_the_broker_refuses_is_not_counted_or_logged_as_done(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = Celeriac("refused", broker=RefusingBroker(f"refused-{uuid.uuid4().hex}"))
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    result = add.delay(2, 2)
+    worker = in_process_worker(app)
+    try:
+        with caplog.at_level(logging.INFO, logger="celeriac.worker"):
+            assert worker.drain() == 0  # nothing settled here
+    finally:
+        worker.close()
+    assert "its lease ran out meanwhile" in caplog.text
+    assert "succeeded" not in caplog.text
+    assert result.get(timeout=1) == 4  # the outcome was stored first: another run keeps it

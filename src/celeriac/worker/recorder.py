@@ -85,7 +85,7 @@ class Recorder:
         try:
             kept = self._ours(batch)
             with self.broker.batch():
-                self._write(kept)
+                refused = self._write(kept)
                 if fetch is not None:
                     fresh = fetch()
         except Exception as exc:  # any store error: kept and retried, nothing is lost
@@ -95,7 +95,7 @@ class Recorder:
             self._keep(batch, exc)
             return []
         self._delay = MIN_RETRY_DELAY
-        self._done(batch, kept)
+        self._done(batch, kept, refused)
         return fresh
 
     def flush(self, deadline: float) -> None:
@@ -132,20 +132,30 @@ class Recorder:
                 held.lost()
         return kept
 
-    def _write(self, kept: Sequence[Held]) -> None:
+    def _write(self, kept: Sequence[Held]) -> list[Held]:
+        """Store, follow up and settle; returns the messages the broker refused to settle (their
+        leases ran out between the check and now: another worker may hold them)."""
         records = [r for h in kept if h.record and (r := self._result(h)) is not None]
         self.backend.store_many(records, expires=self.expires)
         self.followups.run(kept)  # after storing, before acking: never lost
-        self.broker.ack_many([h.delivery for h in kept if h.action is Action.ACK])
-        for held in kept:
-            self._settle(held)
+        acked = [h for h in kept if h.action is Action.ACK]
+        flags = self.broker.ack_many([h.delivery for h in acked])
+        refused = [h for h, ok in zip(acked, flags, strict=True) if not ok]
+        return refused + [h for h in kept if h.action is not Action.ACK and not self._settle(h)]
 
-    def _done(self, batch: Sequence[Held], kept: Sequence[Held]) -> None:
+    def _done(self, batch: Sequence[Held], kept: Sequence[Held], refused: list[Held]) -> None:
         for held in kept:
+            if any(held is r for r in refused):
+                log.warning(
+                    "message %s was not settled here: its lease ran out meanwhile",
+                    held.delivery.tag,
+                )
+                held.lost()
+                continue
             held.settled()
             _log(held)
             self.middleware.after_settle(self.worker, held)
-        self.settled += len(kept)
+        self.settled += len(kept) - len(refused)
         self.keeper.release([h.delivery for h in batch])
 
     def _result(self, held: Held) -> ResultRecord | None:
@@ -170,24 +180,26 @@ class Recorder:
             meta=meta,
         )
 
-    def _settle(self, held: Held) -> None:
+    def _settle(self, held: Held) -> bool:
+        """Tell the broker what becomes of a message that is not simply acked; False when it
+        refused (the lease was no longer ours)."""
         delivery, action, outcome = held.delivery, held.action, held.outcome
         assert outcome is not None
         if action is Action.REQUEUE:
-            self.broker.requeue(delivery)
-        elif action is Action.GIVE_BACK:
-            self.broker.requeue(delivery, message=held.message)
-        elif action is Action.DEAD_LETTER:
-            self.broker.dead_letter(delivery, outcome.reason)
-        elif action is Action.RETRY:
+            return self.broker.requeue(delivery)
+        if action is Action.GIVE_BACK:
+            return self.broker.requeue(delivery, message=held.message)
+        if action is Action.DEAD_LETTER:
+            return self.broker.dead_letter(delivery, outcome.reason)
+        if action is Action.RETRY:
             assert held.message is not None and outcome.retry is not None
             retry = retried_message(
                 held.message, outcome.retry, self.serializer, self.broker.clock()
             )
-            if held.early_acked:  # its message is gone: the retry is a new one
-                self.broker.publish(retry)
-            else:
-                self.broker.requeue(delivery, message=retry, eta=retry.eta)
+            if not held.early_acked:
+                return self.broker.requeue(delivery, message=retry, eta=retry.eta)
+            self.broker.publish(retry)  # its message is gone: the retry is a new one
+        return True
 
 
 def _log(held: Held) -> None:
