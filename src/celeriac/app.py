@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
@@ -10,7 +11,7 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 from celeriac.backends import ResultBackend, create_backend
 from celeriac.brokers import Broker, create_broker
 from celeriac.canvas.signature import Signature, links_workflow
-from celeriac.config import Settings
+from celeriac.config import Settings, import_object
 from celeriac.control import Control
 from celeriac.current import set_current_app
 from celeriac.eager import apply_eagerly
@@ -88,6 +89,37 @@ class Celeriac:
                 unknown.
         """
         self.conf.from_object(obj, namespace)
+
+    def config_from_envvar(
+        self, variable_name: str, silent: bool = False, force: bool = False
+    ) -> bool:
+        """Load settings from the module that the environment variable ``variable_name`` names
+        (``app.config_from_envvar('CELERY_CONFIG_MODULE')``), as Celery does; True once loaded.
+
+        With ``silent=True``, a variable that is not set or a module that cannot be imported
+        returns False instead. ``force`` is accepted for Celery's sake: settings are always
+        loaded at once.
+
+        Raises:
+            ConfigurationError: (``ImproperlyConfigured``) the variable is not set, or its module
+                cannot be imported (unless ``silent``), or a setting in it is unknown.
+        """
+        module_name = os.environ.get(variable_name)
+        if not module_name:
+            if silent:
+                return False
+            raise ConfigurationError(
+                f"the environment variable {variable_name} is not set: it should name the "
+                "module to load settings from (config_from_envvar)"
+            )
+        try:
+            source = import_object(module_name)
+        except ConfigurationError:
+            if silent:
+                return False
+            raise
+        self.conf.from_object(source)
+        return True
 
     @property
     def broker(self) -> Broker:
@@ -168,9 +200,13 @@ class Celeriac:
     def check(self) -> None:
         """Build everything the settings describe, so that a bad setting fails now.
 
+        Also logs, once a process, the Celery settings that celeriac does not use and what it
+        does instead (``Settings.log_notes``).
+
         Raises:
             ConfigurationError: a bad URL, serializer, lease or duration.
         """
+        self.conf.log_notes()
         _ = self.broker, self.backend, self.serializer
         self.conf.lease_seconds()
         Router(self.conf.task_routes)
@@ -199,6 +235,7 @@ class Celeriac:
         Raises:
             Exception: whatever an ``on_after_configure`` receiver raised.
         """
+        self.conf.log_notes()  # beat checks no settings of its own: say it here, once
         with self._finalize_lock:  # held while receivers run: beat must see what they add
             if self._finalized:
                 return

@@ -1,7 +1,11 @@
 """The app's settings: Celery's lowercase names, checked when they are set.
 
 A misspelt setting would otherwise be ignored in silence, so an unknown name raises an error that
-names it (and the nearest known name). Durations may be given as seconds or ``timedelta``.
+names it (and the nearest known name). Every other name Celery knows is accepted
+(``celery_settings.TABLE``): an old upper-case name (``BROKER_URL``, ``CELERYD_CONCURRENCY``) is
+an alias of its new name, and a setting that celeriac does not use is kept, readable, and named
+once at worker and beat start-up (``Settings.log_notes``), with what celeriac does instead.
+Durations may be given as seconds or ``timedelta``.
 """
 
 from __future__ import annotations
@@ -11,20 +15,29 @@ import datetime
 import difflib
 import importlib
 import inspect
+import logging
 import os
-from collections.abc import Iterator, Mapping, MutableMapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from typing import Any, NamedTuple
 
+from celeriac.celery_settings import BY_NAME, BY_OLD_NAME, GUIDE, Note, setting_notes
 from celeriac.exceptions import ConfigurationError
+from celeriac.urls import mask_url
+
+log = logging.getLogger("celeriac.config")
 
 DEFAULT_BROKER_URL = "sqlite:///celeriac.db"
 ENV_BROKER_URL = "CELERIAC_BROKER_URL"
 ENV_RESULT_BACKEND = "CELERIAC_RESULT_BACKEND"
+# Celery's variables, read after celeriac's: a setting, then $CELERIAC_..., then $CELERY_...
+CELERY_ENV_BROKER_URL = "CELERY_BROKER_URL"
+CELERY_ENV_RESULT_BACKEND = "CELERY_RESULT_BACKEND"
+CELERY_ENV_NOT_YET = ("CELERY_BROKER_READ_URL", "CELERY_BROKER_WRITE_URL")
 
 DEFAULTS: dict[str, Any] = {
     # where messages and results live
-    "broker_url": None,  # None: $CELERIAC_BROKER_URL, else the SQLite file ./celeriac.db
-    "result_backend": None,  # None: $CELERIAC_RESULT_BACKEND, else the broker's own store
+    "broker_url": None,  # None: $CELERIAC_BROKER_URL, $CELERY_BROKER_URL, else ./celeriac.db
+    "result_backend": None,  # None: $CELERIAC_ or $CELERY_RESULT_BACKEND, else the broker's
     "broker_transport_options": {},  # lease_seconds (alias visibility_timeout), ...
     "broker_publish_timeout": 10.0,
     "result_expires": 86400.0,
@@ -71,43 +84,71 @@ DEFAULTS: dict[str, Any] = {
 
 DEFAULT_LEASE_SECONDS = 30.0
 
+# Every name a setting may be given by: celeriac's, and the other names Celery knows.
+KNOWN = frozenset(DEFAULTS) | frozenset(BY_NAME)
+# Settings whose value may be a function or a class; other callables in a config object are the
+# helpers and imports that config modules hold, and are skipped (`from datetime import timezone`).
+CALLABLE_SETTINGS = frozenset(
+    {"task_routes", "broker_failover_strategy", "database_engine_callback"}
+)
+
+_LOGGED: set[str] = set()  # the keys of the notes this process has logged
+
+
+def canonical_name(name: str) -> str:
+    """The name a setting is kept under: ``name`` itself, or the new name of an old one.
+
+    Raises:
+        ConfigurationError: an unknown name (with the nearest known one).
+    """
+    if name in KNOWN:
+        return name
+    row = BY_OLD_NAME.get(name)
+    if row is not None:
+        return row.name
+    raise _unknown(name, BY_OLD_NAME if name.isupper() else KNOWN)
+
+
+def _unknown(name: str, candidates: Iterable[str], prefix: str = "") -> ConfigurationError:
+    """The error for an unknown setting, naming the nearest known one as ``name`` spells names
+    (with ``prefix``, a Django-style ``CELERY_...`` name)."""
+    wanted = name[len(prefix) :].lower() if prefix else name
+    near = difflib.get_close_matches(wanted, list(candidates), n=1)
+    nearest = (prefix + near[0].upper() if prefix else near[0]) if near else ""
+    hint = f" (did you mean {nearest!r}?)" if nearest else ""
+    return ConfigurationError(f"unknown setting {name!r}{hint}")
+
 
 class Settings(MutableMapping[str, Any]):
-    """Settings readable as ``conf.name`` and ``conf['name']``; unknown names are errors."""
+    """Settings readable as ``conf.name`` and ``conf['name']``; unknown names are errors.
+
+    Old upper-case names read and write their new names. A Celery setting that celeriac does
+    not use reads as what was set, else None.
+    """
 
     def __init__(self, values: Mapping[str, Any] | None = None) -> None:
         # A deep copy: `conf.beat_schedule[name] = ...` must not change every other app.
         object.__setattr__(self, "_values", copy.deepcopy(DEFAULTS))
         # Bumped by every change, so that values derived from settings can be cached safely.
         object.__setattr__(self, "version", 0)
+        # Said once at start-up: names of a config object that were ignored, and why.
+        object.__setattr__(self, "_loading_notes", {})
         if values:
             self.update(values)
 
-    @staticmethod
-    def check_name(name: str) -> None:
-        """Raise unless ``name`` is a known setting.
-
-        Raises:
-            ConfigurationError: naming the unknown setting and the nearest known one.
-        """
-        if name in DEFAULTS:
-            return
-        near = difflib.get_close_matches(name, DEFAULTS, n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise ConfigurationError(f"unknown setting {name!r}{hint}")
-
     def __getitem__(self, name: str) -> Any:
-        self.check_name(name)
-        return self._values[name]
+        return self._values.get(canonical_name(name))
 
     def __setitem__(self, name: str, value: Any) -> None:
-        self.check_name(name)
-        self._values[name] = value
+        self._values[canonical_name(name)] = value
         object.__setattr__(self, "version", self.version + 1)
 
     def __delitem__(self, name: str) -> None:
-        self.check_name(name)
-        self._values[name] = copy.deepcopy(DEFAULTS[name])
+        key = canonical_name(name)
+        if key in DEFAULTS:
+            self._values[key] = copy.deepcopy(DEFAULTS[key])
+        else:
+            self._values.pop(key, None)
         object.__setattr__(self, "version", self.version + 1)
 
     def __iter__(self) -> Iterator[str]:
@@ -136,12 +177,16 @@ class Settings(MutableMapping[str, Any]):
         return to_seconds(self[name], name)
 
     def broker_url_or_default(self) -> str:
-        """The broker URL: the setting, else ``$CELERIAC_BROKER_URL``, else ``./celeriac.db``."""
-        return str(self["broker_url"] or os.environ.get(ENV_BROKER_URL) or DEFAULT_BROKER_URL)
+        """The broker URL: the setting, else ``$CELERIAC_BROKER_URL``, else
+        ``$CELERY_BROKER_URL``, else ``./celeriac.db``."""
+        env = os.environ.get(ENV_BROKER_URL) or os.environ.get(CELERY_ENV_BROKER_URL)
+        return str(self["broker_url"] or env or DEFAULT_BROKER_URL)
 
     def result_backend_or_default(self) -> str | None:
-        """The backend URL: the setting, else ``$CELERIAC_RESULT_BACKEND``, else None (broker's)."""
-        url = self["result_backend"] or os.environ.get(ENV_RESULT_BACKEND)
+        """The backend URL: the setting, else ``$CELERIAC_RESULT_BACKEND``, else
+        ``$CELERY_RESULT_BACKEND``, else None (the broker's own store)."""
+        env = os.environ.get(ENV_RESULT_BACKEND) or os.environ.get(CELERY_ENV_RESULT_BACKEND)
+        url = self["result_backend"] or env
         return str(url) if url else None
 
     def lease_seconds(self) -> float:
@@ -163,28 +208,177 @@ class Settings(MutableMapping[str, Any]):
         """Load settings from a module, a class, any object, a dotted module path, or
         ``'module:attribute'`` (``'django.conf:settings'``).
 
-        With ``namespace='CELERY'``, reads ``CELERY_BROKER_URL`` style names (as Django projects
-        write them); otherwise reads the object's lowercase public attributes.
+        Reads the object's lowercase public attributes and Celery's old upper-case names
+        (``BROKER_URL``); with ``namespace='CELERY'``, ``CELERY_BROKER_URL`` style names (as
+        Django projects write them) and the old names. Where one setting is given by its new
+        and its old name, the new one wins. Django's ``TIME_ZONE`` is the ``timezone`` when
+        none is given, as in Celery.
 
         Raises:
             ConfigurationError: the module cannot be imported, has no such attribute, or a
                 setting is unknown.
         """
         if isinstance(obj, str):
-            obj = _import_object(obj)
-        for key in dir(obj):
-            name = _setting_name(key, namespace)
-            value = getattr(obj, key)
-            if (
-                name is None
-                or inspect.ismodule(value)
-                or (callable(value) and name != "task_routes")
-            ):
-                continue
-            self[name] = value
+            obj = import_object(obj)
+        found = _read(obj, namespace, self._loading_notes)
+        for name, given in found.items():
+            self[name] = given.value
+        time_zone = getattr(obj, "TIME_ZONE", None)
+        if "timezone" not in found and isinstance(time_zone, str) and self["timezone"] == "UTC":
+            self["timezone"] = time_zone
+            text = f"timezone is {time_zone!r}, Django's TIME_ZONE, as in Celery"
+            self._loading_notes["TIME_ZONE"] = Note("TIME_ZONE", logging.INFO, text)
+
+    # -- the notes said once at start-up -----------------------------------------------------
+    def notes(self) -> list[Note]:
+        """What celeriac says once about how it reads this configuration: Celery settings it
+        does not use (and what it does instead), Celery's variables it does not use, names it
+        ignored while loading a config object, and Celery's ``visibility_timeout``."""
+        return [
+            *setting_notes(self._values),
+            *self._environment_notes(),
+            *self._lease_notes(),
+            *self._loading_notes.values(),
+        ]
+
+    def log_notes(self) -> None:
+        """Log each note once a process: at INFO what celeriac does not need, at WARNING what it
+        does not do yet or does otherwise. Workers and beat call it (through ``app.check()``
+        and ``app.finalize()``) when they start."""
+        for note in self.notes():
+            if note.key not in _LOGGED:
+                _LOGGED.add(note.key)
+                log.log(note.level, "%s", note.text)
+
+    def _environment_notes(self) -> Iterator[Note]:
+        pairs = (
+            ("broker_url", ENV_BROKER_URL, CELERY_ENV_BROKER_URL),
+            ("result_backend", ENV_RESULT_BACKEND, CELERY_ENV_RESULT_BACKEND),
+        )
+        for setting, ours, celerys in pairs:
+            theirs = os.environ.get(celerys)
+            used = self[setting] or os.environ.get(ours)
+            if theirs and used and str(used) != theirs:
+                source = setting if self[setting] else f"${ours}"
+                yield Note(
+                    f"${celerys}",
+                    logging.WARNING,
+                    f"${celerys} is set but not used: {source} ({mask_url(str(used))}) comes "
+                    f"first in celeriac, where Celery would use ${celerys} "
+                    f'(see "Environment variables" under Settings in {GUIDE})',
+                )
+        for name in CELERY_ENV_NOT_YET:
+            if os.environ.get(name):
+                text = f"${name} is not supported yet and has no effect: one broker_url serves both"
+                yield Note(f"${name}", logging.WARNING, f"{text} (see {GUIDE})")
+
+    def _lease_notes(self) -> Iterator[Note]:
+        options = self["broker_transport_options"] or {}
+        if "visibility_timeout" in options and "lease_seconds" not in options:
+            given = options["visibility_timeout"]
+            yield Note(
+                "visibility_timeout",
+                logging.INFO,
+                f"broker_transport_options['visibility_timeout'] ({given!r}) is taken as the "
+                "lease: how long a dead worker's tasks wait to run again. "
+                "celeriac renews a lease while its task runs and keeps countdowns in the broker, "
+                "so the lease need not outlast long tasks or ETAs (lease_seconds, 30 s by default)",
+            )
 
 
-def _import_object(path: str) -> object:
+class _Given(NamedTuple):
+    key: str  # the attribute of the config object
+    value: Any
+    old: bool  # given by Celery's old upper-case name
+
+
+def _read(obj: object, namespace: str | None, notes: dict[str, Note]) -> dict[str, _Given]:
+    """The settings a config object holds, by canonical name; names it ignored go to ``notes``.
+
+    Raises:
+        ConfigurationError: an unknown lowercase name (with a namespace: an unknown
+            ``NAMESPACE_...`` name).
+    """
+    prefix = namespace.rstrip("_") + "_" if namespace else ""
+    found: dict[str, _Given] = {}
+    for key in dir(obj):
+        if key.startswith("_"):
+            continue
+        value = getattr(obj, key)
+        if inspect.ismodule(value):
+            continue
+        hit = _setting_of(key, prefix)
+        if hit is None or (callable(value) and hit[0] not in CALLABLE_SETTINGS):
+            if not callable(value):
+                _check_ignored(key, prefix, notes)
+            continue
+        name, old = hit
+        given = _Given(key, value, old)
+        kept = found.setdefault(name, given)
+        if kept is not given:
+            found[name] = _prefer_new(kept, given, notes)
+    return found
+
+
+def _setting_of(key: str, prefix: str) -> tuple[str, bool] | None:
+    """(canonical name, given by its old name) for an attribute of a config object; None when
+    the attribute names no setting."""
+    if prefix:
+        name = key[len(prefix) :].lower() if key.startswith(prefix) else None
+        if name in KNOWN:
+            return name, False
+    elif key == key.lower() and key in KNOWN:
+        return key, False
+    row = BY_OLD_NAME.get(key)
+    return (row.name, True) if row is not None else None
+
+
+def _check_ignored(key: str, prefix: str, notes: dict[str, Note]) -> None:
+    """Raise for an attribute that must be a setting but names none (a misspelling); note one
+    that looks like Celery's but is ignored, as Celery ignores it.
+
+    Raises:
+        ConfigurationError: a lowercase attribute (with a namespace: a prefixed one) that
+            names no setting.
+    """
+    if prefix and key.startswith(prefix):
+        raise _unknown(key, KNOWN, prefix)
+    if not prefix and key == key.lower():
+        raise _unknown(key, KNOWN)
+    note = _ignored_note(key, prefix)
+    if note is not None:
+        notes[key] = note
+
+
+def _ignored_note(key: str, prefix: str) -> Note | None:
+    """A Django-style ``CELERY_...`` name read without the namespace, or an upper-case name
+    a letter or two away from an old one (``CELERYD_CONCURENCY``): both are ignored."""
+    django = key.removeprefix("CELERY_").lower()
+    if not prefix and key.startswith("CELERY_") and django in KNOWN:
+        text = f"it names {django} only with config_from_object(..., namespace='CELERY')"
+        return Note(key, logging.WARNING, f"{key} is ignored, as Celery ignores it: {text}")
+    near = difflib.get_close_matches(key, BY_OLD_NAME, n=1, cutoff=0.85)
+    if key.startswith(("CELERY", "BROKER_")) and near:
+        text = f"{key} is ignored: it names no setting (did you mean {near[0]!r}?)"
+        return Note(key, logging.WARNING, text)
+    return None
+
+
+def _prefer_new(first: _Given, second: _Given, notes: dict[str, Note]) -> _Given:
+    """Of two attributes naming one setting, the one by its new name; a note when they differ."""
+    new, old = (second, first) if first.old else (first, second)
+    if new.value != old.value:
+        text = f"{old.key} is ignored: {new.key} names the same setting, and the new name wins"
+        notes[old.key] = Note(old.key, logging.WARNING, text)
+    return new
+
+
+def import_object(path: str) -> object:
+    """The module ``path`` names, or its attribute with ``'module:attribute'``.
+
+    Raises:
+        ConfigurationError: the module cannot be imported or has no such attribute.
+    """
     module_name, _, attribute = path.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -196,15 +390,6 @@ def _import_object(path: str) -> object:
         return getattr(module, attribute)
     except AttributeError:
         raise ConfigurationError(f"config module {module_name!r} has no {attribute!r}") from None
-
-
-def _setting_name(key: str, namespace: str | None) -> str | None:
-    if namespace:
-        prefix = namespace.rstrip("_") + "_"
-        return key[len(prefix) :].lower() if key.startswith(prefix) else None
-    if key.startswith("_") or key != key.lower():
-        return None
-    return key
 
 
 def to_seconds(value: Any, what: str) -> float | None:

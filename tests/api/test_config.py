@@ -183,7 +183,8 @@ def test_config_from_object_module_colon_attribute(
 
 def test_config_from_object_namespace_unknown_name(app: Celeriac) -> None:
     settings = SimpleNamespace(CELERY_TASK_DEFAULT_QUEUEE="x", OTHER=1)
-    with pytest.raises(ConfigurationError, match="task_default_queue"):
+    # The nearest name is spelled as the project spells its names.
+    with pytest.raises(ConfigurationError, match="did you mean 'CELERY_TASK_DEFAULT_QUEUE'"):
         app.config_from_object(settings, namespace="CELERY")
 
 
@@ -198,6 +199,7 @@ def test_environment_urls_are_used_when_nothing_is_set(monkeypatch: pytest.Monke
 def test_environment_broker_is_also_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CELERIAC_BROKER_URL", "memory://env-only")
     monkeypatch.delenv("CELERIAC_RESULT_BACKEND", raising=False)
+    monkeypatch.delenv("CELERY_RESULT_BACKEND", raising=False)
     app = Celeriac("env")
     assert app.broker.url == app.backend.url == "memory://env-only"
 
@@ -213,6 +215,7 @@ def test_settings_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
 def test_environment_app_works_end_to_end(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CELERIAC_BROKER_URL", f"sqlite:///{tmp_path}/env.db")
     monkeypatch.delenv("CELERIAC_RESULT_BACKEND", raising=False)
+    monkeypatch.delenv("CELERY_RESULT_BACKEND", raising=False)
     app = Celeriac("env")
 
     @app.task
