@@ -220,18 +220,24 @@ class RedisClock:
     ETAs and expiry times that a client computes (``countdown=10`` becomes "Redis time + 10")
     are then compared, inside Redis, with the same clock that the scripts read, so a host whose
     clock is off by minutes still runs a countdown on time. When Redis cannot be reached, the
-    last offset (at first: none) is used.
+    last offset (at first: none) is used, and Redis is asked again a second later.
+
+    ``read_time`` asks Redis for its time (epoch seconds); it bounds its own wait.
     """
 
-    def __init__(self, client: redis.Redis) -> None:
-        self._client = client
+    def __init__(self, read_time: Callable[[], float]) -> None:
+        self._read_time = read_time
         self._offset = 0.0
         self._synced_at: float | None = None
 
+    def due(self) -> bool:
+        """Whether the next reading asks Redis (the first one, then once a minute)."""
+        synced = self._synced_at
+        return synced is None or time.monotonic() - synced >= CLOCK_RESYNC
+
     def __call__(self) -> float:
-        now = time.monotonic()
-        if self._synced_at is None or now - self._synced_at >= CLOCK_RESYNC:
-            self._sync(now)
+        if self.due():
+            self._sync(time.monotonic())
         return time.time() + self._offset
 
     def _sync(self, now: float) -> None:
@@ -239,11 +245,11 @@ class RedisClock:
         self._synced_at = now - CLOCK_RESYNC + 1.0
         try:
             before = time.time()
-            seconds, microseconds = self._client.time()
+            redis_now = self._read_time()
             after = time.time()
         except redis.RedisError:
             return
-        self._offset = seconds + microseconds / 1e6 - (before + after) / 2
+        self._offset = redis_now - (before + after) / 2
         self._synced_at = now
 
 

@@ -20,12 +20,19 @@ that lost its script cache (a restart) would otherwise fail one script of a tran
 still run the others; Redis finds the compiled script by its hash all the same. They go over a
 connection of the calling thread's own, packed by hiredis and written in one ``sendall``: the
 hot path of a worker's turn spends its time in Redis, not in the client library.
+
+Deadlines. Every round trip on a thread's own connection ends within ``socket_timeout``, its
+one reconnection included (a frozen Redis accepts connections and never answers, so a timeout
+per socket read would let one call wait several times over). A caller with a total deadline
+(a publish, a ``get()``) opens :meth:`RedisDatabase.deadline`: the calls it makes in this thread,
+reading the clock included, give up when it passes.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -104,6 +111,23 @@ class _BatchScope:
             self.db._local.batch = None
 
 
+class _Deadline:
+    """One ``with`` block of :meth:`RedisDatabase.deadline`."""
+
+    __slots__ = ("local", "saved", "until")
+
+    def __init__(self, local: threading.local, until: float) -> None:
+        self.local, self.until, self.saved = local, until, None
+
+    def __enter__(self) -> None:
+        self.saved = getattr(self.local, "until", None)
+        if self.saved is None or self.until < self.saved:
+            self.local.until = self.until
+
+    def __exit__(self, *exc: object) -> None:
+        self.local.until = self.saved
+
+
 class RedisDatabase:
     """A Redis server: the client, the scripts, this thread's batch; see the module docstring."""
 
@@ -111,7 +135,7 @@ class RedisDatabase:
         self.url = mask_url(url)
         self.options = options
         self.client = connect(url, options)
-        self.clock = RedisClock(self.client)
+        self.clock = RedisClock(self._redis_time)
         self._local = threading.local()
         self._scripts: dict[tuple[str, str], LuaScript] = {}
         self._lock = threading.Lock()
@@ -133,8 +157,31 @@ class RedisDatabase:
         for conn in own:
             conn.disconnect()
 
+    # -- deadlines ---------------------------------------------------------------------------
+    def deadline(self, until: float) -> _Deadline:
+        """A context in which this thread's calls to Redis give up at ``until`` (a
+        ``time.monotonic()`` time), or at an earlier deadline already open, raising
+        ``redis.TimeoutError``. Outside one, each round trip gives up after ``socket_timeout``.
+        """
+        return _Deadline(self._local, until)
+
+    def _until(self) -> float:
+        """When the round trip starting now must end."""
+        limit = time.monotonic() + self.options.socket_timeout
+        until: float | None = getattr(self._local, "until", None)
+        return limit if until is None or until > limit else until
+
+    def _redis_time(self) -> float:
+        """Redis's ``TIME`` in epoch seconds, for :class:`RedisClock` (within the deadline).
+
+        Raises:
+            redis.RedisError: Redis failed or did not answer in time.
+        """
+        seconds, microseconds = self.execute([("TIME",)])[0]
+        return int(seconds) + int(microseconds) / 1e6
+
     # -- the fast path: this thread's own connection ---------------------------------------
-    def _connection(self) -> Any:
+    def _connection(self, until: float) -> Any:
         conn = getattr(self._local, "conn", None)
         if conn is None or self._local.pid != os.getpid():
             conn = self.client.connection_pool.make_connection()
@@ -144,31 +191,39 @@ class RedisDatabase:
         # Connected here, never by send_packed_command: when it reconnects by itself, it skips
         # the Sentinel lookup of a Sentinel-managed connection (and goes to localhost:6379).
         if getattr(conn, "_sock", None) is None:
-            conn.connect()
+            _connect(conn, until)
         return conn
 
     def execute(self, commands: Sequence[Command]) -> list[Any]:
         """Send ``commands`` in one write on this thread's own connection; read every reply.
 
         A connection found dead (the server restarted) is replaced and the commands are sent
-        once more, as redis-py itself does.
+        once more, as redis-py itself does, if time is left: the whole call, connecting
+        included, ends within ``socket_timeout`` or this thread's deadline, if sooner.
 
         Raises:
             redis.RedisError: Redis failed, or answered one of the commands with an error.
+            redis.TimeoutError: Redis did not answer in time.
         """
+        until = self._until()
         packed = None
         for attempt in (1, 2):
             conn = None
             try:
-                conn = self._connection()
+                conn = self._connection(until)
                 if packed is None:
                     packed = _pack(conn, commands)
+                _bound(conn, until)
                 conn.send_packed_command([packed], check_health=False)
-                return [conn.read_response() for _ in commands]
+                replies = []
+                for _ in commands:
+                    _bound(conn, until)
+                    replies.append(conn.read_response())
+                return replies
             except TRANSIENT:
                 if conn is not None:
                     conn.disconnect()
-                if attempt == 2:
+                if attempt == 2 or time.monotonic() >= until:
                     raise
             except BaseException:
                 if conn is not None:
@@ -286,6 +341,52 @@ class RedisDatabase:
             redis.RedisError: Redis failed or the script raised an error.
         """
         return self.execute([("EVAL", source, len(keys), *keys, *args)])[0]
+
+
+_SLACK = 0.05  # seconds a socket's timeout may differ from the time left (see _bound)
+
+
+def _time_left(until: float) -> float:
+    left = until - time.monotonic()
+    if left <= 0:
+        raise redis.TimeoutError("Redis did not answer before the call's deadline")
+    return left
+
+
+def _connect(conn: Any, until: float) -> None:
+    """Connect ``conn`` (the socket, then redis-py's handshake) by ``until``.
+
+    Raises:
+        redis.RedisError: the connection failed or did not complete in time.
+    """
+    left = _time_left(until)
+    saved = conn.socket_timeout, conn.socket_connect_timeout
+    conn.socket_timeout = min(saved[0] or left, left)
+    conn.socket_connect_timeout = min(saved[1] or left, left)
+    try:
+        conn.connect()
+    finally:
+        conn.socket_timeout, conn.socket_connect_timeout = saved
+
+
+def _bound(conn: Any, until: float) -> None:
+    """The next write or read on ``conn`` waits no longer than ``until`` (give or take
+    ``_SLACK``).
+
+    redis-py sets a socket's timeout once, at connect; a thread's own connection is used only
+    by :meth:`RedisDatabase.execute`, which sets it before each step instead. Setting it costs
+    two system calls, so it is left alone when it is close enough, as it is on every call that
+    has no deadline of its own (then it is ``socket_timeout``).
+
+    Raises:
+        redis.TimeoutError: ``until`` has passed.
+    """
+    sock = conn._sock
+    if sock is not None:
+        left = _time_left(until)
+        current = sock.gettimeout()
+        if current is None or not left - _SLACK <= current <= left + _SLACK:
+            sock.settimeout(left)
 
 
 def _pack(conn: Any, commands: Sequence[Command]) -> bytes:

@@ -7,6 +7,12 @@ Waiting for the file lock is done here, in steps from a tenth of a millisecond, 
 SQLite's busy handler, which sleeps in whole milliseconds; the threads of one process queue on a
 lock of their own first.
 
+How long a statement waits for the lock: ``BUSY_TIMEOUT`` (30 s), or less inside
+:meth:`SqliteDatabase.deadline`, which a publish opens with its ``broker_publish_timeout``.
+Everything else (a worker's batch above all) may wait the full 30 s: it has no caller waiting
+on it, and a batch that gave up early would only be retried after a backoff, losing its place
+to the writers that kept trying (SQLite's lock is not a queue).
+
 SQLite cannot notify another process of a commit. Waiting is therefore done by watching
 ``PRAGMA data_version``, which changes whenever another connection commits: a check costs a few
 microseconds and reads no table, so waiters look every half millisecond while it matters and
@@ -67,21 +73,41 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-def retry_busy(operation: Callable[[], T]) -> T:
-    """Run ``operation``, again and again while another process holds the lock it needs.
+def retry_busy(operation: Callable[[], T], until: float | None = None) -> T:
+    """Run ``operation``, again and again while another process holds the lock it needs,
+    until ``until`` (a ``time.monotonic()`` time; default: ``BUSY_TIMEOUT`` from now).
 
     Raises:
-        sqlite3.OperationalError: still locked after ``BUSY_TIMEOUT`` seconds, or another error.
+        sqlite3.OperationalError: still locked at ``until``, or another error.
     """
-    delay, deadline = 0.0001, time.monotonic() + BUSY_TIMEOUT
+    delay = 0.0001
+    deadline = time.monotonic() + BUSY_TIMEOUT if until is None else until
     while True:
         try:
             return operation()
         except sqlite3.OperationalError as exc:
-            if not _is_busy(exc) or time.monotonic() >= deadline:
+            now = time.monotonic()
+            if not _is_busy(exc) or now >= deadline:
                 raise
-        time.sleep(delay)
+        time.sleep(min(delay, deadline - now))
         delay = min(delay * 2, 0.005)
+
+
+class _Deadline:
+    """One ``with`` block of :meth:`SqliteDatabase.deadline`."""
+
+    __slots__ = ("local", "saved", "until")
+
+    def __init__(self, local: threading.local, until: float) -> None:
+        self.local, self.until, self.saved = local, until, None
+
+    def __enter__(self) -> None:
+        self.saved = getattr(self.local, "until", None)
+        if self.saved is None or self.until < self.saved:
+            self.local.until = self.until
+
+    def __exit__(self, *exc: object) -> None:
+        self.local.until = self.saved
 
 
 class SqliteDatabase:
@@ -93,6 +119,17 @@ class SqliteDatabase:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
+
+    def deadline(self, until: float) -> _Deadline:
+        """A context in which this thread waits for the file's lock (and for another thread's
+        transaction) no longer than ``until`` (a ``time.monotonic()`` time), or an earlier
+        deadline already open, instead of ``BUSY_TIMEOUT``."""
+        return _Deadline(self._local, until)
+
+    def _busy_until(self) -> float:
+        limit = time.monotonic() + BUSY_TIMEOUT
+        until: float | None = getattr(self._local, "until", None)
+        return limit if until is None or until > limit else until
 
     def add_schema(self, script: str) -> None:
         """Apply ``script`` (idempotent ``CREATE ... IF NOT EXISTS`` statements).
@@ -127,7 +164,7 @@ class SqliteDatabase:
             self.path, isolation_level=None, check_same_thread=False, factory=_Connection
         )
         conn.execute("PRAGMA busy_timeout = 0")  # see retry_busy
-        retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+        retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"), self._busy_until())
         conn.execute("PRAGMA synchronous = NORMAL")
         _live.add(conn)
         self._local.conn, self._local.pid, self._local.depth = conn, os.getpid(), 0
@@ -140,7 +177,7 @@ class SqliteDatabase:
             sqlite3.Error: the query failed.
         """
         conn = self.connection()
-        return retry_busy(lambda: conn.execute(sql, params).fetchall())
+        return retry_busy(lambda: conn.execute(sql, params).fetchall(), self._busy_until())
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -150,7 +187,8 @@ class SqliteDatabase:
         sharing this file can settle a message and store its result in one atomic step.
 
         Raises:
-            sqlite3.OperationalError: the file stayed locked by another process for 30 s.
+            sqlite3.OperationalError: the file stayed locked by another process (or this
+                process's lock by another thread) for 30 s, or past this thread's deadline.
         """
         conn = self.connection()
         if self._local.depth:
@@ -160,18 +198,23 @@ class SqliteDatabase:
             finally:
                 self._local.depth -= 1
             return
-        with self._write_lock:
-            retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
+        until = self._busy_until()
+        if not self._write_lock.acquire(timeout=max(0.0, until - time.monotonic())):
+            raise sqlite3.OperationalError("database is locked (by another thread)")
+        try:
+            retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"), until)
             self._local.depth = 1
             try:
                 yield conn
+                retry_busy(lambda: conn.execute("COMMIT"), self._busy_until())
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # a failed COMMIT leaves it open, too
+                    conn.execute("ROLLBACK")
                 raise
-            else:
-                retry_busy(lambda: conn.execute("COMMIT"))
             finally:
                 self._local.depth = 0
+        finally:
+            self._write_lock.release()
 
     def data_version(self) -> int:
         """A number that changes whenever another connection commits to the file."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from collections.abc import Iterator
 
 from celeriac._sqlite.database import SqliteDatabase, open_database, read_schema
@@ -49,12 +50,26 @@ class StoreFile:
         Raises:
             CeleriacError: the store's error class: the file cannot be opened or created.
         """
+        return self._db or self.open()
+
+    def open(self, error: type[CeleriacError] | None = None) -> SqliteDatabase:
+        """:attr:`db`, raising ``error`` (the store's by default) when it cannot be opened.
+
+        Raises:
+            CeleriacError: ``error``, or the store's: the file cannot be opened or created.
+        """
         if self._db is None:
-            with self.errors("opening the database"):
+            with self.errors("opening the database", error):
                 db = open_database(self.path)
                 db.add_schema(read_schema(self._schema_package, "sqlite.sql"))
             self._db = db
         return self._db
+
+    def deadline(self, seconds: float) -> contextlib.AbstractContextManager[None]:
+        """A context in which this thread waits for the file's lock no longer than ``seconds``
+        from now, opening the file included (see ``SqliteDatabase.deadline``)."""
+        db = self._db or open_database(self.path)  # the file is opened under the deadline
+        return db.deadline(time.monotonic() + seconds)
 
     def close(self) -> None:
         """Close this thread's connection, if the file was opened."""

@@ -11,7 +11,9 @@ each final record to ``reply:<id>`` for every member of ``waiting:<id>``. Redis 
 client's commands in order, so a result stored before the client said it waits is found by the
 check, and one stored after is pushed to it: a ``get()`` is woken the moment its result lands.
 Each ``BLPOP`` lasts two seconds at most (less with a short socket timeout); then ``wait()``
-says again that it waits, in the same one write.
+says again that it waits, in the same one write. Each of those steps gives up after
+``socket_timeout``, and the whole wait by its timeout (plus ``REPLY_GRACE``), so a frozen Redis
+cannot hold ``get(timeout=...)`` longer.
 
 The expiry time is also written into the value, and reads compare it with the backend's clock:
 the two agree in production (the clock is Redis's, see ``RedisClock``) and let tests move time.
@@ -38,6 +40,7 @@ log = logging.getLogger("celeriac.backends.redis")
 
 CHUNK = 500  # records or keys per command, so that one call never blocks Redis long
 SCAN_COUNT = 1000
+REPLY_GRACE = 0.25  # seconds a wait gives Redis's reply past its timeout (a BLPOP ends then)
 
 
 class RedisBackend(ResultBackend):
@@ -125,7 +128,8 @@ class RedisBackend(ResultBackend):
         with self._errors("get"):
             for start in range(0, len(ids), CHUNK):
                 chunk = ids[start : start + CHUNK]
-                values = self.db.direct().mget([self.keys.result(t) for t in chunk])
+                command = ("MGET", *[self.keys.result(t) for t in chunk])
+                values = self.db.direct_execute([command])[0]
                 for task_id, raw in zip(chunk, values, strict=True):
                     if (record := self._decode(task_id, raw)) is not None:
                         found[task_id] = record
@@ -138,7 +142,8 @@ class RedisBackend(ResultBackend):
             BackendError: Redis cannot be reached.
         """
         with self._errors("get"):
-            return self._decode(task_id, self.db.direct().get(self.keys.result(task_id)))
+            raw = self.db.direct_execute([("GET", self.keys.result(task_id))])[0]
+            return self._decode(task_id, raw)
 
     def _record_keys(self, task_id: str) -> tuple[str, str, str]:
         keys = self.keys
@@ -154,7 +159,10 @@ class RedisBackend(ResultBackend):
             return self.get(task_id)
         until = None if timeout is None else time.monotonic() + timeout
         key, waiting, reply = self._record_keys(task_id)
-        with self._errors("wait"):
+        deadline = (
+            contextlib.nullcontext() if until is None else self.db.deadline(until + REPLY_GRACE)
+        )
+        with self._errors("wait"), deadline:
             while True:
                 remaining = self._block_slice if until is None else until - time.monotonic()
                 if remaining <= 0:

@@ -32,7 +32,9 @@ log = logging.getLogger("celeriac.beat")
 Clock = Callable[[], float]
 MAX_FIRES_PER_TICK = 10_000  # a guard against a sub-second interval far behind
 MIN_ONCE_TTL = 3600.0  # seconds a fire's key is kept: far longer than any beat lags
-MIN_RETRY, MAX_RETRY = 0.5, 5.0  # seconds between tries while the store is unreachable
+# Seconds between tries while the store is unreachable (at start, too): capped as the worker's
+# fetches are, so beat sends again within about 2 s of the store coming back.
+MIN_RETRY, MAX_RETRY = 0.5, 2.0
 _FIRE_IDS = uuid.UUID("6f0a3b52-3c1e-4f43-9d59-2f1c4be0a7d1")  # namespace of fire task ids
 
 

@@ -23,7 +23,7 @@ def create_broker(
     """
     builders: dict[str, Callable[[str], Broker]] = {
         "memory": _memory,
-        "sqlite": _sqlite,
+        "sqlite": lambda url: _sqlite(url, publish_timeout),
         **dict.fromkeys(REDIS_SCHEMES, lambda url: _redis(url, options, publish_timeout)),
     }
     return build_from_url(url, "broker", builders)
@@ -36,11 +36,13 @@ def _memory(url: str) -> Broker:
     return named_broker(url.partition("://")[2])
 
 
-def _sqlite(url: str) -> Broker:
+def _sqlite(url: str, publish_timeout: float | None) -> Broker:
     from celeriac._sqlite.database import parse_sqlite_url
     from celeriac.brokers.sqlite import SqliteBroker
 
-    return SqliteBroker(parse_sqlite_url(url))
+    if publish_timeout is None:
+        return SqliteBroker(parse_sqlite_url(url))
+    return SqliteBroker(parse_sqlite_url(url), publish_timeout=publish_timeout)
 
 
 def _redis(url: str, options: Mapping[str, Any] | None, publish_timeout: float | None) -> Broker:

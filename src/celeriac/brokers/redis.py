@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from celeriac._redis.connect import (
     REFUSED,
@@ -50,13 +51,15 @@ CHUNK = 500  # messages or settlements per script call, so that one call never b
 MIN_BLOCK = 0.001  # seconds: BLPOP's timeout 0 would mean "for ever"
 BROADCAST_NEWS = 0.05  # seconds for which a fetch's report of the newest broadcast is trusted
 _NO_NEWS = (float("-inf"), "")
+T = TypeVar("T")
 
 
 class RedisBroker(Broker):
     """A broker on one Redis server (or the master a Sentinel names); see the module docstring.
 
-    ``publish_timeout`` bounds how long a publish keeps trying while Redis is unreachable.
-    ``clock`` is for tests: when given, scripts use its time instead of Redis's.
+    ``publish_timeout`` bounds a send: reading the clock for it, then the publish, which
+    keeps trying while Redis is unreachable (see :meth:`_read_clock`). ``clock`` is for tests:
+    when given, scripts use its time instead of Redis's.
     """
 
     def __init__(
@@ -68,10 +71,11 @@ class RedisBroker(Broker):
         clock: Clock | None = None,
     ) -> None:
         self.db = open_database(url, options or RedisOptions())
-        super().__init__(clock=clock or self.db.clock)
+        super().__init__(clock=clock or self._read_clock)
         self.url = self.db.url
         self.publish_timeout = publish_timeout
         self._test_clock = clock
+        self._local = threading.local()  # clock_wait: see _read_clock
         self.keys = BrokerKeys(self.db.options.global_keyprefix)
         self._scripts = {name: self.db.script("celeriac.brokers", name) for name in SCRIPTS}
         # Each BLPOP must end well within the socket timeout, or redis-py calls Redis dead.
@@ -90,6 +94,31 @@ class RedisBroker(Broker):
 
     def _queue_keys(self, queues: Sequence[str]) -> list[str]:
         return queue_keys(self.keys, queues)
+
+    # -- the clock -------------------------------------------------------------------------------
+    def _read_clock(self) -> float:
+        """Redis's clock (``RedisClock``): this broker's ``clock``.
+
+        A send reads the clock (to time its countdown and expiry), then publishes. The clock
+        asks Redis only once a minute; when it does, it waits no longer than
+        ``publish_timeout``, and what it waited is taken off the time of the next publish of
+        this thread (within ``publish_timeout``), so that the two fit one ``publish_timeout``.
+        """
+        clock = self.db.clock
+        if not clock.due():
+            return clock()
+        started = time.monotonic()
+        with self.db.deadline(started + self.publish_timeout):
+            now = clock()
+        ended = time.monotonic()
+        self._local.clock_wait = (ended, ended - started)
+        return now
+
+    def _send_started(self, now: float) -> float:
+        """When the send publishing now started: now, less what its clock read waited."""
+        ended, waited = getattr(self._local, "clock_wait", None) or (now, 0.0)
+        self._local.clock_wait = None
+        return now - waited if now - ended < self.publish_timeout else now
 
     # -- publishing ------------------------------------------------------------------------------
     def publish_many(self, messages: Sequence[Message]) -> None:
@@ -111,40 +140,48 @@ class RedisBroker(Broker):
         return self._publish([message], (key, ttl)) == 1
 
     def _publish(self, messages: Sequence[Message], once: tuple[str, float] | None) -> int:
-        """Run ``publish.lua``, trying again while Redis is unreachable, up to the timeout.
+        """Run ``publish.lua`` within the publish timeout; see :meth:`_within_timeout`."""
+        return self._within_timeout(lambda: self._send(messages, once), "task not enqueued")
 
-        A try that might not end before the deadline is not started, so this returns or raises
-        within ``publish_timeout`` seconds.
+    def _within_timeout(self, write: Callable[[], T], failure: str) -> T:
+        """Send what this thread's batch queued, then ``write``, trying again while Redis is
+        unreachable, all within ``publish_timeout`` from the start of the send.
+
+        Every try ends by the deadline: a frozen Redis holds none longer. A try cut short may
+        still be applied if Redis wakes later.
+
+        Raises:
+            PublishError: Redis refused the write, or did not take it in time (``failure``
+                starts the message).
         """
-        with self._errors("a batch before a publish", PublishError):
-            self.db.flush()  # what this thread's batch queued is not retried with the publish
-        first = time.monotonic()
+        first = self._send_started(time.monotonic())
         deadline = first + self.publish_timeout
         pause = 0.05
-        while True:
-            started = time.monotonic()
-            try:
-                return self._send(messages, once)
-            except REFUSED as exc:
-                raise PublishError(
-                    f"task not enqueued: Redis at {self.url} refused the connection:"
-                    f" {type(exc).__name__}: {exc}"
-                ) from exc
-            except TRANSIENT as exc:
-                now = time.monotonic()
-                if now + pause + (now - started) >= deadline:
+        with self.db.deadline(deadline):
+            with self._errors("a batch before a publish", PublishError):
+                self.db.flush()  # what this thread's batch queued is not retried with the write
+            while True:
+                try:
+                    return write()
+                except REFUSED as exc:
                     raise PublishError(
-                        f"task not enqueued: Redis at {self.url} unreachable (tried for"
-                        f" {now - first:.1f}s, broker_publish_timeout={self.publish_timeout:g}s):"
+                        f"{failure}: Redis at {self.url} refused the connection:"
                         f" {type(exc).__name__}: {exc}"
                     ) from exc
-            except RedisError as exc:
-                raise PublishError(
-                    f"task not enqueued: Redis at {self.url} refused it:"
-                    f" {type(exc).__name__}: {exc}"
-                ) from exc
-            time.sleep(pause)
-            pause = min(pause * 2, 1.0)
+                except TRANSIENT as exc:
+                    now = time.monotonic()
+                    if now + pause >= deadline:
+                        raise PublishError(
+                            f"{failure}: Redis at {self.url} unreachable (tried for"
+                            f" {now - first:.1f}s, broker_publish_timeout="
+                            f"{self.publish_timeout:g}s): {type(exc).__name__}: {exc}"
+                        ) from exc
+                except RedisError as exc:
+                    raise PublishError(
+                        f"{failure}: Redis at {self.url} refused it: {type(exc).__name__}: {exc}"
+                    ) from exc
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
     def _send(self, messages: Sequence[Message], once: tuple[str, float] | None) -> int:
         keys = self.keys
@@ -349,15 +386,15 @@ class RedisBroker(Broker):
     def broadcast(self, payload: bytes, *, ttl: float = 86400.0) -> None:
         """Append a control message; see :meth:`Broker.broadcast`.
 
+        Like a publish, it keeps trying while Redis is unreachable, up to ``publish_timeout``.
+
         Raises:
-            PublishError: Redis cannot be reached.
+            PublishError: Redis refused it, or did not take it in time.
         """
-        with self._errors("broadcast", PublishError):
-            self.db.run(
-                self._scripts["broadcast"],
-                [self.keys.broadcasts, self.keys.broadcasts_last],
-                [self._now(), repr(float(ttl)), payload],
-            )
+        keys = [self.keys.broadcasts, self.keys.broadcasts_last]
+        args: list[Arg] = [self._now(), repr(float(ttl)), payload]
+        script = self._scripts["broadcast"]
+        self._within_timeout(lambda: self.db.run(script, keys, args), "control message not sent")
 
     def read_broadcasts(self, cursor: str | None) -> tuple[list[bytes], str]:
         """Control messages after ``cursor``; see :meth:`Broker.read_broadcasts`.

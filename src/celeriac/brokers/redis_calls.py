@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from celeriac._redis.connect import as_bytes, flags_of
+from celeriac._redis.connect import as_bytes
 from celeriac._redis.keys import BrokerKeys
 from celeriac._redis.scripts import Arg
 from celeriac.brokers.base import Delivery
@@ -60,8 +60,16 @@ def log_refusals(
     """What to do with the flags of batched settle operations: say which ones Redis refused."""
 
     def check(reply: Any) -> None:
-        for s, hoped, done in zip(operations, expected, flags_of(reply), strict=True):
-            if hoped and not done:
+        for s, hoped, flag in zip(operations, expected, as_bytes(reply), strict=True):
+            if flag == ord("x"):
+                log.error(
+                    "%s of message %s refused: its ETA or priority is not valid (%r); the"
+                    " message comes back when its lease runs out",
+                    s.kind,
+                    s.delivery.tag,
+                    s.value if s.message is None else (s.value, s.message.priority),
+                )
+            elif hoped and flag != ord("1"):
                 log.warning("%s of message %s refused: its lease was lost", s.kind, s.delivery.tag)
 
     return check
@@ -72,9 +80,16 @@ def deliveries_of(
 ) -> tuple[list[Delivery], float | None, str]:
     """What a reply of ``fetch.lua`` says: the deliveries; when there are none and the caller
     may wait, the seconds until something in these queues comes due; and the newest broadcast's
-    id as the fetch saw it ('' when it did not look)."""
-    now, due, newest = reply[0], reply[1], reply[2]
-    rest = reply[3:]
+    id as the fetch saw it ('' when it did not look). The damaged messages it met are logged."""
+    now, due, newest, notes = reply[0], reply[1], reply[2], reply[3]
+    for i in range(0, len(notes), 3):
+        log.warning(
+            "message %s of queue %s was damaged in Redis: %s",
+            as_bytes(notes[i]).decode(),
+            queues[int(notes[i + 1]) - 1],
+            as_bytes(notes[i + 2]).decode(errors="replace"),
+        )
+    rest = reply[4:]
     deliveries = [
         Delivery(
             as_bytes(rest[i + 3]),

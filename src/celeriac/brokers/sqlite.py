@@ -42,26 +42,48 @@ def _pairs(deliveries: Sequence[Delivery]) -> list[object]:
 
 
 class SqliteBroker(Broker):
-    """A broker in a SQLite file; see the module docstring."""
+    """A broker in a SQLite file; see the module docstring.
 
-    def __init__(self, path: str, *, clock: Clock = time.time) -> None:
+    ``publish_timeout`` bounds how long a publish waits for the file's lock (another process's
+    transaction); everything else waits up to 30 s (``_sqlite/database.py`` says why).
+    """
+
+    def __init__(
+        self, path: str, *, clock: Clock = time.time, publish_timeout: float = 10.0
+    ) -> None:
         super().__init__(clock=clock)
         self.url = f"sqlite:///{path}"
         self.path = path
+        self.publish_timeout = publish_timeout
         self._file = StoreFile(
             path, name="SQLite broker", schema_package="celeriac.brokers", error=BrokerError
         )
         self._promoted_at = float("-inf")
 
+    @contextlib.contextmanager
+    def _publishing(self, what: str) -> Iterator[sqlite3.Connection]:
+        """A write transaction that waits for the lock no longer than ``publish_timeout``
+        (opening the file included) and fails with ``PublishError``."""
+        with (
+            self._file.deadline(self.publish_timeout),
+            self._file.errors(what, PublishError),
+            self._file.open(PublishError).transaction() as conn,
+        ):
+            yield conn
+
     def publish_many(self, messages: Sequence[Message]) -> None:
-        """Enqueue messages in one transaction; see :meth:`Broker.publish_many`."""
+        """Enqueue messages in one transaction; see :meth:`Broker.publish_many`.
+
+        Raises:
+            PublishError: the file stayed locked for ``publish_timeout``, or another error.
+        """
         now = self.clock()
         rows = []
         for m in messages:
             delayed = m.eta is not None and m.eta > now
             available_at = m.eta if delayed else now
             rows.append((m.queue, m.priority, 0 if delayed else 1, available_at, m.encode()))
-        with self._file.errors("publish", PublishError), self._file.db.transaction() as conn:
+        with self._publishing("publish") as conn:
             conn.executemany(
                 "INSERT INTO celeriac_messages (queue, priority, ready, available_at, body)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -69,9 +91,13 @@ class SqliteBroker(Broker):
             )
 
     def publish_once(self, message: Message, key: str, *, ttl: float) -> bool:
-        """Enqueue unless ``key`` was used within ``ttl``; see :meth:`Broker.publish_once`."""
+        """Enqueue unless ``key`` was used within ``ttl``; see :meth:`Broker.publish_once`.
+
+        Raises:
+            PublishError: the file stayed locked for ``publish_timeout``, or another error.
+        """
         now = self.clock()
-        with self._file.errors("publish", PublishError), self._file.db.transaction() as conn:
+        with self._publishing("publish") as conn:
             conn.execute("DELETE FROM celeriac_once WHERE key = ? AND expires_at <= ?", [key, now])
             cursor = conn.execute(
                 "INSERT OR IGNORE INTO celeriac_once (key, expires_at) VALUES (?, ?)",
@@ -296,9 +322,13 @@ class SqliteBroker(Broker):
             return cursor.rowcount
 
     def broadcast(self, payload: bytes, *, ttl: float = 86400.0) -> None:
-        """Append a control message; see :meth:`Broker.broadcast`."""
+        """Append a control message; see :meth:`Broker.broadcast`.
+
+        Raises:
+            PublishError: the file stayed locked for ``publish_timeout``, or another error.
+        """
         now = self.clock()
-        with self._file.errors("broadcast", PublishError), self._file.db.transaction() as conn:
+        with self._publishing("broadcast") as conn:
             conn.execute("DELETE FROM celeriac_broadcasts WHERE expires_at <= ?", [now])
             conn.execute(
                 "INSERT INTO celeriac_broadcasts (expires_at, payload) VALUES (?, ?)",

@@ -2,13 +2,16 @@
 
 At start the worker reads every command still kept, so it knows the revocations sent before it
 started; after that it reads only what is new. It remembers the most recent 100,000 revoked ids,
-as Celery does, so the set cannot grow without bound.
+as Celery does, so the set cannot grow without bound. While the broker cannot be reached, the
+reads back off (0.25 s doubling to 2 s, one log line a try), as fetching does.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from celeriac.brokers.base import Broker
@@ -17,6 +20,7 @@ from celeriac.exceptions import BrokerError
 
 log = logging.getLogger("celeriac.worker")
 REMEMBERED = 100_000
+FIRST_BACKOFF, MAX_BACKOFF = 0.25, 2.0  # seconds between reads while the broker is unreachable
 
 
 @dataclass(frozen=True)
@@ -28,23 +32,45 @@ class Termination:
 
 
 class CommandReader:
-    """Follows the broadcast log; answers "is this task revoked?"."""
+    """Follows the broadcast log; answers "is this task revoked?".
 
-    def __init__(self, broker: Broker) -> None:
+    ``clock`` (``time.monotonic`` by default) times the back-off; tests pass a fake one.
+    """
+
+    def __init__(self, broker: Broker, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.broker = broker
+        self._clock = clock
         self._cursor: str | None = None
         self._revoked: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._backoff = FIRST_BACKOFF
+        self._retry_at = float("-inf")
 
     def __contains__(self, task_id: object) -> bool:
         return task_id in self._revoked
 
     def refresh(self) -> list[Termination]:
-        """Read new commands; return the terminations they ask for."""
-        try:
-            payloads, self._cursor = self.broker.read_broadcasts(self._cursor)
-        except BrokerError as exc:
-            log.warning("cannot read control commands: %s", exc)
+        """Read new commands, unless backing off after a failed read; return the terminations
+        they ask for. A failure is logged, not raised."""
+        now = self._clock()
+        if now < self._retry_at:
             return []
+        try:
+            terminations = self.read()
+        except BrokerError as exc:
+            log.warning("cannot read control commands: %s (retrying in %gs)", exc, self._backoff)
+            self._retry_at = now + self._backoff
+            self._backoff = min(self._backoff * 2, MAX_BACKOFF)
+            return []
+        self._backoff, self._retry_at = FIRST_BACKOFF, float("-inf")
+        return terminations
+
+    def read(self) -> list[Termination]:
+        """Read new commands now; return the terminations they ask for.
+
+        Raises:
+            BrokerError: the broker cannot be reached.
+        """
+        payloads, self._cursor = self.broker.read_broadcasts(self._cursor)
         terminations = []
         for payload in payloads:
             command = decode_command(payload)

@@ -7,6 +7,10 @@ and fetches what the pool can take next. ``drain()`` runs the same turn. Two thr
 consumer (waiting for messages when the queue is empty) and the lease keeper. User code runs
 only in the pool.
 
+Start-up: before its pool starts, the worker reads the control log and releases run-out leases;
+while the broker cannot be reached, it tries again with backoff (0.1 s doubling to 2 s, one log
+line a try), and a signal meanwhile ends it at once.
+
 Shutdown: SIGTERM stops fetching, gives back what has not started, lets running tasks finish
 for ``worker_shutdown_timeout`` seconds and gives back the rest. A second SIGTERM, or SIGINT or
 SIGQUIT, gives everything back at once.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import time
 from types import FrameType
@@ -40,6 +45,7 @@ log = logging.getLogger("celeriac.worker")
 COMMAND_INTERVAL = 0.2  # seconds between reads of the control log while idle
 HOUSEKEEPING_INTERVAL = 300.0
 SHUTDOWN_RECORD_WAIT = 10.0  # seconds a stopping worker keeps trying to record outcomes
+FIRST_START_RETRY, MAX_START_RETRY = 0.1, 2.0  # seconds between tries to reach the broker
 WARM, COLD = 1, 2
 
 
@@ -123,10 +129,12 @@ class Worker:
         if self.options.install_signal_handlers:
             self._install_signal_handlers()
         self.app.finalize()  # built-in tasks and on_after_configure, before the pool forks
+        if not self._reach_broker():
+            log.info("%s stopped before the broker could be reached", self.hostname)
+            self.close()
+            return
         self.pool.start()
         self.keeper.start()
-        self.commands.refresh()
-        self.app.broker.recover()
         self.consumer.want(self._wanted())
         self.consumer.start()
         log.info(
@@ -144,6 +152,22 @@ class Worker:
                 self._turn(COMMAND_INTERVAL)
         finally:
             self._shutdown()
+
+    def _reach_broker(self) -> bool:
+        """Read every kept control command and release run-out leases, trying again with
+        backoff while the broker cannot be reached; False when stopped first."""
+        delay = FIRST_START_RETRY
+        while not self._stopping:
+            try:
+                self.commands.read()
+                self.app.broker.recover()
+                return True
+            except BrokerError as exc:
+                log.error("cannot reach the broker: %s (retrying in %.1fs)", exc, delay)
+            # stop() and the signal handlers write to the wake-up pipe: a stop ends the wait.
+            select.select([self._wakeup], [], [], delay)
+            delay = min(delay * 2, MAX_START_RETRY)
+        return False
 
     def drain(self) -> int:
         """Run every message that is ready now, in this thread, then return (burst mode).

@@ -7,22 +7,31 @@
 --
 -- ARGV[1]  now, epoch seconds ('' = Redis's own clock, TIME)
 --
--- Returns how many pairs were deleted.
+-- Returns how many pairs were deleted. A first key of another type, or whose value does not
+-- start with a time, is left alone: this script deletes only what it knows has expired.
 --
 -- Why a script: the expiry is read and the keys deleted in one step, so a record stored again
--- in between is never deleted.
+-- in between is never deleted. Everything is read before the first write.
 
 local now = clock()
+if #KEYS % 2 ~= 0 then
+  refuse('cleanup takes its keys in pairs')
+end
 
-local count = 0
+local doomed = {}
 for i = 1, #KEYS, 2 do
-  local value = redis.call('GET', KEYS[i])
-  if value then
-    local expiry = tonumber(string.match(value, '^([^\n]*)'))
+  local value = redis.pcall('GET', KEYS[i])
+  if type(value) == 'string' then
+    local expiry = finite(string.match(value, '^([^\n]*)'))
     if expiry and expiry <= now then
-      redis.call('DEL', KEYS[i], KEYS[i + 1])
-      count = count + 1
+      doomed[#doomed + 1] = KEYS[i]
+      doomed[#doomed + 1] = KEYS[i + 1]
     end
   end
 end
-return count
+
+-- Writes only from here on: everything above only read.
+for i = 1, #doomed, 1000 do
+  redis.call('DEL', unpack(doomed, i, math.min(i + 999, #doomed)))
+end
+return #doomed / 2

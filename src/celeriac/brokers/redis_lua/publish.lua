@@ -16,51 +16,80 @@
 -- then four values per message: queue number (1..n), priority (0..9), ETA ('' = none), body
 --
 -- Returns how many messages were enqueued (0 when the publish_once key was still taken).
+-- Refuses the whole call, writing nothing, when one message's values are not as above: a
+-- priority outside 0..9 or an ETA that is not a finite number would make a state or a rank
+-- that later scripts cannot read. A once:<key> that does not hold a time is free.
 --
 -- Why a script: a message's fields and its place in its queue must appear together (a fetch in
 -- between would find a tag without a body), and publish_once must take its key if and only if
--- it enqueues the message.
+-- it enqueues the message. Everything is checked before the first write (INCRBY, which also
+-- checks that seq holds a number), so that an error leaves every key as it was.
 
+local ttl = ARGV[2] ~= '' and finite(ARGV[2])
+local nq, count = (#KEYS - 3) / 3, (#ARGV - 2) / 4
+local shaped = nq % 1 == 0 and count >= 1 and count % 1 == 0
+if not (shaped and ttl ~= nil and (ARGV[2] == '' or ttl >= 0)) then
+  refuse('publish takes a time to keep its key, three keys a queue and four values a message')
+end
 
-if ARGV[2] ~= '' then
-  local free_at = tonumber(redis.call('GET', KEYS[3]))
+-- Each message: {queue number, priority, ETA when it is still to come}, and its key.
+local messages, into = {}, {}
+for j = 3, #ARGV, 4 do
+  local q, priority, eta = whole(ARGV[j], 1, nq), whole(ARGV[j + 1], 0, 9), finite(ARGV[j + 2])
+  if not (q and priority and (eta or ARGV[j + 2] == '')) then
+    refuse(string.format('message %d: queue number 1..%d, priority 0..9, ETA: not %s, %s, %s',
+      (j + 1) / 4, nq, ARGV[j], ARGV[j + 1], ARGV[j + 2]))
+  end
+  if eta and eta <= clock() then
+    eta = nil
+  end
+  messages[#messages + 1] = {q, priority, eta}
+  local key = KEYS[(eta and 2 or 1) + 3 * q]
+  if not into[key] then
+    into[key] = {}
+    expect(key, 'zset')
+  end
+  table.insert(into[key], #messages)
+end
+if ttl then
+  -- A key that does not hold a time (nor a string) is free.
+  local held = redis.pcall('GET', KEYS[3])
+  local free_at = type(held) == 'string' and finite(held)
   if free_at and free_at > clock() then
     return 0
   end
-  local ttl = tonumber(ARGV[2])
+end
+expect(KEYS[2], 'hash')
+local lengths = {}
+for key = 6, #KEYS, 3 do
+  lengths[key] = redis.call('LLEN', KEYS[key])
+end
+
+-- Writes only from here on: everything above only read. INCRBY checks that seq holds a number.
+local first = redis.call('INCRBY', KEYS[1], count) - count
+if ttl then
   redis.call('SET', KEYS[3], string.format('%.6f', clock() + ttl),
     'PX', math.max(1, math.ceil(ttl * 1000)))
 end
-
-local count = (#ARGV - 2) / 4
-local tag = redis.call('INCRBY', KEYS[1], count) - count
-local fields, ready, pending = {}, {}, {}
-for j = 3, #ARGV, 4 do
-  tag = tag + 1
-  local name = string.format('%d', tag)
-  local q, priority, eta = tonumber(ARGV[j]), tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2])
-  fields[#fields + 1] = name
-  fields[#fields + 1] = ARGV[j + 3]
-  fields[#fields + 1] = name .. ':s'
-  fields[#fields + 1] = priority .. ':0'
-  local into, score = ready, rank(priority, tag)
-  if eta and eta > clock() then
-    into, score = pending, string.format('%.6f', eta)
-  end
-  local items = into[q] or {}
-  into[q] = items
-  items[#items + 1] = score
-  items[#items + 1] = name
+local fields = {}
+for m, message in ipairs(messages) do
+  fields[#fields + 1] = string.format('%d', first + m)
+  fields[#fields + 1] = ARGV[4 * m + 2]
+  fields[#fields + 1] = string.format('%d:s', first + m)
+  fields[#fields + 1] = string.format('%d:0', message[2])
 end
 chunked('HSET', KEYS[2], fields)
-for q, items in pairs(ready) do
-  chunked('ZADD', KEYS[1 + 3 * q], items)
-end
-for q, items in pairs(pending) do
-  chunked('ZADD', KEYS[2 + 3 * q], items)
+for key, numbers in pairs(into) do
+  local items = {}
+  for _, m in ipairs(numbers) do
+    local eta = messages[m][3]
+    items[#items + 1] = eta and string.format('%.6f', eta) or rank(messages[m][2], first + m)
+    items[#items + 1] = fields[4 * m - 3]
+  end
+  chunked('ZADD', key, items)
 end
 -- Wake one waiting fetch per queue (a delayed message too: the fetch then waits until its ETA).
 for key = 6, #KEYS, 3 do
-  wake(KEYS[key])
+  wake(KEYS[key], lengths[key])
 end
 return count

@@ -23,67 +23,124 @@
 --          replace: the new message's queue number, priority and body ('' otherwise)
 --
 -- Returns one character per operation: '1' done, '0' refused (the lease was no longer held,
--- or an earlier operation of this call settled the message already).
+-- or an earlier operation of this call settled the message already), 'x' refused because its
+-- ETA is not a finite number or its new priority is not 0..9 (values a task's retry options
+-- can carry: refusing the whole call would fail the worker's batch on every retry; the message
+-- stays leased and comes back when its lease runs out). A message whose state does not parse
+-- holds no lease that a token could match: its settlement is refused, and the message comes
+-- back to a fetch when its deadline passes (fetch.lua says what then). Refuses the whole call,
+-- writing nothing, when an operation's kind, queue numbers or tag are not as above.
 --
 -- Why a script: checking the token and settling must be one step, or a lease that runs out in
--- between (and is taken by another worker) would be settled by its former holder.
+-- between (and is taken by another worker) would be settled by its former holder. Everything
+-- is checked and read before the first write, so that an error leaves every key as it was.
 
-
-local first = 3 + tonumber(ARGV[2])
-local names = {}
+local n = whole(ARGV[2], 0, #KEYS)
+local first = 3 + (n or 0)
+if not (n and #KEYS == 2 + 3 * n and (#ARGV - first + 1) % 8 == 0) then
+  refuse('settle takes n, three keys and a name a queue, and eight values an operation')
+end
+local KINDS = {ack = 1, dead = 1, requeue = 2, replace = 2}
+local names, checked, invalid = {}, {}, {}
+local function check(key, kind)
+  if not checked[key] then
+    checked[key] = true
+    expect(key, kind)
+  end
+end
 for j = first, #ARGV, 8 do
+  local kind, q, value = KINDS[ARGV[j]], whole(ARGV[j + 1], 1, n), ARGV[j + 4]
+  local target = q
+  if ARGV[j] == 'replace' then
+    target = whole(ARGV[j + 5], 1, n)
+  end
+  if not (kind and target and ARGV[j + 2] ~= '') then
+    refuse(string.format('operation %d: a kind, queue numbers 1..%d and a tag',
+      (j - first) / 8 + 1, n))
+  end
   names[#names + 1] = ARGV[j + 2] .. ':s'
+  invalid[#names] = kind == 2 and not (value == '' or finite(value))
+    or ARGV[j] == 'replace' and not whole(ARGV[j + 6], 0, 9)
+  check(KEYS[3 * q + 1], 'zset')
+  if kind == 2 then
+    check(KEYS[3 * target], 'zset')
+    check(KEYS[3 * target + 1], 'zset')
+  elseif ARGV[j] == 'dead' then
+    check(KEYS[2], 'list')
+  end
 end
 if #names == 0 then
   return ''
 end
 local states = hmget_all(KEYS[1], names)
 
-local flags, settled, forget, unpend, woken = {}, {}, {}, {}, {}
+-- What to write: per queue number, tags leaving pending:<q>, and {score, tag, ...} joining
+-- ready:<q> and pending:<q>; the dead letters; fields to delete and to set.
+local flags, settled, unpend, ready, pending, woken = {}, {}, {}, {}, {}, {}
+local letters, buried, forget, fields = {}, {}, {}, {}
+local function add(into, q, a, b)
+  local list = into[q] or {}
+  into[q] = list
+  list[#list + 1] = a
+  list[#list + 1] = b
+end
 for k = 1, #names do
   local j = first + 8 * (k - 1)
   local kind, q, tag, token = ARGV[j], tonumber(ARGV[j + 1]), ARGV[j + 2], ARGV[j + 3]
-  local priority, attempt, held = string.match(states[k] or '', '^(%d):(%d+):?(.*)$')
+  local priority, attempt, held = parse_state(states[k])
   if held ~= token or token == '' or settled[tag] then
     flags[k] = '0'
+  elseif invalid[k] then
+    flags[k] = 'x'
   else
     flags[k] = '1'
     settled[tag] = true
+    add(unpend, q, tag)
     if kind == 'ack' or kind == 'dead' then
       if kind == 'dead' then
-        local body = redis.call('HGET', KEYS[1], tag) or ''
-        local head = cjson.encode({tag, ARGV[2 + q], ARGV[j + 4], string.format('%.6f', clock())})
-        redis.call('LPUSH', KEYS[2], head .. '\n' .. body)
+        letters[#letters + 1] = cjson.encode({tag, ARGV[2 + q], ARGV[j + 4],
+          string.format('%.6f', clock())})
+        buried[#buried + 1] = tag
       end
       forget[#forget + 1] = tag
       forget[#forget + 1] = names[k]
-      local gone = unpend[q] or {}
-      unpend[q] = gone
-      gone[#gone + 1] = tag
     else
-      redis.call('ZREM', KEYS[3 * q + 1], tag)
-      local target = q
       if kind == 'replace' then
-        target, priority, attempt = tonumber(ARGV[j + 5]), ARGV[j + 6], '0'
-        redis.call('HSET', KEYS[1], tag, ARGV[j + 7])
+        q, priority, attempt = tonumber(ARGV[j + 5]), tonumber(ARGV[j + 6]), 0
+        fields[#fields + 1] = tag
+        fields[#fields + 1] = ARGV[j + 7]
       end
-      redis.call('HSET', KEYS[1], names[k], priority .. ':' .. attempt)
-      local eta = tonumber(ARGV[j + 4])
+      fields[#fields + 1] = names[k]
+      fields[#fields + 1] = string.format('%d:%d', priority, attempt)
+      local eta = finite(ARGV[j + 4])
       if eta and eta > clock() then
-        redis.call('ZADD', KEYS[3 * target + 1], string.format('%.6f', eta), tag)
+        add(pending, q, string.format('%.6f', eta), tag)
       else
-        redis.call('ZADD', KEYS[3 * target], rank(priority, tag), tag)
+        add(ready, q, rank(priority, tag), tag)
       end
-      woken[target] = true
+      woken[q] = woken[q] or redis.call('LLEN', KEYS[3 * q + 2])
     end
   end
 end
-
-for q, gone in pairs(unpend) do
-  chunked('ZREM', KEYS[3 * q + 1], gone)
+local bodies = hmget_all(KEYS[1], buried)
+for i = 1, #letters do
+  letters[i] = letters[i] .. '\n' .. (bodies[i] or '')
 end
+
+-- Writes only from here on: everything above only read.
+for q, tags in pairs(unpend) do
+  chunked('ZREM', KEYS[3 * q + 1], tags)
+end
+chunked('LPUSH', KEYS[2], letters)
 chunked('HDEL', KEYS[1], forget)
-for q in pairs(woken) do
-  wake(KEYS[3 * q + 2])
+chunked('HSET', KEYS[1], fields)
+for q, items in pairs(ready) do
+  chunked('ZADD', KEYS[3 * q], items)
+end
+for q, items in pairs(pending) do
+  chunked('ZADD', KEYS[3 * q + 1], items)
+end
+for q, length in pairs(woken) do
+  wake(KEYS[3 * q + 2], length)
 end
 return table.concat(flags)
