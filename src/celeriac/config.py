@@ -16,6 +16,7 @@ import difflib
 import importlib
 import inspect
 import logging
+import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, NamedTuple
@@ -396,12 +397,12 @@ def to_seconds(value: Any, what: str) -> float | None:
     """Seconds from a number or ``timedelta`` (None stays None).
 
     Raises:
-        ConfigurationError: ``value`` is neither.
+        ConfigurationError: ``value`` is neither, or not finite.
     """
     if value is None:
         return None
     if isinstance(value, datetime.timedelta):
         return value.total_seconds()
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     raise ConfigurationError(f"{what} must be seconds or a timedelta, not {value!r}")

@@ -11,11 +11,12 @@ retry in ``on_retry`` (where the task ran) and ``after_settle`` (in the worker).
 from __future__ import annotations
 
 import datetime
+import math
 import random
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from celeriac.exceptions import Retry
+from celeriac.exceptions import ConfigurationError, Retry
 from celeriac.message import Message
 from celeriac.serialization import Serializer
 
@@ -40,6 +41,37 @@ class RetryPlan:
     args: list[Any] | None = None
     kwargs: dict[str, Any] | None = None
     options: dict[str, Any] = field(default_factory=dict)
+
+
+def check_retry(when: float | datetime.datetime | None, options: dict[str, Any]) -> None:
+    """Raise unless a retry's time and options can go in a message (``Task.retry`` calls it,
+    so a bad value fails the task that asked, not the worker that would requeue it).
+
+    Raises:
+        ConfigurationError: ``when`` is not a datetime or a finite, non-negative number of
+            seconds; ``priority`` is not 0-9; ``queue`` is not a non-empty string.
+    """
+    if when is not None and not isinstance(when, datetime.datetime) and not _seconds(when):
+        raise ConfigurationError(f"a retry's countdown must be seconds (0 or more), not {when!r}")
+    priority = options.get("priority")
+    if priority is not None and not (
+        isinstance(priority, int) and not isinstance(priority, bool) and 0 <= priority <= 9
+    ):
+        raise ConfigurationError(
+            f"a retry's priority must be an integer from 0 to 9, not {priority!r}"
+        )
+    queue = options.get("queue")
+    if queue is not None and not (isinstance(queue, str) and queue):
+        raise ConfigurationError(f"a retry's queue must be a queue name, not {queue!r}")
+
+
+def _seconds(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
 
 
 def plan_for(retry: Retry, default_delay: float) -> RetryPlan:

@@ -10,6 +10,7 @@ lineage of the task sending it (gathered by the app); it imports nothing of the 
 from __future__ import annotations
 
 import datetime
+import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -212,7 +213,7 @@ def epoch(value: float | datetime.datetime | None, what: str) -> float | None:
         if value.tzinfo is None:
             value = value.replace(tzinfo=datetime.UTC)
         return value.timestamp()
-    if isinstance(value, int | float):
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     raise ConfigurationError(f"{what} must be a datetime or epoch seconds, not {value!r}")
 

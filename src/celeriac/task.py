@@ -25,7 +25,7 @@ from celeriac.request import (
     push_request,
     sender_lineage,
 )
-from celeriac.retries import backoff_delay
+from celeriac.retries import backoff_delay, check_retry
 
 if TYPE_CHECKING:
     from celeriac.app import Celeriac
@@ -289,6 +289,7 @@ class Task(Generic[P, R]):
             Retry: always when ``throw`` (the worker catches it).
             BaseException: ``exc`` (or the exception being handled) when no retries are left.
             MaxRetriesExceededError: when no retries are left and there is no exception.
+            ConfigurationError: a countdown, priority or queue that cannot go in a message.
         """
         if isinstance(args, BaseException):
             exc, args = args, None
@@ -301,6 +302,7 @@ class Task(Generic[P, R]):
             raise exc or Retry("task called directly: nothing to retry")
         when = eta if eta is not None else countdown
         when = self.default_retry_delay if when is None else when
+        check_retry(when, options)
         retry = Retry(exc=exc, when=when, args=args, kwargs=kwargs, options=options)
         if throw:
             raise retry

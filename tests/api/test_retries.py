@@ -8,6 +8,7 @@ import pytest
 
 from celeriac import (
     Celeriac,
+    ConfigurationError,
     Ignore,
     MaxRetriesExceededError,
     Reject,
@@ -377,3 +378,38 @@ def test_a_task_acknowledged_before_it_runs_still_retries(app: Celeriac, worker:
         worker.drain()
     assert result.get(timeout=1) == 2
     assert app.broker.queue_lengths(["celery"]) == {"celery": 0}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"countdown": float("inf")},
+        {"countdown": -1},
+        {"priority": 12},
+        {"priority": "high"},
+        {"queue": ""},
+    ],
+)
+def test_a_retry_that_cannot_go_in_a_message_fails_the_task_that_asked(
+    app: Celeriac, worker: Worker, options: dict[str, Any]
+) -> None:
+    @app.task(bind=True)
+    def bad_retry(self: Task[Any, Any]) -> None:
+        raise self.retry(**options)
+
+    result = bad_retry.delay()
+    worker.drain()
+    with pytest.raises(ConfigurationError, match="a retry's"):
+        result.get(timeout=1)
+    assert app.broker.queue_lengths(["celery"]) == {"celery": 0}
+
+
+def test_a_countdown_that_is_not_finite_is_refused_when_sending(app: Celeriac) -> None:
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    with pytest.raises(ConfigurationError, match="countdown"):
+        add.apply_async((1, 1), countdown=float("nan"))
+    with pytest.raises(ConfigurationError, match="eta"):
+        add.apply_async((1, 1), eta=float("inf"))

@@ -601,3 +601,21 @@ def test_every_backend_script_refuses_a_bad_argument_before_any_write(
         with pytest.raises(redis.ResponseError, match="celeriac: "):
             run_script(broker, name, keys, args, "backends")
         assert snapshot(r, options) == before, case
+
+
+def test_reading_control_messages_skips_a_damaged_entry(
+    broker: RedisBroker, r: redis.Redis
+) -> None:
+    broker.broadcast(b"first", ttl=60)
+    broker.broadcast(b"second", ttl=60)
+    r.xadd(broker.keys.broadcasts, {"e": "tomorrow", "p": "damaged"})  # by hand, after them
+    payloads, cursor = broker.read_broadcasts(None)
+    assert payloads == [b"first", b"second"]
+    assert broker.read_broadcasts(cursor)[0] == []  # read past, not again
+
+
+@pytest.mark.parametrize("damage", ["not a record", "final, expiry not a time"])
+def test_a_damaged_record_reads_as_none(backend: RedisBackend, r: redis.Redis, damage: str) -> None:
+    DAMAGED_RECORDS[damage](r, backend.keys.result("t1"))
+    assert backend.get("t1") is None
+    assert backend.get_many(["t1"]) == {}

@@ -78,19 +78,24 @@ class RedisBackend(ResultBackend):
         """The record in ``raw``, or None when there is none or it has expired."""
         if raw is None:
             return None
-        expiry, state, header, payload = as_bytes(raw).split(b"\n", 3)
-        if not self._live(expiry):
+        try:
+            expiry, state, header, payload = as_bytes(raw).split(b"\n", 3)
+            if not self._live(expiry):
+                return None
+            fields = json.loads(header)
+            return ResultRecord(
+                task_id=task_id,
+                state=state.decode(),
+                payload=payload,
+                content_type=str(fields["c"]),
+                date_done=fields["d"],
+                retries=int(fields["n"]),
+                meta=dict(fields["m"]),
+            )
+        except (ValueError, KeyError, TypeError):
+            # A damaged record reads as none (the store scripts replace it as not final).
+            log.warning("the result record of %s is damaged in Redis: read as none", task_id)
             return None
-        fields = json.loads(header)
-        return ResultRecord(
-            task_id=task_id,
-            state=state.decode(),
-            payload=payload,
-            content_type=fields["c"],
-            date_done=fields["d"],
-            retries=fields["n"],
-            meta=fields["m"],
-        )
 
     # -- records ---------------------------------------------------------------------------------
     def store_many(self, records: Sequence[ResultRecord], *, expires: float | None) -> list[bool]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -52,6 +53,7 @@ MIN_BLOCK = 0.001  # seconds: BLPOP's timeout 0 would mean "for ever"
 BROADCAST_NEWS = 0.05  # seconds for which a fetch's report of the newest broadcast is trusted
 _NO_NEWS = (float("-inf"), "")
 T = TypeVar("T")
+log = logging.getLogger("celeriac.broker")
 
 
 class RedisBroker(Broker):
@@ -413,9 +415,15 @@ class RedisBroker(Broker):
         now = self.clock()
         payloads, last = [], cursor or "0-0"
         for entry_id, fields in entries:
-            if float(fields[b"e"]) > now:
-                payloads.append(as_bytes(fields[b"p"]))
-                last = as_bytes(entry_id).decode()
+            last = as_bytes(entry_id).decode()
+            try:
+                live = float(fields[b"e"]) > now
+                payload = as_bytes(fields[b"p"])
+            except (KeyError, TypeError, ValueError):
+                log.warning("skipping control message %s: it is damaged in Redis", last)
+                continue
+            if live:
+                payloads.append(payload)
         return payloads, last
 
     def batch(self) -> contextlib.AbstractContextManager[None]:
