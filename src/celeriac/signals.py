@@ -137,19 +137,37 @@ worker_ready = Signal("worker_ready", robust=True)
 worker_shutdown = Signal("worker_shutdown", robust=True)
 worker_process_init = Signal("worker_process_init", robust=True)
 beat_init = Signal("beat_init", robust=True)
+task_unknown = Signal("task_unknown", robust=True)
+task_rejected = Signal("task_rejected", robust=True)
+task_received = Signal("task_received", robust=True)
+worker_init = Signal("worker_init", robust=True)
+celeryd_init = Signal("celeryd_init", robust=True)
+worker_process_shutdown = Signal("worker_process_shutdown", robust=True)
+setup_logging = Signal("setup_logging", robust=True)
+after_setup_logger = Signal("after_setup_logger", robust=True)
+after_setup_task_logger = Signal("after_setup_task_logger", robust=True)
 
 __all__ = [
     "Signal",
+    "after_setup_logger",
+    "after_setup_task_logger",
     "after_task_publish",
     "beat_init",
     "before_task_publish",
+    "celeryd_init",
+    "setup_logging",
     "task_failure",
     "task_postrun",
     "task_prerun",
+    "task_received",
+    "task_rejected",
     "task_retry",
     "task_revoked",
     "task_success",
+    "task_unknown",
+    "worker_init",
     "worker_process_init",
+    "worker_process_shutdown",
     "worker_ready",
     "worker_shutdown",
 ]

@@ -59,6 +59,7 @@ TASK_OPTIONS: dict[str, Any] = {
     "ignore_result": None,
     "track_started": None,
     "expires": None,
+    "rate_limit": None,
     "typing": True,
     "shared": True,
 }

@@ -1,0 +1,2 @@
+"""Optional parts under the paths Celery users import them from (``celeriac.contrib.testing``,
+``celeriac.contrib.abortable``)."""

@@ -1,0 +1,1 @@
+"""Testing helpers under Celery's paths (``celeriac.contrib.testing.worker.start_worker``)."""

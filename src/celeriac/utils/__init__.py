@@ -1,0 +1,1 @@
+"""Helpers under the paths Celery users import them from (``celeriac.utils.log``...)."""
