@@ -44,7 +44,8 @@ DEFAULTS: dict[str, Any] = {
     "result_expires": 86400.0,
     # what a task call becomes
     "task_routes": None,
-    "task_default_queue": "celery",
+    "task_queues": None,  # Queue objects (celeriac.queues); a route may name one by routing_key
+    "task_default_queue": "celeriac",
     "task_default_priority": 0,
     "task_create_missing_queues": True,
     "task_serializer": "json",
@@ -52,6 +53,10 @@ DEFAULTS: dict[str, Any] = {
     "accept_content": ["json"],
     "security_key": None,
     "message_max_bytes": 10 * 1024 * 1024,
+    "task_compression": None,  # 'zlib', 'gzip', 'bzip2', 'lzma' (celeriac.compression)
+    "result_compression": None,
+    "task_publish_retry": True,  # False: a publish fails at the broker's first error
+    "task_publish_retry_policy": None,  # None: retry with backoff for broker_publish_timeout
     # how tasks run
     "task_acks_late": True,
     "task_time_limit": None,
@@ -59,6 +64,7 @@ DEFAULTS: dict[str, Any] = {
     "task_ignore_result": False,
     "task_track_started": False,
     "task_max_deliveries": 5,
+    "task_default_rate_limit": None,  # a task's rate_limit when it has none: '10/s', '100/m'
     "task_always_eager": False,
     "task_eager_propagates": False,
     "task_store_eager_result": False,
@@ -70,6 +76,7 @@ DEFAULTS: dict[str, Any] = {
     "worker_max_tasks_per_child": None,
     "worker_max_memory_per_child": None,  # KiB, as in Celery
     "worker_shutdown_timeout": 30.0,
+    "worker_disable_rate_limits": False,  # True: every task's rate_limit is ignored here
     "worker_direct": False,  # also consume the queue '<node name>.dq', to be sent to by name
     # periodic tasks (beat); see docs/design/beat.md
     "beat_schedule": {},

@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from celeriac.compression import WIRE_NAMES
 from celeriac.exceptions import MalformedMessage
 
 MAX_TEXT = 1024  # characters in an id, a task name, a queue name, a content type
@@ -103,6 +104,7 @@ FIELDS: Mapping[str, tuple[Check, str]] = {
     "soft_time_limit": (_limit_or_none, "seconds (more than 0) or null"),
     "headers": (_mapping, "an object"),
     "workflow": (_mapping, "an object"),
+    "compression": (lambda value: value in WIRE_NAMES, "one of " + ", ".join(sorted(WIRE_NAMES))),
 }
 
 # The entries of ``workflow`` that the worker reads (see canvas/plan.py).

@@ -6,10 +6,16 @@ serialized with the app's serializer. The main process reads only the header; th
 that runs the task decodes the body, so big arguments never cost the process that keeps the
 leases. Brokers store these bytes as they are and never look inside.
 
+With ``compression`` (``'zlib'``, ``'gzip'``, ``'bzip2'``, ``'lzma'``) the body is sent
+compressed and the header says how; a ``Message`` always holds the body uncompressed, and a
+decoded one gets it back within ``message_max_bytes`` (``celeriac.compression``): the worker's
+main process decompresses it, so that a compression bomb is refused there, as a bad message.
+
 When the app signs (``security_key``), one more line comes first: ``sig <HMAC-SHA256 in hex>``
-of every byte after it. A worker checks it on the raw bytes (:func:`open_message`) before it
-parses anything, so a forged message costs one HMAC and is never parsed. A decoded message
-keeps the bytes it came from, so handing it back re-sends exactly what was signed.
+of every byte after it, the body as sent (compressed) included. A worker checks it on the raw
+bytes (:func:`open_message`) before it parses or decompresses anything, so a forged message
+costs one HMAC and is never parsed. A decoded message keeps the bytes it came from, so handing
+it back re-sends exactly what was signed.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import time
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from typing import Any
 
+from celeriac.compression import DEFAULT_MAX_BYTES, compress, decompress
 from celeriac.exceptions import MalformedMessage, SignatureMismatch
 from celeriac.headers import check_header
 from celeriac.serialization import JSON, Serializer
@@ -35,13 +42,15 @@ class Message:
 
     Times are epoch seconds. ``workflow`` carries what runs after this task (the rest of a
     chain, links, chord and DAG membership); its shape belongs to ``celeriac.canvas``.
+    ``body`` is the serialized arguments, uncompressed; ``compression`` says how the bytes
+    that travel compress it.
     """
 
     id: str
     task: str
     body: bytes
     content_type: str = JSON
-    queue: str = "celery"
+    queue: str = "celeriac"
     priority: int = 0
     eta: float | None = None
     expires: float | None = None
@@ -55,6 +64,7 @@ class Message:
     soft_time_limit: float | None = None
     headers: dict[str, Any] = field(default_factory=dict)
     workflow: dict[str, Any] = field(default_factory=dict)
+    compression: str | None = None
     signature: str | None = None
 
     def header(self) -> dict[str, Any]:
@@ -83,8 +93,9 @@ class Message:
 
     @functools.cached_property
     def _unsigned(self) -> bytes:
-        """What the signature covers: the header line, a newline and the body."""
-        return _HEADER_ENCODER.encode(self.header()).encode() + b"\n" + self.body
+        """What the signature covers: the header line, a newline and the body as sent."""
+        body = self.body if self.compression is None else compress(self.body, self.compression)
+        return _HEADER_ENCODER.encode(self.header()).encode() + b"\n" + body
 
     def signed(self, serializer: Serializer) -> Message:
         """Return this message signed with the app's key (unchanged when signing is off)."""
@@ -113,13 +124,14 @@ class Message:
         return decode_arguments(serializer, self.content_type, self.body)
 
     @classmethod
-    def decode(cls, raw: bytes) -> Message:
-        """Parse bytes written by :meth:`encode` (the body stays serialized), checking every
-        header field against the schema (``celeriac.headers``). It does not check the
-        signature: :func:`open_message` does, before parsing.
+    def decode(cls, raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Message:
+        """Parse bytes written by :meth:`encode` (the body stays serialized, but not
+        compressed), checking every header field against the schema (``celeriac.headers``).
+        It does not check the signature: :func:`open_message` does, before parsing.
 
         Raises:
-            MalformedMessage: the bytes are not a celeriac message; the error names the field.
+            MalformedMessage: the bytes are not a celeriac message (the error names the field),
+                or the body does not decompress within ``max_bytes``.
         """
         signature, unsigned = _split_signature(raw)
         line, sep, body = unsigned.partition(b"\n")
@@ -129,6 +141,9 @@ class Message:
         check_header(header)
         if header.pop("v", None) != PROTOCOL:
             raise MalformedMessage(f"unsupported message protocol (this worker reads {PROTOCOL})")
+        compression = header.get("compression")
+        if compression is not None:
+            body = decompress(body, compression, max_bytes=max_bytes)
         message = cls(body=body, signature=signature, **header)
         # It re-encodes to the bytes it came from: a signature stays valid when it is handed back.
         message.__dict__["_encoded"] = raw
@@ -136,20 +151,24 @@ class Message:
         return message
 
 
-def open_message(raw: bytes, serializer: Serializer) -> Message:
+def open_message(
+    raw: bytes, serializer: Serializer, *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Message:
     """The message in ``raw`` as a worker takes it: when the app signs, the signature checked on
-    the raw bytes first, then the header parsed and checked (:meth:`Message.decode`).
+    the raw bytes first, then the header parsed and checked, then a compressed body
+    decompressed, to ``max_bytes`` at most (:meth:`Message.decode`).
 
     Raises:
         SignatureMismatch: signing is on and the signature is missing or wrong.
-        MalformedMessage: the bytes are not a celeriac message.
+        MalformedMessage: the bytes are not a celeriac message, or the body does not
+            decompress within ``max_bytes``.
     """
     if serializer.key:
         signature, unsigned = _split_signature(raw)
         if signature is None:
             raise SignatureMismatch("message is not signed, and this app signs its messages")
         serializer.verify(signature, unsigned)
-    return Message.decode(raw)
+    return Message.decode(raw, max_bytes=max_bytes)
 
 
 def _split_signature(raw: bytes) -> tuple[str | None, bytes]:

@@ -4,6 +4,10 @@
 regular expressions mapped to options, or to a queue name), a list of ``(pattern, route)``
 pairs (matched in their order), a router function ``(name, args, kwargs, options, task=None,
 **kw) -> dict | None``, or a list of these, tried in order until one answers.
+
+A route (or the call's options) may name its queue as Celery's do with AMQP: ``'queue'`` as a
+name or a ``Queue``, or an ``'exchange'`` and ``'routing_key'`` that lead to a ``Queue`` of
+``task_queues`` (``celeriac.queues``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from celeriac.exceptions import ConfigurationError
+from celeriac.queues import Queue, declared_queues, queue_for
 
 RouterFunction = Callable[..., Mapping[str, Any] | str | None]
 
@@ -51,7 +56,8 @@ class Router:
         ConfigurationError: ``routes`` is not one of the forms in the module docstring.
     """
 
-    def __init__(self, routes: Any) -> None:
+    def __init__(self, routes: Any, queues: Any = None) -> None:
+        self.queues = declared_queues(queues)
         if routes is None:
             routes = []
         elif isinstance(routes, Mapping) or callable(routes):
@@ -72,6 +78,25 @@ class Router:
             if found is not None:
                 return found
         return {}
+
+    def queue_of(self, call: Mapping[str, Any]) -> str | None:
+        """The queue name a call's merged options lead to: its ``queue`` (a name or a
+        ``Queue``), else the declared queue its ``exchange`` and ``routing_key`` name, else
+        None (the default queue).
+
+        Raises:
+            ConfigurationError: an exchange or routing key that names no declared queue, or
+                several.
+        """
+        queue = call.get("queue")
+        if isinstance(queue, Queue):
+            return queue.name
+        if queue:
+            return str(queue)
+        exchange, routing_key = call.get("exchange"), call.get("routing_key")
+        if not exchange and not routing_key:
+            return None
+        return queue_for(self.queues, exchange or None, routing_key or None)
 
     @staticmethod
     def _match(table: Mapping[Any, Any], name: str) -> Any:

@@ -1,6 +1,11 @@
 """Turning a task call into a message and putting it in the broker: options checked, routed,
 timed, serialized, signed, published, with the middleware's publish hooks around.
 
+``compression`` (or ``task_compression``) compresses the body (``celeriac.compression``).
+``retry`` and ``retry_policy`` (or ``task_publish_retry`` and ``task_publish_retry_policy``)
+say how a publish tries again while the broker cannot be reached, as Celery's do; without a
+policy, a publish keeps trying with backoff. ``broker_publish_timeout`` bounds it either way.
+
 The app builds one ``Sender`` for each version of its settings and sends everything through it
 (``delay()``, workflows, beat), so a call means the same whichever way it is sent. A sender
 takes plain inputs: the call's options, already merged with its task's defaults, and the
@@ -16,7 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from celeriac.brokers.base import Broker
+from celeriac.brokers.base import Broker, PublishRetry
+from celeriac.compression import compression_name
 from celeriac.config import Settings, to_seconds
 from celeriac.exceptions import ConfigurationError, MessageTooLarge
 from celeriac.message import Message
@@ -45,8 +51,15 @@ SEND_OPTIONS = frozenset(
         "workflow",
         "serializer",
         "add_to_parent",
+        "compression",
+        "retry",
+        "retry_policy",
+        "exchange",
+        "routing_key",
     }
 )
+RETRY_POLICY_KEYS = frozenset({"max_retries", "interval_start", "interval_step", "interval_max"})
+NO_RETRY = PublishRetry(max_retries=0)
 
 
 def check_send_options(options: Mapping[str, Any]) -> None:
@@ -68,16 +81,74 @@ class SendDefaults:
     priority: int
     ignore_result: bool
     max_bytes: int
+    compression: str | None
+    publish_retry: bool
+    retry_policy: Mapping[str, Any] | None
+    publish_timeout: float
 
     @classmethod
     def from_settings(cls, conf: Settings) -> SendDefaults:
-        """Read them from the app's settings."""
+        """Read them from the app's settings.
+
+        Raises:
+            ConfigurationError: an unknown ``task_compression``, or a bad
+                ``task_publish_retry_policy``.
+        """
+        policy = conf.task_publish_retry_policy
+        if policy is not None:
+            publish_retry(True, policy, None)  # checked now, not at the first send
         return cls(
             queue=conf.task_default_queue,
             priority=conf.task_default_priority,
             ignore_result=bool(conf.task_ignore_result),
             max_bytes=int(conf.message_max_bytes),
+            compression=compression_name(conf.task_compression),
+            publish_retry=conf.task_publish_retry is not False,
+            retry_policy=policy,
+            publish_timeout=conf.seconds("broker_publish_timeout") or 10.0,
         )
+
+
+def publish_retry(
+    retry: object, policy: object, defaults: Mapping[str, Any] | None
+) -> PublishRetry | None:
+    """The ``PublishRetry`` for a send's ``retry`` and ``retry_policy`` (over the
+    ``task_publish_retry_policy`` in ``defaults``); None: no policy anywhere, the broker's own
+    backoff.
+
+    Raises:
+        ConfigurationError: a policy that is not a dict of Celery's keys with numbers.
+    """
+    if not isinstance(retry, bool):
+        raise ConfigurationError(f"retry must be True or False, not {retry!r}")
+    if not retry:
+        return NO_RETRY
+    if policy is None and defaults is None:
+        return None
+    if policy is not None and not isinstance(policy, Mapping):
+        raise ConfigurationError(f"retry_policy must be a dict, not {policy!r}")
+    merged = {**(defaults or {}), **(policy or {})}
+    unknown = sorted(set(merged) - RETRY_POLICY_KEYS)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown retry_policy key(s): {', '.join(map(str, unknown))} "
+            f"(known: {', '.join(sorted(RETRY_POLICY_KEYS))})"
+        )
+    max_retries = merged.get("max_retries", 3)
+    if max_retries is not None and (
+        isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
+    ):
+        raise ConfigurationError(
+            f"retry_policy max_retries must be a count or None, not {max_retries!r}"
+        )
+    intervals = {}
+    for key in ("interval_start", "interval_step", "interval_max"):
+        if key in merged:
+            seconds = to_seconds(merged[key], f"retry_policy {key}")
+            if seconds is None or seconds < 0:
+                raise ConfigurationError(f"retry_policy {key} must be 0 or more seconds")
+            intervals[key] = seconds
+    return PublishRetry(max_retries=max_retries, **intervals)
 
 
 class Sender:
@@ -98,7 +169,7 @@ class Sender:
         self.serializer = serializer
         self.middleware = middleware
         self.defaults = SendDefaults.from_settings(conf)
-        self.router = Router(conf.task_routes)
+        self.router = Router(conf.task_routes, conf.task_queues)
         self.version = conf.version
 
     def message(
@@ -125,18 +196,38 @@ class Sender:
             MessageTooLarge: the message is over ``message_max_bytes``.
         """
         given = {k: v for k, v in options.items() if v is not None}
+        self.retry_for(given)  # a bad policy fails before anything is built
         route = self.router.route(name, tuple(args), kwargs, given)
         call = {**route, **task_defaults, **given}
         message = self._build(name, args, kwargs, call, lineage)
         self.middleware.before_publish(message)
         message = message.signed(self.serializer)
+        limit = self.defaults.max_bytes
         size = len(message.encode())
-        if size > self.defaults.max_bytes:
+        if size > limit:
             raise MessageTooLarge(
-                f"{name}: message is {size} bytes, over message_max_bytes "
-                f"({self.defaults.max_bytes})"
+                f"{name}: message is {size} bytes, over message_max_bytes ({limit})"
+            )
+        if len(message.body) > limit:  # the worker refuses a body that decompresses past it
+            raise MessageTooLarge(
+                f"{name}: arguments are {len(message.body)} bytes before compression, over "
+                f"message_max_bytes ({limit})"
             )
         return message
+
+    def retry_for(self, options: Mapping[str, Any]) -> PublishRetry | None:
+        """How a publish with these send options tries again (None: the broker's backoff).
+
+        Raises:
+            ConfigurationError: a bad ``retry`` or ``retry_policy``.
+        """
+        defaults = self.defaults
+        retry = options.get("retry")
+        return publish_retry(
+            defaults.publish_retry if retry is None else retry,
+            options.get("retry_policy"),
+            defaults.retry_policy,
+        )
 
     def _build(
         self,
@@ -159,7 +250,7 @@ class Sender:
             task=name,
             body=body,
             content_type=self.serializer.content_type,
-            queue=str(call.get("queue") or defaults.queue),
+            queue=self.router.queue_of(call) or defaults.queue,
             priority=_priority(call.get("priority", defaults.priority)),
             eta=eta,
             expires=_expiry(call.get("expires"), now),
@@ -173,15 +264,23 @@ class Sender:
             parent_id=call.get("parent_id") or lineage[0],
             root_id=call.get("root_id") or lineage[1],
             group_id=call.get("group_id"),
+            compression=compression_name(call.get("compression", defaults.compression)),
         )
 
-    def publish(self, messages: Sequence[Message]) -> None:
+    def publish(
+        self, messages: Sequence[Message], options: Mapping[str, Any] | None = None
+    ) -> None:
         """Enqueue built messages in one round trip, then run ``after_publish`` on each.
+        ``options`` are the send options, for ``retry`` and ``retry_policy``.
 
         Raises:
+            ConfigurationError: a bad ``retry`` or ``retry_policy``.
             PublishError: the messages were not enqueued.
         """
-        if len(messages) == 1:
+        retry = self.retry_for(options or {})
+        if retry is not None:
+            self.broker.publish_retrying(messages, retry, timeout=self.defaults.publish_timeout)
+        elif len(messages) == 1:
             self.broker.publish(messages[0])
         else:
             self.broker.publish_many(messages)

@@ -6,6 +6,9 @@ is signed with HMAC-SHA256 and a message with a wrong signature is refused befor
 
 The JSON dialect keeps the types Celery's JSON keeps: ``datetime``, ``date``, ``time``, ``UUID``,
 ``Decimal`` and ``bytes`` travel as small tagged objects and come back as themselves.
+
+With ``result_compression``, a task's return value is stored compressed under a content type
+that says so (``application/json;compression=zlib``); :meth:`Serializer.loads` reads either.
 """
 
 from __future__ import annotations
@@ -24,6 +27,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from celeriac.compression import (
+    compress,
+    compression_name,
+    decompress,
+    result_content_type,
+    split_content_type,
+)
 from celeriac.exceptions import (
     ConfigurationError,
     ContentDisallowed,
@@ -118,15 +128,24 @@ class Serializer:
     content_type: str = JSON
     accept: frozenset[str] = frozenset({JSON})
     key: bytes | None = None
+    result_compression: str | None = None
+    max_bytes: int = 2**62  # decompressed results: ``message_max_bytes`` bounds arguments only
 
     @classmethod
     def from_settings(
-        cls, serializer: str, accept_content: Iterable[str], security_key: str | bytes | None
+        cls,
+        serializer: str,
+        accept_content: Iterable[str],
+        security_key: str | bytes | None,
+        *,
+        result_compression: str | None = None,
     ) -> Serializer:
-        """Build the policy from Celery-style setting values (``'json'``, ``'pickle'``).
+        """Build the policy from Celery-style setting values (``'json'``, ``'pickle'``,
+        ``result_compression='zlib'``).
 
         Raises:
-            ConfigurationError: an unknown serializer, or pickle without ``security_key``.
+            ConfigurationError: an unknown serializer or compression, or pickle without
+                ``security_key``.
         """
         (content_type,) = _names_to_types([serializer])
         accept = _names_to_types(accept_content) | {content_type}
@@ -136,7 +155,10 @@ class Serializer:
                 "pickle runs code when it loads a message: it is refused unless "
                 "'security_key' is set, so that every message is signed"
             )
-        return cls(content_type=content_type, accept=accept, key=key)
+        compression = compression_name(result_compression)
+        return cls(
+            content_type=content_type, accept=accept, key=key, result_compression=compression
+        )
 
     def dumps(self, obj: Any) -> bytes:
         """Serialize ``obj`` with the app's serializer.
@@ -148,13 +170,31 @@ class Serializer:
             return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
         return json_dumps(obj)
 
+    def dumps_result(self, obj: Any) -> tuple[bytes, str]:
+        """A task's return value as stored: the bytes (compressed with ``result_compression``)
+        and the content type that says how to read them.
+
+        Raises:
+            TypeError: the object cannot be serialized this way.
+        """
+        data = self.dumps(obj)
+        if self.result_compression is None:
+            return data, self.content_type
+        return compress(data, self.result_compression), result_content_type(
+            self.content_type, self.result_compression
+        )
+
     def loads(self, content_type: str, data: bytes) -> Any:
-        """Deserialize ``data`` after checking that its content type is accepted.
+        """Deserialize ``data`` after checking that its content type is accepted; a compressed
+        result's (``...;compression=zlib``) is decompressed first.
 
         Raises:
             ContentDisallowed: the app does not accept ``content_type``.
-            MalformedMessage: the data does not decode.
+            MalformedMessage: the data does not decompress or decode.
         """
+        content_type, compression = split_content_type(content_type)
+        if content_type in self.accept and compression is not None:
+            data = decompress(data, compression, max_bytes=self.max_bytes)
         if content_type not in self.accept:
             raise ContentDisallowed(
                 f"content type {content_type!r} is not accepted "

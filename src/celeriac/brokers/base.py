@@ -16,9 +16,10 @@ from __future__ import annotations
 import abc
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from celeriac.exceptions import PublishError
 from celeriac.message import Message
 
 Clock = Callable[[], float]
@@ -51,6 +52,27 @@ class DeadLetter:
     dead_at: float
 
 
+@dataclass(frozen=True)
+class PublishRetry:
+    """How a publish tries again while the broker cannot be reached: Celery's
+    ``retry_policy``. The pauses between tries start at ``interval_start`` and grow by
+    ``interval_step`` up to ``interval_max`` seconds; ``max_retries`` None tries until the
+    publish timeout, 0 not at all. The publish timeout bounds the whole either way.
+    """
+
+    max_retries: int | None = 3
+    interval_start: float = 0.0
+    interval_step: float = 0.2
+    interval_max: float = 1.0
+
+    def pauses(self) -> Iterator[float]:
+        """The pause before each retry, in order (as many as ``max_retries``)."""
+        tries = 0
+        while self.max_retries is None or tries < self.max_retries:
+            yield max(0.0, min(self.interval_start + tries * self.interval_step, self.interval_max))
+            tries += 1
+
+
 class Broker(abc.ABC):
     """Stores messages in named queues and hands them out under leases.
 
@@ -78,6 +100,28 @@ class Broker(abc.ABC):
         Raises:
             PublishError: the messages were not enqueued.
         """
+
+    def publish_retrying(
+        self, messages: Sequence[Message], retry: PublishRetry, *, timeout: float
+    ) -> None:
+        """``publish_many``, tried again after a ``PublishError`` as ``retry`` says, all
+        within ``timeout`` seconds. A broker that waits for its store itself (Redis) waits by
+        ``retry`` instead of its own backoff.
+
+        Raises:
+            PublishError: the messages were not enqueued, after the last try.
+        """
+        deadline = time.monotonic() + timeout
+        pauses = retry.pauses()
+        while True:
+            try:
+                self.publish_many(messages)
+                return
+            except PublishError:
+                pause = next(pauses, None)
+                if pause is None or time.monotonic() + pause >= deadline:
+                    raise
+            time.sleep(pause)
 
     @abc.abstractmethod
     def publish_once(self, message: Message, key: str, *, ttl: float) -> bool:

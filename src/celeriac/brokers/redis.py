@@ -16,11 +16,13 @@ wait to run with the next fetch, in one script and one round trip
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from celeriac._redis.connect import (
@@ -35,7 +37,7 @@ from celeriac._redis.connect import (
 from celeriac._redis.database import open_database
 from celeriac._redis.keys import BrokerKeys, glob_escape
 from celeriac._redis.scripts import Arg
-from celeriac.brokers.base import Broker, Clock, DeadLetter, Delivery
+from celeriac.brokers.base import Broker, Clock, DeadLetter, Delivery, PublishRetry
 from celeriac.brokers.redis_calls import (
     SettleOperation,
     Tokens,
@@ -53,6 +55,13 @@ MIN_BLOCK = 0.001  # seconds: BLPOP's timeout 0 would mean "for ever"
 BROADCAST_NEWS = 0.05  # seconds for which a fetch's report of the newest broadcast is trusted
 _NO_NEWS = (float("-inf"), "")
 T = TypeVar("T")
+
+
+def _backoff() -> Iterator[float]:
+    """The built-in pauses between a publish's tries: 0.05 s doubling to 1 s, without end."""
+    return itertools.chain((0.05 * 2**n for n in range(5)), itertools.repeat(1.0))
+
+
 log = logging.getLogger("celeriac.broker")
 
 
@@ -133,6 +142,20 @@ class RedisBroker(Broker):
         if messages:
             self._publish(messages, None)
 
+    def publish_retrying(
+        self, messages: Sequence[Message], retry: PublishRetry, *, timeout: float
+    ) -> None:
+        """Enqueue messages, pausing between tries while Redis is unreachable as ``retry``
+        says (instead of the built-in backoff), within ``publish_timeout``; see
+        :meth:`Broker.publish_retrying`.
+
+        Raises:
+            PublishError: Redis refused them, or the tries ran out or the time did.
+        """
+        if messages:
+            write = functools.partial(self._send, messages, None)
+            self._within_timeout(write, "task not enqueued", retry.pauses())
+
     def publish_once(self, message: Message, key: str, *, ttl: float) -> bool:
         """Enqueue unless ``key`` was used within ``ttl``; see :meth:`Broker.publish_once`.
 
@@ -145,9 +168,12 @@ class RedisBroker(Broker):
         """Run ``publish.lua`` within the publish timeout; see :meth:`_within_timeout`."""
         return self._within_timeout(lambda: self._send(messages, once), "task not enqueued")
 
-    def _within_timeout(self, write: Callable[[], T], failure: str) -> T:
+    def _within_timeout(
+        self, write: Callable[[], T], failure: str, pauses: Iterator[float] | None = None
+    ) -> T:
         """Send what this thread's batch queued, then ``write``, trying again while Redis is
-        unreachable, all within ``publish_timeout`` from the start of the send.
+        unreachable (after each of ``pauses``, else with backoff), all within
+        ``publish_timeout`` from the start of the send.
 
         Every try ends by the deadline: a frozen Redis holds none longer. A try cut short may
         still be applied if Redis wakes later.
@@ -158,7 +184,7 @@ class RedisBroker(Broker):
         """
         first = self._send_started(time.monotonic())
         deadline = first + self.publish_timeout
-        pause = 0.05
+        pauses = pauses if pauses is not None else _backoff()
         with self.db.deadline(deadline):
             with self._errors("a batch before a publish", PublishError):
                 self.db.flush()  # what this thread's batch queued is not retried with the write
@@ -172,7 +198,8 @@ class RedisBroker(Broker):
                     ) from exc
                 except TRANSIENT as exc:
                     now = time.monotonic()
-                    if now + pause >= deadline:
+                    pause = next(pauses, None)
+                    if pause is None or now + pause >= deadline:
                         raise PublishError(
                             f"{failure}: Redis at {self.url} unreachable (tried for"
                             f" {now - first:.1f}s, broker_publish_timeout="
@@ -183,7 +210,6 @@ class RedisBroker(Broker):
                         f"{failure}: Redis at {self.url} refused it: {type(exc).__name__}: {exc}"
                     ) from exc
                 time.sleep(pause)
-                pause = min(pause * 2, 1.0)
 
     def _send(self, messages: Sequence[Message], once: tuple[str, float] | None) -> int:
         keys = self.keys

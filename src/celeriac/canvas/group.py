@@ -76,6 +76,17 @@ class group(Container):
         sig.set(immutable=True)
         return self.tasks[0].link(sig) if self.tasks else super().link(sig)
 
+    def skew(self, start: float = 1.0, stop: float | None = None, step: float = 1.0) -> group:
+        """Spread the members' start over time, as Celery's: the first gets
+        ``countdown=start``, each next one ``step`` more, up to ``stop`` (then ``stop`` again).
+        Returns the group."""
+        countdown = float(start)
+        for member in self.tasks:
+            member.set(countdown=countdown)
+            following = countdown + step
+            countdown = following if stop is None or following <= stop else countdown
+        return self
+
     def link_error(self, errback: Signature | dict[str, Any]) -> Signature | dict[str, Any]:
         """Apply ``errback`` when any member fails (it is linked to every member)."""
         for member in self.tasks:

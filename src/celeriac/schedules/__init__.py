@@ -1,9 +1,10 @@
 """Schedules: when a periodic task is due.
 
-``crontab`` (Celery's fields, or a five-field cron string), ``schedule`` (every N seconds) and
-``clocked`` (once, at a set time). Each answers one question, as a pure function of its
-arguments: ``next_after(moment, tz)``, the first fire strictly after ``moment`` (an aware
-datetime), with wall-clock fields read in the time zone ``tz``; None when it never fires again.
+``crontab`` (Celery's fields, or a five-field cron string), ``schedule`` (every N seconds),
+``clocked`` (once, at a set time) and ``solar`` (a sun event at a place; needs astral). Each
+answers one question, as a pure function of its arguments: ``next_after(moment, tz)``, the
+first fire strictly after ``moment`` (an aware datetime), with wall-clock fields read in the
+time zone ``tz``; None when it never fires again.
 
 Daylight saving, as Vixie cron does it. A schedule with a fixed hour (``crontab(hour=2,
 minute=30)``) fires once a day whatever the clocks do: on a day that skips 02:30 it fires once at
@@ -22,6 +23,7 @@ from celeriac.exceptions import ConfigurationError
 from celeriac.schedules.base import UTC, Schedule, timezone
 from celeriac.schedules.cron import FIELDS, crontab
 from celeriac.schedules.interval import clocked, schedule
+from celeriac.schedules.solar import solar
 
 __all__ = [
     "UTC",
@@ -31,6 +33,7 @@ __all__ = [
     "crontab",
     "schedule",
     "schedule_from_dict",
+    "solar",
     "timezone",
 ]
 
@@ -70,6 +73,8 @@ def schedule_from_dict(data: dict[str, Any]) -> Schedule:
         return crontab(**{k: data[k] for k in FIELDS})
     if kind == "interval":
         return schedule(float(data["seconds"]), relative=bool(data.get("relative")))
+    if kind == "solar":
+        return solar(str(data["event"]), float(data["lat"]), float(data["lon"]))
     if kind == "clocked":
         return clocked(dt.datetime.fromisoformat(data["at"]))
     raise ConfigurationError(f"not a schedule description: {data!r}")
