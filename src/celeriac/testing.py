@@ -17,14 +17,28 @@ Installed with celeriac, the plugin gives two fixtures:
         result = add.delay(2, 2)
         celeriac_worker.drain()
         assert result.get(timeout=0) == 4
+
+And Celery's fixtures, under Celery's names, for a suite that moves from Celery unchanged:
+
+``celery_config`` (dict), ``celery_parameters`` (dict), ``celery_includes`` (list),
+``celery_worker_parameters`` (dict)
+    Override them in a ``conftest.py``: the settings, the app constructor's arguments, the task
+    modules to import, and ``start_worker``'s arguments.
+``celery_app``
+    An app built from those (``celeriac.contrib.testing.app.TestApp``): in memory, unless
+    ``celery_config`` names a broker.
+``celery_worker``
+    A real worker for ``celery_app`` running in a thread (``start_worker``): a task sent with
+    ``delay()`` runs, and ``.get(timeout=10)`` waits for it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import uuid
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -83,3 +97,60 @@ def celeriac_worker(celeriac_app: Celeriac) -> Iterator[Worker]:
     worker = in_process_worker(celeriac_app)
     yield worker
     worker.close()
+
+
+# -- Celery's fixtures ---------------------------------------------------------------------------
+@pytest.fixture
+def celery_config() -> Mapping[str, Any]:
+    """The settings of ``celery_app``; override it to give your own."""
+    return {}
+
+
+@pytest.fixture
+def celery_parameters() -> Mapping[str, Any]:
+    """The arguments of ``celery_app``'s constructor; override it to give your own."""
+    return {}
+
+
+@pytest.fixture
+def celery_includes() -> Sequence[str]:
+    """Task modules that ``celery_app`` imports before ``celery_worker`` starts."""
+    return ()
+
+
+@pytest.fixture
+def celery_worker_parameters() -> Mapping[str, Any]:
+    """The arguments of ``start_worker`` for ``celery_worker`` (``pool``, ``concurrency``,
+    ``perform_ping_check``, ``shutdown_timeout``...)."""
+    return {}
+
+
+@pytest.fixture
+def celery_app(
+    celery_config: Mapping[str, Any],
+    celery_parameters: Mapping[str, Any],
+    celery_includes: Sequence[str],
+) -> Iterator[Celeriac]:
+    """An app built from ``celery_config`` and ``celery_parameters``, made the current app;
+    see the module docstring."""
+    from celeriac.contrib.testing.app import TestApp
+
+    app = TestApp(config=celery_config, set_as_current=True, **celery_parameters)
+    for module in celery_includes:
+        importlib.import_module(module)
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+@pytest.fixture
+def celery_worker(
+    celery_app: Celeriac, celery_worker_parameters: Mapping[str, Any]
+) -> Iterator[Worker]:
+    """A real worker for ``celery_app`` in a thread while the test runs; see
+    ``celeriac.contrib.testing.worker.start_worker``."""
+    from celeriac.contrib.testing.worker import start_worker
+
+    with start_worker(celery_app, **celery_worker_parameters) as worker:
+        yield worker

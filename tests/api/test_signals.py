@@ -101,6 +101,7 @@ def test_run_signals_carry_the_task_its_arguments_and_what_it_returned(
     (postrun,) = of(heard, "task_postrun")
     assert (postrun["task_id"], postrun["retval"], postrun["state"]) == (result.id, 5, "SUCCESS")
     assert [name for name, _ in heard if name.startswith("task_")] == [
+        "task_received",  # the worker took the message, before it ran
         "task_prerun",
         "task_success",
         "task_postrun",

@@ -1,26 +1,42 @@
 """``CelerySignals``: the built-in middleware that sends Celery's signals, with Celery's arguments.
 
-=========================  ==================  =============================================
-signal                     sent from           arguments (besides ``sender``)
-=========================  ==================  =============================================
-``before_task_publish``    the sender          ``body``, ``exchange``, ``routing_key``,
-                                               ``headers``, ``properties``, ``declare``,
-                                               ``retry_policy`` (sender: the task name)
-``after_task_publish``     the sender          ``body``, ``exchange``, ``routing_key``,
-                                               ``headers`` (sender: the task name)
-``task_prerun``            where it runs       ``task_id``, ``task``, ``args``, ``kwargs``
-``task_postrun``           where it runs       ... and ``retval``, ``state``
-``task_success``           where it runs       ``result``
-``task_failure``           where it runs       ``task_id``, ``exception``, ``args``,
-                                               ``kwargs``, ``traceback``, ``einfo``
-``task_retry``             where it runs       ``request``, ``reason``, ``einfo``
-``task_revoked``           the worker          ``request``, ``terminated``, ``signum``,
-                                               ``expired``
-``worker_ready``           the worker          (sender: the worker)
-``worker_shutdown``        the worker          (sender: the worker)
-``worker_process_init``    each prefork child  (sender: None)
-``beat_init``              beat                (sender: the beat)
-=========================  ==================  =============================================
+===========================  ==================  =============================================
+signal                       sent from           arguments (besides ``sender``)
+===========================  ==================  =============================================
+``before_task_publish``      the sender          ``body``, ``exchange``, ``routing_key``,
+                                                 ``headers``, ``properties``, ``declare``,
+                                                 ``retry_policy`` (sender: the task name)
+``after_task_publish``       the sender          ``body``, ``exchange``, ``routing_key``,
+                                                 ``headers`` (sender: the task name)
+``task_prerun``              where it runs       ``task_id``, ``task``, ``args``, ``kwargs``
+``task_postrun``             where it runs       ... and ``retval``, ``state``
+``task_success``             where it runs       ``result``
+``task_failure``             where it runs       ``task_id``, ``exception``, ``args``,
+                                                 ``kwargs``, ``traceback``, ``einfo``
+``task_retry``               where it runs       ``request``, ``reason``, ``einfo``
+``task_revoked``             the worker          ``request``, ``terminated``, ``signum``,
+                                                 ``expired``
+``task_received``            the worker          ``request`` (a message passed the checks)
+``task_unknown``             the worker          ``message``, ``exc``, ``name``, ``id`` (sender:
+                                                 None; sent by ``worker/intake.py``)
+``task_rejected``            the worker          ``message``, ``exc`` (sender: None; any other
+                                                 refused message, from ``worker/intake.py``)
+``celeryd_init``             the worker          ``instance`` (the worker), ``conf``,
+                                                 ``options`` (sender: the node name; first,
+                                                 so settings may still change; ``worker.py``)
+``worker_init``              the worker          (sender: the worker; before the pool starts)
+``worker_ready``             the worker          (sender: the worker)
+``worker_shutdown``          the worker          (sender: the worker)
+``worker_process_init``      each prefork child  (sender: None)
+``worker_process_shutdown``  each prefork child  ``pid``, ``exitcode`` (sender: None; not after
+                                                 SIGKILL; ``worker/child.py``)
+``beat_init``                beat                (sender: the beat)
+``setup_logging``            the command line    ``loglevel``, ``logfile``, ``format``,
+                                                 ``colorize``; when connected, the command
+                                                 configures no logging itself (``cli/logs.py``)
+``after_setup_logger``       the command line    ``logger``, and the same
+``after_setup_task_logger``  the command line    ``logger`` (``celeriac.task``), and the same
+===========================  ==================  =============================================
 
 The task signals' ``sender`` is the task object. ``headers`` holds Celery's protocol-2 header
 names (``id``, ``task``, ``eta``, ``retries``, ``root_id``...) and the message's own headers; a
@@ -149,6 +165,19 @@ class CelerySignals(Middleware):
     def worker_stop(self, worker: Worker) -> None:
         """``worker_shutdown``."""
         signals.worker_shutdown.send(sender=worker)
+
+    def after_fetch(self, worker: Worker, held: Held) -> None:
+        """``task_received``, with the request the task will run with."""
+        message = held.message
+        if message is None or not signals.task_received.has_receivers():
+            return
+        request = request_for(
+            message,
+            hostname=worker.hostname,
+            queue=held.delivery.queue,
+            attempt=held.delivery.attempt,
+        )
+        signals.task_received.send(sender=worker, request=request)
 
     def after_settle(self, worker: Worker, held: Held) -> None:
         """``task_revoked``, for a message revoked, expired or terminated."""

@@ -2,13 +2,19 @@
 
 The checks run in this order, each before anything reads what the next one checks: the size;
 the signature, on the raw bytes, when the app signs; the header, parsed and held against the
-schema (``celeriac.headers``); then the content type, the task name and how many processes the
-message has already killed. A message that fails one is refused here, in the main process, with
-a reason that names what is wrong: it goes to the dead-letter store and never reaches the pool.
-A FAILURE is recorded under its task id so that nobody waits for it forever, but only under an
-id the worker can trust: never for a message whose signature does not verify (a forger must not
-choose another task's result), nor, when the app signs, for one too big to check. A revoked or
-expired message is acknowledged and recorded as REVOKED.
+schema (``celeriac.headers``); a compressed body decompressed, to ``message_max_bytes`` at most
+(a compression bomb is refused here); then the content type, the task name and how many
+processes the message has already killed. A message that fails one is refused here, in the
+main process, with a reason that names what is wrong: it goes to the dead-letter store and
+never reaches the pool. A FAILURE is recorded under its task id so that nobody waits for it
+forever, but only under an id the worker can trust: never for a message whose signature does
+not verify (a forger must not choose another task's result), nor, when the app signs, for one
+too big to check. A revoked or expired message is acknowledged and recorded as REVOKED.
+
+Celery's ``task_unknown`` (a message for a task this worker does not have: ``message``,
+``exc``, ``name``, ``id``) and ``task_rejected`` (any other refusal: ``message``, ``exc``) are
+sent here, with ``sender`` None; ``message`` is the decoded ``Message``, or the ``Delivery``
+when the bytes did not decode.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from collections.abc import Callable, Container
 from dataclasses import replace
 from typing import Any
 
-from celeriac import states
+from celeriac import signals, states
 from celeriac.exceptions import (
     CeleriacError,
     ContentDisallowed,
@@ -62,18 +68,20 @@ class Intake:
                 raise MessageTooLarge(
                     f"message is {len(raw)} bytes, over message_max_bytes ({self.max_bytes})"
                 )
-            message = open_message(raw, self.serializer)
+            message = open_message(raw, self.serializer, max_bytes=self.max_bytes)
         except CeleriacError as exc:
             # When the app signs, bytes that did not prove where they come from (a wrong
             # signature, or too big to check) name no task whose result we may write.
             unproven = isinstance(exc, SignatureMismatch | MessageTooLarge)
             self._refuse(held, exc, record=not (self.serializer.key and unproven))
+            _send_refused(held.delivery, exc)
             return False
         held.message = message
         try:
             self._check(message, held.delivery.attempt)
         except CeleriacError as exc:
             self._refuse(held, exc, record=True)
+            _send_refused(message, exc)
             return False
         expired = message.expires is not None and message.expires < self.clock()
         if message.id in revoked or expired:
@@ -103,3 +111,14 @@ class Intake:
                 f"handed out {attempt - 1} times and the process running it died "
                 f"each time (task_max_deliveries={self.max_deliveries})"
             )
+
+
+def _send_refused(message: object, exc: CeleriacError) -> None:
+    """Celery's ``task_unknown`` for a task not registered here, else ``task_rejected``."""
+    if isinstance(exc, NotRegistered) and isinstance(message, Message):
+        if signals.task_unknown.has_receivers():
+            signals.task_unknown.send(
+                sender=None, message=message, exc=exc, name=message.task, id=message.id
+            )
+    elif signals.task_rejected.has_receivers():
+        signals.task_rejected.send(sender=None, message=message, exc=exc)
