@@ -77,6 +77,7 @@ def _run(
             is_eager=True,
             called_directly=False,
             hostname="eager",
+            delivery_info={"is_eager": True},
             workflow=workflow,
         )
         outcome = execute(task, request, args, kwargs, app.serializer, app.middleware)

@@ -39,16 +39,95 @@ class Request:
     is_eager: bool = False
     called_directly: bool = True
     children: list[str] = field(default_factory=list)  # ids of the calls this call sent
+    ignore_result: bool = False
+    origin: str | None = None
+    reply_to: str | None = None
+    utc: bool = True
+    group_index: int | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+    stamps: dict[str, Any] = field(default_factory=dict)
+    # The Task object running this call, where it runs (``current_task``); never sent.
+    executing: Any = field(default=None, repr=False, compare=False)
 
     @property
     def group(self) -> str | None:
         """Celery's name for ``group_id``."""
         return self.group_id
 
+    @property
+    def correlation_id(self) -> str | None:
+        """Celery's AMQP correlation id: the task id."""
+        return self.id
 
-def request_for(message: Message, *, hostname: str | None, queue: str, attempt: int) -> Request:
+    @property
+    def timelimit(self) -> tuple[float | None, float | None]:
+        """Celery's ``(hard, soft)`` time limits of this call."""
+        return self.time_limit, self.soft_time_limit
+
+    @property
+    def callbacks(self) -> list[dict[str, Any]] | None:
+        """The signatures (as dicts) linked to this call's success, or None."""
+        return _entries(self.workflow.get("link"))
+
+    @property
+    def errbacks(self) -> list[dict[str, Any]] | None:
+        """The signatures (as dicts) linked to this call's failure, or None."""
+        return _entries(self.workflow.get("link_error"))
+
+    @property
+    def chain(self) -> list[dict[str, Any]] | None:
+        """The steps of a chain still to run after this one (as dicts), in Celery's order:
+        the next step last."""
+        steps = self.workflow.get("chain")
+        return list(reversed(steps)) if steps else None
+
+    @property
+    def chord(self) -> dict[str, Any] | None:
+        """The chord this call ends a member of (``{"id", "size"}``), or None."""
+        return self.workflow.get("chord")
+
+    @property
+    def argsrepr(self) -> str:
+        """The positional arguments as text, for logs."""
+        return repr(tuple(self.args))
+
+    @property
+    def kwargsrepr(self) -> str:
+        """The keyword arguments as text, for logs."""
+        return repr(self.kwargs)
+
+
+def _entries(value: Any) -> list[dict[str, Any]] | None:
+    if not value:
+        return None
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def request_for(
+    message: Message,
+    *,
+    hostname: str | None,
+    queue: str,
+    attempt: int,
+    binding: tuple[str, str] | None = None,
+) -> Request:
     """The ``self.request`` of a run of ``message`` on a worker (its arguments, which stay
-    serialized until the run, are filled in where it runs)."""
+    serialized until the run, are filled in where it runs).
+
+    ``delivery_info`` has Celery's keys: the exchange and routing key that ``task_queues``
+    declares for the queue (``binding``), else no exchange (``''``) and the queue's name, and
+    ``redelivered``, true when the broker delivered this message before (``attempt`` counts
+    deliveries).
+    """
+    exchange, routing_key = binding or ("", queue)
+    delivery_info = {
+        "exchange": exchange,
+        "routing_key": routing_key,
+        "queue": queue,
+        "priority": message.priority,
+        "redelivered": attempt > 1,
+        "attempt": attempt,
+    }
     return Request(
         id=message.id,
         task=message.task,
@@ -56,8 +135,10 @@ def request_for(message: Message, *, hostname: str | None, queue: str, attempt: 
         eta=message.eta,
         expires=message.expires,
         hostname=hostname,
-        delivery_info={"queue": queue, "priority": message.priority, "attempt": attempt},
+        delivery_info=delivery_info,
         headers=message.headers,
+        ignore_result=message.ignore_result,
+        properties={"correlation_id": message.id, "priority": message.priority},
         parent_id=message.parent_id,
         root_id=message.root_id,
         group_id=message.group_id,

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import contextvars
 import datetime
+import functools
 import inspect
 import sys
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar
 
 from celeriac.canvas.maps import chunks, xmap, xstarmap
-from celeriac.canvas.signature import Signature
+from celeriac.canvas.signature import Signature, maybe_signature
 from celeriac.eager import apply_eagerly
 from celeriac.exceptions import ConfigurationError, MaxRetriesExceededError, Retry
+from celeriac.execution import Replaced, replacement_plan
+from celeriac.rates import Rate, parse_rate
 from celeriac.request import (
     Request,
     current_request,
@@ -25,6 +28,7 @@ from celeriac.request import (
     push_request,
     sender_lineage,
 )
+from celeriac.result import allow_join_result, state_record
 from celeriac.retries import backoff_delay, check_retry
 
 if TYPE_CHECKING:
@@ -65,6 +69,31 @@ TASK_OPTIONS: dict[str, Any] = {
 }
 
 
+def _on_commit(send: Callable[[], Any]) -> None:
+    """Hand ``send`` to Django's ``transaction.on_commit``.
+
+    Raises:
+        ConfigurationError: Django is not installed.
+    """
+    try:
+        from django.db import transaction
+    except ImportError:
+        raise ConfigurationError(
+            "delay_on_commit() and apply_async_on_commit() need Django (pip install django): "
+            "without a Django transaction, call delay() or apply_async()"
+        ) from None
+    transaction.on_commit(send)
+
+
+def maybe_apply(sig: Signature, app: Celeriac) -> Any:
+    """Run ``sig`` (any canvas) here and return its value.
+
+    Raises:
+        BaseException: the exception of the first task that failed.
+    """
+    return maybe_signature(sig, app).clone().apply().get()
+
+
 def check_task_options(options: dict[str, Any]) -> None:
     """Raise if ``options`` holds a name that ``@app.task`` does not know.
 
@@ -80,6 +109,8 @@ def check_task_options(options: dict[str, Any]) -> None:
 
 class Task(Generic[P, R]):
     """A registered task; see the module docstring. Create with ``@app.task``."""
+
+    rate_limit: Rate = None  # Celery's per-worker limit ('10/s'); a base class may set it
 
     def __init__(self, fn: Callable[..., R], app: Celeriac, **options: Any) -> None:
         check_task_options(options)
@@ -109,6 +140,9 @@ class Task(Generic[P, R]):
         self.ignore_result: bool | None = settings["ignore_result"]
         self.track_started: bool | None = settings["track_started"]
         self.expires: float | datetime.datetime | None = settings["expires"]
+        if "rate_limit" in options:
+            self.rate_limit = options["rate_limit"]
+        parse_rate(self.rate_limit)  # a bad rate fails at decoration, not in the worker
         self.typing: bool = settings["typing"]
         self._signature = inspect.signature(fn)
         self.__doc__ = fn.__doc__
@@ -134,6 +168,7 @@ class Task(Generic[P, R]):
         request = Request(
             task=self.name, args=list(args), kwargs=kwargs, parent_id=parent_id, root_id=root_id
         )
+        request.executing = self
         token = push_request(request)
         try:
             return self.run(*args, **kwargs)
@@ -228,6 +263,80 @@ class Task(Generic[P, R]):
     def AsyncResult(self, task_id: str) -> AsyncResult[R]:
         """A handle on a call of this task by its id."""
         return self.app.AsyncResult(task_id)
+
+    def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> None:
+        """Send the call when the current Django database transaction commits (Celery 5.4's
+        ``DjangoTask.delay_on_commit``); at once when no transaction is open. Returns None:
+        nothing is sent yet, so there is no result handle.
+
+        Raises:
+            ConfigurationError: Django is not installed.
+        """
+        _on_commit(functools.partial(self.delay, *args, **kwargs))
+
+    def apply_async_on_commit(
+        self,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        """:meth:`apply_async` when the current Django transaction commits; see
+        :meth:`delay_on_commit`.
+
+        Raises:
+            ConfigurationError: Django is not installed.
+        """
+        _on_commit(functools.partial(self.apply_async, args, kwargs, **options))
+
+    # -- from inside a run -------------------------------------------------------------------
+    def update_state(
+        self,
+        task_id: str | None = None,
+        state: str | None = None,
+        meta: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """Store ``state`` (any name: ``'PROGRESS'``) with ``meta`` for this call (or
+        ``task_id``) now, so that ``AsyncResult(id).state`` and ``.info`` show it while the
+        task runs. A final state set here (SUCCESS, FAILURE) is the one kept: the run's own
+        outcome does not replace it.
+
+        Raises:
+            ValueError: no ``state``, or no ``task_id`` outside a task run.
+            BackendError: the backend cannot be reached.
+        """
+        request = current_request()
+        task_id = task_id or (request.id if request is not None else None)
+        if task_id is None:
+            raise ValueError(f"{self.name}.update_state(): no task_id, and no call is running")
+        if not state:
+            raise ValueError(f"{self.name}.update_state(): a state is required")
+        record = state_record(self.app, task_id, state, meta, task=self.name, request=request)
+        self.app.backend.store(record, expires=self.app.conf.seconds("result_expires"))
+
+    def replace(self, sig: Signature) -> NoReturn:
+        """Replace this call with ``sig``, which inherits its task id (Celery's
+        ``raise self.replace(sig)``): ``AsyncResult(this id).get()`` returns the replacement's
+        result, and this call's links and the rest of its chain follow the replacement. For a
+        chain, its last task takes the id; for a group, the id holds the list of results.
+
+        On a worker the replacement is sent when this call's message is settled, in the same
+        step; in ``apply()`` it runs here at once.
+
+        Raises:
+            Replaced: always (the worker or ``apply()`` catches it).
+            RuntimeError: the task was called directly (there is no call to replace).
+            ConfigurationError: a group replacing a call that has links or a chain after it.
+            BaseException: in ``apply()``, the replacement's own exception.
+        """
+        request = current_request()
+        if request is None or request.called_directly or request.id is None:
+            raise RuntimeError(f"{self.name}.replace(): only a call run by a worker or apply()")
+        if request.is_eager:
+            with allow_join_result():
+                value = maybe_apply(sig, self.app)
+            raise Replaced(value=value)
+        raise Replaced(plan=replacement_plan(sig, request, self.app))
 
     # -- handlers: override them in a base class ---------------------------------------------
     def before_start(self, task_id: str, args: list[Any], kwargs: dict[str, Any]) -> None:
@@ -360,3 +469,39 @@ class Task(Generic[P, R]):
     def chunks(self, it: Iterable[Any], n: int) -> chunks:
         """Split ``it`` (argument tuples) into tasks of ``n`` items each; applied, a group."""
         return chunks(self.s(), it, n, app=self.app)
+
+
+class CurrentTask:
+    """Celery's ``current_task``: the task whose call runs in this context. Outside a task it
+    is falsy and equals None; inside, ``current_task.request.id`` and every other attribute
+    are the running task's."""
+
+    def _get_current_object(self) -> Task[Any, Any] | None:
+        """The running task, or None (Celery's name for it)."""
+        request = current_request()
+        return None if request is None else request.executing
+
+    def __bool__(self) -> bool:
+        return self._get_current_object() is not None
+
+    def __eq__(self, other: object) -> bool:
+        return self._get_current_object() == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self._get_current_object())
+
+    def __getattr__(self, name: str) -> Any:
+        task = self._get_current_object()
+        if task is None:
+            raise AttributeError(f"current_task.{name}: no task is running here")
+        return getattr(task, name)
+
+
+current_task = CurrentTask()
+
+
+def get_current_task() -> Task[Any, Any] | None:
+    """The task whose call runs in this context, or None."""
+    return current_task._get_current_object()

@@ -129,7 +129,7 @@ class Held:
         record = outcome.record and action is not Action.REQUEUE
         if action is Action.ACK and self.message is not None and self.message.ignore_result:
             record = False  # as in Celery, ignore_result stores no state at all
-        if self.early_acked and action is not Action.RETRY:
+        if self.early_acked and action not in (Action.RETRY, Action.REPLACE):
             # Acknowledged before it ran, it is gone from the broker: a lost run is a failure.
             record = record or (action is Action.REQUEUE and outcome.record)
             action = Action.ALREADY_ACKED

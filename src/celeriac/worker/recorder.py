@@ -22,10 +22,13 @@ from typing import TYPE_CHECKING, Any
 from celeriac import states
 from celeriac.backends.base import ResultRecord
 from celeriac.brokers.base import Delivery
+from celeriac.canvas.plan import publish
+from celeriac.compression import decompress, split_content_type
+from celeriac.exceptions import MalformedMessage
 from celeriac.execution import Action, Outcome
 from celeriac.message import peek_id
 from celeriac.retries import retried_message
-from celeriac.serialization import exception_info
+from celeriac.serialization import JSON, exception_info
 from celeriac.worker.followups import Followups
 from celeriac.worker.held import Held, Stage
 
@@ -42,6 +45,7 @@ class Recorder:
     def __init__(self, worker: Worker) -> None:
         app = worker.app
         self.worker = worker
+        self.app = app
         self.broker, self.backend, self.serializer = app.broker, app.backend, app.serializer
         self.keeper = worker.keeper
         self.middleware = app.middleware
@@ -199,6 +203,12 @@ class Recorder:
             if not held.early_acked:
                 return self.broker.requeue(delivery, message=retry, eta=retry.eta)
             self.broker.publish(retry)  # its message is gone: the retry is a new one
+        if action is Action.REPLACE:
+            # Published before the ack (in one transaction where the broker batches): a crash
+            # in between runs the call again, which replaces it again; never lost.
+            assert outcome.replacement is not None
+            publish(self.app, outcome.replacement)
+            return held.early_acked or self.broker.ack(delivery)
         return True
 
 
@@ -210,6 +220,8 @@ def _log(held: Held) -> None:
         log.error("%s dead-lettered: %s", name, outcome.reason)
     elif action is Action.RETRY:
         log.info("%s retry: %s", name, outcome.reason)
+    elif action is Action.REPLACE:
+        log.info("%s replaced by a new task", name)
     elif action in (Action.REQUEUE, Action.GIVE_BACK):
         log.info("%s given back to the queue", name)
     elif not outcome.record:
@@ -229,6 +241,20 @@ def _trace(outcome: Outcome) -> str:
     return "\n" + text.rstrip() if text.startswith("Traceback") else ""
 
 
+PREVIEW = 200  # characters of a result that the "succeeded" line shows
+
+
 def _preview(outcome: Outcome) -> str:
-    text = outcome.payload[:200].decode("utf-8", "replace")
-    return text + ("..." if len(outcome.payload) > 200 else "")
+    """The start of a JSON result as text; a compressed one is opened (as far as it takes),
+    and another serializer's bytes are only counted."""
+    content_type, compression = split_content_type(outcome.content_type)
+    payload = outcome.payload
+    if compression is not None:
+        try:
+            payload = decompress(payload, compression, max_bytes=16 * PREVIEW)
+        except MalformedMessage:  # longer than a preview needs, or not ours to read here
+            return f"({len(payload)} bytes, {compression})"
+    if content_type != JSON:
+        return f"({len(payload)} bytes of {content_type})"
+    text = payload[:PREVIEW].decode("utf-8", "replace")
+    return text + ("..." if len(payload) > PREVIEW else "")
