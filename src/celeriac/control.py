@@ -1,14 +1,17 @@
-"""``Control``: commands to every worker (``app.control.revoke(...)``).
+"""``Control``: commands to every worker (``app.control.revoke(...)``, ``rate_limit(...)``).
 
 Commands travel as broadcasts: a log in the broker that every worker reads, kept for a day, so a
 revocation reaches workers that start after it was sent, and no single worker's memory is the
 only place it lives. The REVOKED state is also written to the result backend at once, so
-``AsyncResult.state`` tells the truth before any worker has read the command.
+``AsyncResult.state`` tells the truth before any worker has read the command. A rate limit
+changes the workers running when it is sent (as in Celery); one started later keeps the limits
+its tasks declare.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import signal as signals
 import time
 from collections.abc import Sequence
@@ -17,12 +20,15 @@ from typing import TYPE_CHECKING, Any
 from celeriac import states
 from celeriac.backends.base import ResultRecord
 from celeriac.exceptions import ConfigurationError, TaskRevokedError
+from celeriac.rates import Rate, parse_rate
 from celeriac.serialization import exception_to_dict, json_dumps
 
 if TYPE_CHECKING:
     from celeriac.app import Celeriac
 
+log = logging.getLogger("celeriac.control")
 REVOCATION_TTL = 86400.0
+RATE_LIMIT_TTL = 3600.0  # read by running workers within a second: kept an hour, to be safe
 
 
 def signal_number(sig: str | int) -> int:
@@ -85,3 +91,37 @@ class Control:
             encode_command("revoke", ids=ids, terminate=terminate, signal=number),
             ttl=REVOCATION_TTL,
         )
+
+    def rate_limit(
+        self,
+        task_name: str,
+        rate_limit: Rate,
+        destination: Sequence[str] | None = None,
+        reply: bool = False,
+        timeout: float = 1.0,
+    ) -> list[dict[str, Any]] | None:
+        """Change the rate limit of ``task_name`` in the running workers (those named in
+        ``destination``, else all), as Celery's: ``'10/s'``, ``'100/m'``, ``'1000/h'``, a
+        number a second, or None or 0 for none. Workers apply it within a second.
+
+        Replies (``reply=True``) belong to the monitoring commands, not there yet: it then
+        logs a warning and returns an empty list.
+
+        Raises:
+            ConfigurationError: not a rate.
+            PublishError: the command could not be stored in the broker.
+        """
+        parse_rate(rate_limit)
+        names = None if destination is None else [str(d) for d in destination]
+        self.app.broker.broadcast(
+            encode_command("rate_limit", task=task_name, rate=rate_limit, destination=names),
+            ttl=RATE_LIMIT_TTL,
+        )
+        if not reply:
+            return None
+        log.warning(
+            "control.rate_limit(reply=True): workers do not reply yet (the monitoring commands "
+            "are not there yet); the limit was sent (timeout %s not used)",
+            timeout,
+        )
+        return []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import click
 
@@ -10,6 +11,17 @@ from celeriac.app import Celeriac
 from celeriac.beat import BeatOptions, ScheduleControl, run_beat
 from celeriac.cli.common import app_of, one_line_errors
 from celeriac.cli.logs import LEVELS, setup_logging
+
+log = logging.getLogger("celeriac.beat")
+SCHEDULE_FILE = (
+    "-s/--schedule {value}: not needed: beat keeps its schedule and its state (the last run of "
+    "each entry) in the result backend, shared by every beat, not in a file"
+)
+SCHEDULER = (
+    "-S/--scheduler {value}: beat runs celeriac's own scheduler, whose schedule lives in the "
+    "result backend (beat_schedule, add_periodic_task, `celeriac schedule`); the class is not "
+    "used"
+)
 
 
 def _app(ctx: click.Context) -> Celeriac:
@@ -25,12 +37,27 @@ def _app(ctx: click.Context) -> Celeriac:
 @click.option(
     "--max-interval", type=click.FloatRange(min=0.05), help="Seconds between looks at the schedule."
 )
+@click.option(
+    "-s", "--schedule", "schedule_file", help="Accepted: the schedule lives in the result backend."
+)
+@click.option("-S", "--scheduler", help="Accepted: celeriac's scheduler is used.")
 @click.pass_context
 @one_line_errors
-def beat(ctx: click.Context, loglevel: str, max_interval: float | None) -> None:
+def beat(
+    ctx: click.Context,
+    loglevel: str,
+    max_interval: float | None,
+    schedule_file: str | None,
+    scheduler: str | None,
+) -> None:
     """Send the app's periodic tasks when they are due (run as many as you like)."""
+    app = _app(ctx)  # first: its setup_logging receivers decide how logging is set up
     setup_logging(loglevel)
-    run_beat(_app(ctx), BeatOptions(max_interval=max_interval))
+    if schedule_file is not None:
+        log.info("%s", SCHEDULE_FILE.format(value=schedule_file))
+    if scheduler is not None:
+        log.warning("%s", SCHEDULER.format(value=scheduler))
+    run_beat(app, BeatOptions(max_interval=max_interval))
 
 
 @click.group()

@@ -13,6 +13,7 @@ import signal
 from multiprocessing.connection import Connection
 from types import FrameType
 
+from celeriac import signals
 from celeriac.exceptions import SoftTimeLimitExceeded
 from celeriac.execution import Outcome
 from celeriac.worker.mailbox import Mailbox
@@ -89,11 +90,28 @@ def child_main(
     while this child was busy. Each outcome goes back as ``(key, outcome, next_key)``:
     ``next_key`` is the key of the mailbox job taken right after, so the main process knows
     exactly which job this child runs now, or ``RETIRING`` when the child is about to exit
-    (a recycling limit), so that no job is sent to it in the meantime.
+    (a recycling limit), so that no job is sent to it in the meantime. As it exits it sends
+    Celery's ``worker_process_shutdown`` (``pid``, ``exitcode``).
     """
     if not _become_child(parent_pid):
         return
     runner.middleware.child_start()
+    exitcode = 1
+    try:
+        _serve(conn, runner, max_tasks, max_memory_kib, mailbox)
+        exitcode = 0
+    finally:
+        if signals.worker_process_shutdown.has_receivers():
+            signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=exitcode)
+
+
+def _serve(
+    conn: Connection,
+    runner: TaskRunner,
+    max_tasks: int | None,
+    max_memory_kib: int | None,
+    mailbox: Mailbox,
+) -> None:
     done = 0
     job: Job | None = None
     while True:

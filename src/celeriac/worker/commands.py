@@ -1,7 +1,9 @@
-"""Reading control commands (revocations) from the broker's broadcast log.
+"""Reading control commands (revocations, rate limits) from the broker's broadcast log.
 
 At start the worker reads every command still kept, so it knows the revocations sent before it
-started; after that it reads only what is new. It remembers the most recent 100,000 revoked ids,
+started; after that it reads only what is new. A rate limit, as in Celery, changes the workers
+running when it is sent (those it names, or all): a worker that starts later keeps the limits
+its tasks declare. It remembers the most recent 100,000 revoked ids,
 as Celery does, so the set cannot grow without bound. While the broker cannot be reached, the
 reads back off (0.25 s doubling to 2 s, one log line a try), as fetching does.
 """
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from celeriac.brokers.base import Broker
 from celeriac.control import decode_command
 from celeriac.exceptions import BrokerError
+from celeriac.rates import Rate
 
 log = logging.getLogger("celeriac.worker")
 REMEMBERED = 100_000
@@ -31,14 +34,32 @@ class Termination:
     signum: int
 
 
+@dataclass(frozen=True)
+class RateChange:
+    """A task's new rate limit (``app.control.rate_limit``)."""
+
+    task: str
+    rate: Rate
+
+
 class CommandReader:
     """Follows the broadcast log; answers "is this task revoked?".
 
-    ``clock`` (``time.monotonic`` by default) times the back-off; tests pass a fake one.
+    ``hostname`` is this worker's node name, for commands sent to named workers only
+    (``destination``); ``clock`` (``time.monotonic`` by default) times the back-off; tests
+    pass a fake one.
     """
 
-    def __init__(self, broker: Broker, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        hostname: str = "",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.broker = broker
+        self.hostname = hostname
+        self._rate_changes: list[RateChange] = []
         self._clock = clock
         self._cursor: str | None = None
         self._revoked: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -70,17 +91,33 @@ class CommandReader:
         Raises:
             BrokerError: the broker cannot be reached.
         """
+        history = self._cursor is None  # sent before this worker started
         payloads, self._cursor = self.broker.read_broadcasts(self._cursor)
         terminations = []
         for payload in payloads:
             command = decode_command(payload)
-            if command is None or command["op"] != "revoke":
+            if command is None:
+                continue
+            if command["op"] == "rate_limit" and not history and self._for_me(command):
+                if not isinstance(command.get("task"), str):
+                    continue
+                self._rate_changes.append(RateChange(str(command["task"]), command.get("rate")))
+            if command["op"] != "revoke":
                 continue
             for task_id in command.get("ids", []):
                 self._remember(str(task_id))
                 if command.get("terminate"):
                     terminations.append(Termination(str(task_id), int(command.get("signal", 15))))
         return terminations
+
+    def _for_me(self, command: dict[str, object]) -> bool:
+        destination = command.get("destination")
+        return not isinstance(destination, list) or self.hostname in destination
+
+    def take_rate_limits(self) -> list[RateChange]:
+        """The rate limits read since the last call, oldest first."""
+        taken, self._rate_changes = self._rate_changes, []
+        return taken
 
     def _remember(self, task_id: str) -> None:
         self._revoked[task_id] = None

@@ -5,6 +5,7 @@ in idle processes and offers the next ones to processes running short tasks; job
 concluded (``Held.finished``) and wait in ``finished`` for the next broker batch. While tasks
 are short, one message per process is kept ready (``ready_ahead``), and handed back unstarted
 if it waits too long (``give_back_stale``), so no worker sits on work another could start.
+A message of a rate-limited task without a token waits aside in the ``Throttle``.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ from celeriac.brokers.base import Delivery
 from celeriac.exceptions import TaskRevokedError
 from celeriac.execution import Action, failure
 from celeriac.middleware import MiddlewareStack
+from celeriac.queues import declared_queues
+from celeriac.rates import Rate, TokenBucket
 from celeriac.worker.held import Held
 from celeriac.worker.intake import Intake
 from celeriac.worker.pool import Ending, ExecutionPool, Finished, Job, job_for
+from celeriac.worker.throttle import HOLD, Throttle
 
 if TYPE_CHECKING:
     from celeriac.app import Celeriac
@@ -38,10 +42,12 @@ READY_AHEAD_PAUSE = 5.0  # seconds without a message kept ready after one went b
 
 @dataclass(frozen=True)
 class _Policy:
+    task: str
     acks_late: bool
     track_started: bool
     soft_time_limit: float | None
     time_limit: float | None
+    bucket: TokenBucket | None  # its rate limit here (None: none)
 
 
 def _first(*values: Any) -> Any:
@@ -59,6 +65,7 @@ class Dispatcher:
         revoked: Container[str],
         *,
         extra_prefetch: int,
+        throttle: Throttle,
     ) -> None:
         self.worker = worker
         self.app: Celeriac = worker.app
@@ -67,23 +74,32 @@ class Dispatcher:
         self.intake = intake
         self.revoked = revoked
         self.extra_prefetch = extra_prefetch
+        self.throttle = throttle
+        self.growth = 0  # slots the pool may still grow by (--autoscale): fetched for too
         self.waiting: deque[Held] = deque()
         self.running: dict[int, Held] = {}
         self.finished: list[Held] = []  # concluded, for the next broker batch
         self._keys = itertools.count(1)
         self._policies: dict[str, _Policy] = {}
+        # self.request.delivery_info names the exchange and routing key a queue is declared with
+        self._bindings = {
+            q.name: (q.exchange.name, q.routing_key)
+            for q in declared_queues(worker.app.conf.task_queues)
+        }
         self._typical: float | None = None  # moving average of task run times, in seconds
         self._ready_ahead_from = 0.0
 
     def busy(self) -> bool:
         """True while a message waits here, runs in the pool, or waits to be settled."""
-        return bool(self.waiting or self.running or self.finished)
+        return bool(self.waiting or self.running or self.finished or self.throttle.count)
 
     def wanted(self) -> int:
         """How many more messages the pool could use: free processes, plus the messages
         kept ready, less those already waiting or offered."""
-        held = self.extra_prefetch + self.ready_ahead()
-        return self.pool.free_slots() + held - len(self.waiting) - self.pool.offered()
+        held = self.extra_prefetch + self.ready_ahead() + self.growth
+        # Messages waiting for a rate limit's tokens do not hold up the others', up to HOLD.
+        throttled = max(0, self.throttle.count - HOLD)
+        return self.pool.free_slots() + held - len(self.waiting) - self.pool.offered() - throttled
 
     def take_finished(self) -> list[Held]:
         """The concluded messages, handed over for recording and settling."""
@@ -111,6 +127,8 @@ class Dispatcher:
         """Start waiting messages in idle processes, and offer the next ones to processes
         running short tasks (``ExecutionPool.offer``); conclude those revoked while waiting."""
         self._reclaim_offers_for_idle()
+        if self.throttle.count:
+            self._release_throttled()
         while self.waiting:
             held = self.waiting[0]
             if held.task_id in self.revoked:
@@ -120,11 +138,17 @@ class Dispatcher:
                 self._concluded(held)
                 continue
             policy = self._policy(held)
+            bucket = policy.bucket
+            if bucket is not None and self.throttle.must_wait(policy.task, bucket):
+                self.throttle.hold(policy.task, self.waiting.popleft())
+                continue
             if self.pool.free_slots() > 0:
                 self.waiting.popleft()
+                if bucket is not None:
+                    bucket.take()
                 self._start(held, policy)
-            elif not (policy.acks_late and not policy.track_started):
-                break  # acknowledged or marked STARTED when it starts: never offered ahead
+            elif bucket is not None or not (policy.acks_late and not policy.track_started):
+                break  # acknowledged, marked STARTED or rate-limited: never offered ahead
             else:
                 job = self._job(held, policy)
                 if not self.pool.offer(job):
@@ -132,6 +156,32 @@ class Dispatcher:
                 self.waiting.popleft()
                 held.started(job.key)
                 self.running[job.key] = held
+
+    def _release_throttled(self) -> None:
+        """Start the rate-limited messages whose token came, in free processes."""
+        for held in self.throttle.release(self.pool.free_slots()):
+            if held.task_id in self.revoked:
+                revoked = failure(TaskRevokedError("revoked"), state=states.REVOKED)
+                held.refused(revoked, Action.ACK)
+                self._concluded(held)
+            else:
+                self._start(held, self._policy(held))
+
+    def throttle_wait(self) -> float | None:
+        """Seconds until a rate-limited message may start (None: none waits, or no process
+        is free, and a process coming free wakes the loop anyway)."""
+        if not self.throttle.count or self.pool.free_slots() < 1:
+            return None
+        return self.throttle.wait_time()
+
+    def set_rate_limit(self, task: str, rate: Rate) -> None:
+        """Change the rate limit of ``task`` here (``app.control.rate_limit``).
+
+        Raises:
+            ConfigurationError: not a rate.
+        """
+        self.throttle.set_rate(task, rate)
+        self._policies.pop(task, None)
 
     def _start(self, held: Held, policy: _Policy) -> None:
         if not policy.acks_late:
@@ -155,6 +205,7 @@ class Dispatcher:
             self.worker.hostname,
             soft_time_limit=_first(message.soft_time_limit, policy.soft_time_limit),
             time_limit=_first(message.time_limit, policy.time_limit),
+            binding=self._bindings.get(held.delivery.queue),
         )
 
     def _policy(self, held: Held) -> _Policy:
@@ -163,12 +214,14 @@ class Dispatcher:
         name = held.message.task
         policy = self._policies.get(name)
         if policy is None:
-            task, conf = self.app.tasks[name], self.app.conf
+            task, conf, worker = self.app.tasks[name], self.app.conf, self.worker
             policy = self._policies[name] = _Policy(
+                task=name,
                 acks_late=_first(task.acks_late, conf.task_acks_late),
                 track_started=_first(task.track_started, conf.task_track_started),
-                soft_time_limit=_first(task.soft_time_limit, conf.seconds("task_soft_time_limit")),
-                time_limit=_first(task.time_limit, conf.seconds("task_time_limit")),
+                soft_time_limit=_first(task.soft_time_limit, worker.soft_time_limit),
+                time_limit=_first(task.time_limit, worker.time_limit),
+                bucket=self.throttle.bucket(name),
             )
         return policy
 
@@ -224,7 +277,7 @@ class Dispatcher:
         """
         short = self._typical is not None and self._typical < READY_AHEAD_UNDER
         ready = short and time.monotonic() >= self._ready_ahead_from
-        return self.worker.concurrency if ready else 0
+        return self.pool.size() if ready else 0
 
     def give_back_stale(self, now: float) -> None:
         """Hand back held messages that waited too long for a free process."""
@@ -242,7 +295,9 @@ class Dispatcher:
             self._ready_ahead_from = now + READY_AHEAD_PAUSE
 
     def give_back_waiting(self) -> None:
-        """Hand back every message that waits for a process (the worker is stopping)."""
+        """Hand back every message that waits for a process or a token (the worker is
+        stopping)."""
+        self.waiting.extend(self.throttle.take_all())
         while self.waiting:
             held = self.waiting.popleft()
             held.give_back()

@@ -21,6 +21,11 @@ class WorkerOptions:
     prefetch_multiplier: int | None = None
     shutdown_timeout: float | None = None
     install_signal_handlers: bool = True
+    autoscale: tuple[int, int] | None = None  # (MAX, MIN): --autoscale MAX,MIN
+    time_limit: float | None = None  # the default task_time_limit of this worker
+    soft_time_limit: float | None = None  # the default task_soft_time_limit of this worker
+    purge: bool = False  # --purge: delete the waiting messages of its queues at start-up
+    exclude_queues: tuple[str, ...] = ()  # -X: queues of task_queues not to consume
 
 
 def format_hostname(name: str | None) -> str:

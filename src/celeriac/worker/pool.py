@@ -3,7 +3,8 @@
 The main process hands a pool ``Job``s and gets back ``Finished`` events, each saying how the
 job ended (``Ending``); it never runs user code itself (except with the ``solo`` pool, which is
 Celery's "run it right here"). Each pool says what it can do: only ``prefork`` can kill a
-running task (``terminate``, hard time limits).
+running task (``terminate``, hard time limits); ``prefork`` and ``threads`` can grow and shrink
+(``pool_grow``, ``pool_shrink``: ``--autoscale``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from typing import Any
 
 from celeriac import states
 from celeriac.brokers.base import Delivery
-from celeriac.exceptions import TaskRevokedError, TimeLimitExceeded, WorkerLostError
+from celeriac.exceptions import (
+    ConfigurationError,
+    TaskRevokedError,
+    TimeLimitExceeded,
+    WorkerLostError,
+)
 from celeriac.execution import Outcome, failure
 from celeriac.message import Message
 from celeriac.request import Request, request_for
@@ -43,10 +49,16 @@ def job_for(
     *,
     soft_time_limit: float | None,
     time_limit: float | None,
+    binding: tuple[str, str] | None = None,
 ) -> Job:
-    """The job that runs ``message``: the body stays serialized for the child to decode."""
+    """The job that runs ``message``: the body stays serialized for the child to decode.
+    ``binding`` is the exchange and routing key its queue is declared with (``task_queues``)."""
     request = request_for(
-        message, hostname=hostname, queue=delivery.queue, attempt=delivery.attempt
+        message,
+        hostname=hostname,
+        queue=delivery.queue,
+        attempt=delivery.attempt,
+        binding=binding,
     )
     return Job(
         key, message.task, message.body, message.content_type, request, soft_time_limit, time_limit
@@ -128,6 +140,27 @@ class ExecutionPool(abc.ABC):
     def offered(self) -> int:
         """How many offered jobs have not started yet."""
         return 0
+
+    def size(self) -> int:
+        """How many jobs it can run at once."""
+        return 1
+
+    def pool_grow(self, n: int = 1) -> None:
+        """Add ``n`` processes or threads.
+
+        Raises:
+            ConfigurationError: this pool cannot change its size.
+        """
+        raise ConfigurationError(f"the {type(self).__name__} cannot grow: use prefork or threads")
+
+    def pool_shrink(self, n: int = 1) -> int:
+        """Remove up to ``n`` idle processes or threads (a busy one is never stopped); returns
+        how many went.
+
+        Raises:
+            ConfigurationError: this pool cannot change its size.
+        """
+        raise ConfigurationError(f"the {type(self).__name__} cannot shrink: use prefork or threads")
 
     @abc.abstractmethod
     def submit(self, job: Job) -> None:

@@ -96,6 +96,7 @@ class PreforkPool(ExecutionPool):
         self._wake_fds: list[Any] = []
         self._typical: dict[str, float] = {}  # task name -> moving average of its run time
         self._returned: list[Finished] = []  # taken back outside of a poll
+        self._leaving: list[BaseProcess] = []  # stopped by pool_shrink, not reaped yet
 
     def start(self) -> None:
         """Fork the children."""
@@ -124,6 +125,38 @@ class PreforkPool(ExecutionPool):
         self._selector.register(parent_end, selectors.EVENT_READ, ("outcome", child))
         self._selector.register(process.sentinel, selectors.EVENT_READ, ("exit", child))
         return child
+
+    def size(self) -> int:
+        """Children serving jobs."""
+        return self.concurrency
+
+    def pool_grow(self, n: int = 1) -> None:
+        """Fork ``n`` more children."""
+        self._reap()
+        for _ in range(n):
+            self._children.append(self._spawn())
+        self.concurrency += n
+
+    def pool_shrink(self, n: int = 1) -> int:
+        """Stop up to ``n`` idle children; see :meth:`ExecutionPool.pool_shrink`."""
+        idle = [c for c in self._children if not c.jobs() and not c.retiring][:n]
+        for child in idle:
+            self._children.remove(child)
+            self._selector.unregister(child.conn)
+            self._selector.unregister(child.process.sentinel)
+            self._tell_to_stop(child)  # it exits (worker_process_shutdown), and is reaped later
+            child.conn.close()
+            self._leaving.append(child.process)
+        self.concurrency -= len(idle)
+        self._reap()
+        return len(idle)
+
+    def _reap(self) -> None:
+        """Join the children stopped by :meth:`pool_shrink` that have exited."""
+        for process in list(self._leaving):
+            process.join(0)
+            if process.exitcode is not None:
+                self._leaving.remove(process)
 
     def pids(self) -> list[int]:
         """The process ids of the children."""
@@ -194,6 +227,8 @@ class PreforkPool(ExecutionPool):
             finished.extend(self._replace(child))
         self._enforce_limits()
         finished.extend(self._retract_behind_slow_tasks())
+        if self._leaving:
+            self._reap()
         return finished
 
     def _retract_behind_slow_tasks(self) -> list[Finished]:
@@ -357,6 +392,9 @@ class PreforkPool(ExecutionPool):
                 self._signal(child, signal.SIGKILL)
             child.conn.close()
         self._children.clear()
+        for process in self._leaving:
+            process.join(2)
+        self._leaving.clear()
         self._selector.close()
         return finished
 

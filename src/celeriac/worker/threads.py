@@ -9,6 +9,7 @@ thread, so a long task is never handed to a second worker.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import queue
 import threading
@@ -29,17 +30,40 @@ class ThreadPool(ExecutionPool):
         self._done: queue.SimpleQueue[Finished] = queue.SimpleQueue()
         self._running: dict[int, Job] = {}
         self._threads: list[threading.Thread] = []
+        self._numbers = itertools.count()
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
 
     def start(self) -> None:
         """Start the threads."""
-        for number in range(self.concurrency):
+        self._add(self.concurrency)
+
+    def _add(self, n: int) -> None:
+        for _ in range(n):
+            number = next(self._numbers)
             thread = threading.Thread(
                 target=self._serve, name=f"celeriac-task-{number}", daemon=True
             )
             thread.start()
             self._threads.append(thread)
+
+    def size(self) -> int:
+        """Threads serving jobs."""
+        return self.concurrency
+
+    def pool_grow(self, n: int = 1) -> None:
+        """Start ``n`` more threads."""
+        self.concurrency += n
+        self._add(n)
+
+    def pool_shrink(self, n: int = 1) -> int:
+        """End up to ``n`` idle threads; see :meth:`ExecutionPool.pool_shrink`."""
+        gone = max(0, min(n, self.free_slots()))
+        for _ in range(gone):
+            self._jobs.put(None)  # an idle thread takes it and ends; jobs go to the others
+        self.concurrency -= gone
+        self._threads = [t for t in self._threads if t.is_alive()]
+        return gone
 
     def _serve(self) -> None:
         while (job := self._jobs.get()) is not None:
@@ -75,7 +99,7 @@ class ThreadPool(ExecutionPool):
     def stop(self, timeout: float) -> list[Finished]:
         """Wait up to ``timeout`` for running jobs; threads cannot be killed, so the rest are
         reported lost and left to finish in the background."""
-        for _ in self._threads:
+        for _ in range(self.concurrency):
             self._jobs.put(None)
         finished: list[Finished] = []
         deadline = threading.Event()

@@ -7,6 +7,9 @@ and fetches what the pool can take next. ``drain()`` runs the same turn. Two thr
 consumer (waiting for messages when the queue is empty) and the lease keeper. User code runs
 only in the pool.
 
+Set-up sends Celery's ``celeryd_init`` (first: receivers may still change settings) and
+``worker_init`` (last). With ``--autoscale`` each turn also sizes the pool (``Autoscaler``).
+
 Start-up: before its pool starts, the worker reads the control log and releases run-out leases;
 while the broker cannot be reached, it tries again with backoff (0.1 s doubling to 2 s, one log
 line a try), and a signal meanwhile ends it at once.
@@ -18,6 +21,7 @@ SIGQUIT, gives everything back at once.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import select
@@ -25,9 +29,12 @@ import signal
 import time
 from types import FrameType
 
+from celeriac import signals
 from celeriac.app import Celeriac
 from celeriac.brokers.base import Delivery
 from celeriac.exceptions import BrokerError, ConfigurationError
+from celeriac.queues import queue_names
+from celeriac.worker.autoscale import autoscaler_for
 from celeriac.worker.commands import CommandReader
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.dispatch import Dispatcher
@@ -39,6 +46,7 @@ from celeriac.worker.prefork import PreforkPool
 from celeriac.worker.recorder import Recorder
 from celeriac.worker.runner import TaskRunner
 from celeriac.worker.threads import SoloPool, ThreadPool
+from celeriac.worker.throttle import throttle_for
 from celeriac.worker.wakeup import WakePipe
 
 log = logging.getLogger("celeriac.worker")
@@ -63,20 +71,36 @@ class Worker:
         app.check()
         self.app, conf = app, app.conf
         self.hostname = format_hostname(options.hostname)
+        # Celery's first signal: receivers may still change the settings for this node.
+        options_dict = dataclasses.asdict(options)
+        signals.celeryd_init.send(
+            sender=self.hostname, instance=self, conf=conf, options=options_dict
+        )
         self.queues = self._queues()
         self.concurrency = int(
             options.concurrency or conf.worker_concurrency or os.cpu_count() or 1
         )
+        if options.autoscale is not None:
+            self.concurrency = options.autoscale[1]  # it starts at MIN and grows
+        self.time_limit = _first(options.time_limit, conf.seconds("task_time_limit"))
+        self.soft_time_limit = _first(options.soft_time_limit, conf.seconds("task_soft_time_limit"))
         self.lease = conf.lease_seconds()
         self.keeper = LeaseKeeper(app.broker, self.lease)
         self.consumer = Consumer(
             app.broker, self.queues, lease=self.lease, name=self.hostname, keeper=self.keeper
         )
-        self.commands = CommandReader(app.broker)
+        self.commands = CommandReader(app.broker, hostname=self.hostname)
         self.pool = self._make_pool()
+        self.autoscaler = autoscaler_for(self.pool, options)
         self.dispatcher = Dispatcher(
-            self, self.pool, self._intake(), self.commands, extra_prefetch=self._extra_prefetch()
+            self,
+            self.pool,
+            self._intake(),
+            self.commands,
+            extra_prefetch=self._extra_prefetch(),
+            throttle=throttle_for(app),
         )
+        self.dispatcher.growth = self.autoscaler.headroom() if self.autoscaler else 0
         self.recorder = Recorder(self)
         self._stopping = 0
         self._wakeup = WakePipe()  # written by signal handlers and stop()
@@ -84,9 +108,13 @@ class Worker:
         self._last_housekeeping = time.monotonic()
         self._draining = False  # drain(): this thread fetches; no consumer thread runs
         self._starved = True  # the last fetch came back short: the consumer thread waits
+        signals.worker_init.send(sender=self)  # as Celery's: set up, before the pool starts
 
     def _queues(self) -> list[str]:
-        queues = list(self.options.queues) or [self.app.conf.task_default_queue]
+        conf = self.app.conf  # as Celery's: without -Q, every queue of task_queues
+        queues = list(self.options.queues) or queue_names(conf.task_queues)
+        queues = [q for q in queues if q not in self.options.exclude_queues]
+        queues = queues or [conf.task_default_queue]
         if self.app.conf.worker_direct:  # Celery's: a queue of this node's own, to send to it
             queues.append(f"{self.hostname}.dq")
         return queues
@@ -133,6 +161,8 @@ class Worker:
             log.info("%s stopped before the broker could be reached", self.hostname)
             self.close()
             return
+        if self.options.purge:
+            self._purge()
         self.pool.start()
         self.keeper.start()
         self.consumer.want(self._wanted())
@@ -169,6 +199,11 @@ class Worker:
             delay = min(delay * 2, MAX_START_RETRY)
         return False
 
+    def _purge(self) -> None:
+        """``--purge``: delete what waits in this worker's queues, as Celery's does."""
+        removed = self.app.broker.purge(self.queues)
+        log.warning("discarded %d messages from %s (--purge)", removed, ",".join(self.queues))
+
     def drain(self) -> int:
         """Run every message that is ready now, in this thread, then return (burst mode).
 
@@ -180,10 +215,17 @@ class Worker:
             self.pool.start()
             self._draining = True
         self.commands.refresh()
+        self._apply_commands()
         settled = self.recorder.settled
-        while self._turn(0.05 if self.dispatcher.running else 0.0) or self.dispatcher.busy():
+        while self._turn(self._drain_wait()) or self.dispatcher.busy():
             pass
         return self.recorder.settled - settled
+
+    def _drain_wait(self) -> float:
+        if self.dispatcher.running:
+            return 0.05
+        token = self.dispatcher.throttle_wait()  # only rate-limited messages wait: sleep
+        return 0.0 if token is None or self.dispatcher.waiting else min(token, 1.0)
 
     def close(self) -> None:
         """Release what a worker that was only drained holds (its pool and pipes).
@@ -219,6 +261,8 @@ class Worker:
         dispatcher = self.dispatcher
         if dispatcher.finished:
             timeout = 0.0
+        elif dispatcher.throttle.count and (token := dispatcher.throttle_wait()) is not None:
+            timeout = min(timeout, token)  # wake when a rate-limited message may start
         dispatcher.collect(self.pool.poll(self.recorder.wait_time(timeout), self._wake_fds()))
         now = time.monotonic()
         taken = self.consumer.take()
@@ -230,6 +274,8 @@ class Worker:
         # Outcomes that came in meanwhile: start their successors before the broker round trip.
         dispatcher.collect(self.pool.poll(0, []))
         dispatcher.dispatch()
+        if self.autoscaler is not None:
+            self._autoscale()
         dispatcher.give_back_stale(now)
         fetched = self._broker_batch()
         self._take_in(fetched)
@@ -239,6 +285,14 @@ class Worker:
         if now - self._last_housekeeping >= HOUSEKEEPING_INTERVAL:
             self._housekeeping(now)
         return len(taken) + len(fetched)
+
+    def _autoscale(self) -> None:
+        assert self.autoscaler is not None
+        if self.autoscaler.scale(len(self.dispatcher.waiting)):
+            self.concurrency = self.pool.size()
+            self.dispatcher.extra_prefetch = self._extra_prefetch()
+            self.dispatcher.dispatch()
+        self.dispatcher.growth = self.autoscaler.headroom()
 
     def _wake_fds(self) -> list[object]:
         return [] if self._draining else [self.consumer.wakeup, self._wakeup]
@@ -287,6 +341,20 @@ class Worker:
         for termination in self.commands.refresh():
             if self.dispatcher.terminate(termination.task_id, termination.signum):
                 log.info("terminating task %s (signal %d)", termination.task_id, termination.signum)
+        self._apply_commands()
+
+    def _apply_commands(self) -> None:
+        """Apply the rate limits that ``app.control.rate_limit`` sent here."""
+        for change in self.commands.take_rate_limits():
+            if change.task not in self.app.tasks:
+                log.warning("rate_limit for %s: no such task in this worker", change.task)
+                continue
+            try:
+                self.dispatcher.set_rate_limit(change.task, change.rate)
+            except ConfigurationError as exc:
+                log.error("rate_limit for %s refused: %s", change.task, exc)
+                continue
+            log.info("rate limit of %s set to %s", change.task, change.rate or "none")
 
     def _housekeeping(self, now: float) -> None:
         self._last_housekeeping = now
@@ -320,6 +388,10 @@ class Worker:
             finished = self.pool.poll(min(0.2, deadline - time.monotonic()), [self._wakeup])
             self.dispatcher.collect(finished, stopping=True)
             self._wakeup.clear()
+
+
+def _first(*values: float | None) -> float | None:
+    return next((v for v in values if v is not None), None)
 
 
 def run_worker(app: Celeriac, options: WorkerOptions | None = None) -> None:
