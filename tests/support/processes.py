@@ -31,6 +31,7 @@ class WorkerProcess:
     def __init__(self, broker_url: str, *args: str, app: str = "jobs", **env: str) -> None:
         self.command = [CELERIAC, "-A", app, "worker", "-l", "info", *args]
         self.env = environment(broker_url, **env)
+        self.cwd = APPS  # where the command runs (a copied project, say)
         self.lines: list[str] = []
         self.process: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
@@ -43,7 +44,7 @@ class WorkerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            cwd=str(APPS),
+            cwd=str(self.cwd),
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
+from celeriac.app.discovery import Discovery, Packages
 from celeriac.backends import ResultBackend, create_backend
 from celeriac.brokers import Broker, create_broker
 from celeriac.canvas.signature import Signature, links_workflow
 from celeriac.config import Settings, import_object
 from celeriac.control import Control
-from celeriac.current import set_current_app
+from celeriac.current import current_app, set_current_app
 from celeriac.eager import apply_eagerly
 from celeriac.exceptions import ConfigurationError, NotRegistered
+from celeriac.fixups.django import DjangoFixup, django_in_use, setup_django
 from celeriac.middleware import CelerySignals, Middleware, MiddlewareStack, TaskHandlers
 from celeriac.periodic import APPLY_SCHEDULED, apply_scheduled, periodic_entry
 from celeriac.request import current_request, note_children, sender_lineage
@@ -23,11 +26,13 @@ from celeriac.result import AsyncResult
 from celeriac.router import Router
 from celeriac.sending import Sender, check_send_options
 from celeriac.serialization import Serializer
+from celeriac.shared import register_app
 from celeriac.signals import Signal
 from celeriac.task import Task
 
 P = ParamSpec("P")
 R = TypeVar("R")
+_Task = Task  # for annotations inside Celeriac, where ``Task`` is the app's task class
 
 
 class Celeriac:
@@ -38,7 +43,9 @@ class Celeriac:
     backend objects (a ``MemoryBroker`` with a test clock, say). Those given as URLs are built
     the first time they are needed, so settings may be changed after the app is created.
     ``middleware=[...]`` (the ``middleware`` setting) adds middleware after the built-in ones.
-    The newest app becomes the current one (``celeriac.current_app()``).
+    The newest app becomes the current one (``celeriac.current_app()``), and every
+    ``@shared_task`` is registered with it. ``task_cls`` (a class or ``'module:Class'``) is
+    the base class of its tasks, ``app.Task``.
 
     Raises:
         ConfigurationError: an unknown setting.
@@ -50,9 +57,11 @@ class Celeriac:
         broker: str | Broker | None = None,
         backend: str | ResultBackend | None = None,
         include: Sequence[str] | None = None,
+        task_cls: type[_Task[Any, Any]] | str | None = None,
         **settings: Any,
     ) -> None:
         self.main = main
+        self._task_cls = task_cls
         self.conf = Settings(settings)
         self._broker: Broker | None = None
         self._backend: ResultBackend | None = None
@@ -66,28 +75,47 @@ class Celeriac:
             self.conf.result_backend = backend
         if include:
             self.conf.include = list(include)
-        self.tasks: dict[str, Task[Any, Any]] = {}
+        self.tasks: dict[str, _Task[Any, Any]] = {}
         self._serializer: Serializer | None = None
         self._sender: Sender | None = None
         self._middleware: tuple[tuple[Any, ...], MiddlewareStack] | None = None
         self.control = Control(self)
         self.on_after_configure = Signal("on_after_configure")
+        self.on_after_finalize = Signal("on_after_finalize")
+        self._discovery = Discovery()
         self._finalized = False
         self._finalize_lock = threading.RLock()
         set_current_app(self)
+        register_app(self, current_app)
 
     def __repr__(self) -> str:
         return f"<Celeriac {self.main or '__main__'}>"
 
     # -- configuration -----------------------------------------------------------------------
-    def config_from_object(self, obj: object | str, namespace: str | None = None) -> None:
+    def config_from_object(
+        self,
+        obj: object | str,
+        silent: bool = False,
+        force: bool = False,
+        namespace: str | None = None,
+    ) -> None:
         """Load settings from a module, an object, a dotted module path or
-        ``'module:attribute'`` (see ``Settings.from_object``).
+        ``'module:attribute'`` (see ``Settings.from_object``), with Celery's signature.
+
+        With ``silent=True`` a module that cannot be imported is skipped quietly, as in
+        Celery. ``force`` is accepted for Celery's sake: settings are always loaded at once.
 
         Raises:
-            ConfigurationError: the module or attribute cannot be imported, or a setting is
-                unknown.
+            ConfigurationError: the module or attribute cannot be imported (unless
+                ``silent``), or a setting is unknown.
         """
+        if isinstance(obj, str):
+            try:
+                obj = import_object(obj)
+            except ConfigurationError:
+                if silent:
+                    return
+                raise
         self.conf.from_object(obj, namespace)
 
     def config_from_envvar(
@@ -160,13 +188,14 @@ class Celeriac:
                 self.conf.task_serializer,
                 [*self.conf.accept_content, self.conf.result_serializer],
                 self.conf.security_key,
+                result_compression=self.conf.result_compression,
             )
         return self._serializer
 
     @property
     def middleware(self) -> MiddlewareStack:
-        """The built-in middleware (Celery's signals, the task classes' handlers), then the
-        ``middleware`` setting's.
+        """The built-in middleware (Celery's signals, the task classes' handlers, and the
+        Django fixup when Django is in use), then the ``middleware`` setting's.
 
         Raises:
             ConfigurationError: an entry is not a middleware, or its class cannot be imported.
@@ -176,6 +205,7 @@ class Celeriac:
             built = [
                 CelerySignals(lambda: self.serializer),
                 TaskHandlers(),
+                *([DjangoFixup()] if django_in_use() else []),
                 *map(_middleware, given),
             ]
             self._middleware = given, MiddlewareStack(built)
@@ -214,36 +244,112 @@ class Celeriac:
             self.conf.seconds(name)
 
     def import_task_modules(self) -> None:
-        """Import the modules named by ``include`` and ``imports`` (tasks register on import).
+        """Import the modules named by ``include`` and ``imports`` and those that
+        ``autodiscover_tasks`` asked for (tasks register on import). The worker and beat call
+        it; with Django in use, ``django.setup()`` comes first, so a ``tasks.py`` may import
+        models.
 
         Raises:
-            ConfigurationError: a module cannot be imported.
+            ConfigurationError: a module cannot be imported, or ``django.setup()`` failed.
         """
+        setup_django()
         for name in [*self.conf.include, *self.conf.imports]:
             try:
                 importlib.import_module(name)
             except ImportError as exc:
                 raise ConfigurationError(f"cannot import task module {name!r}: {exc}") from exc
+        self._discovery.run()
+
+    def autodiscover_tasks(
+        self,
+        packages: Iterable[str] | Callable[[], Iterable[str]] | None = None,
+        related_name: str = "tasks",
+        force: bool = False,
+    ) -> None:
+        """Import ``<package>.tasks`` of each package when the worker imports its task modules
+        (or the app finalizes), as Celery does; ``force=True`` imports them now.
+
+        ``packages`` may be a callable returning them; with none given and Django configured,
+        every installed app is searched. A package without the module is skipped.
+
+        Raises:
+            ConfigurationError: (with ``force``) a package cannot be imported, or an existing
+                ``tasks`` module fails to import (the message names it).
+        """
+        packages_given: Packages = packages
+        self._discovery.add(packages_given, related_name)
+        if force:
+            self._discovery.run()
+
+    @property
+    def Task(self) -> type[_Task[Any, Any]]:
+        """The base class of this app's tasks: ``task_cls`` when given, else ``Task``.
+        ``class MyTask(app.Task)`` and ``@app.task(base=MyTask)`` work as in Celery.
+
+        Raises:
+            ConfigurationError: ``task_cls`` names a class that cannot be imported.
+        """
+        given = self._task_cls
+        if isinstance(given, str):
+            found = import_object(given if ":" in given else ":".join(given.rsplit(".", 1)))
+            if not (isinstance(found, type) and issubclass(found, Task)):
+                raise ConfigurationError(f"task_cls {given!r} is not a celeriac Task class")
+            self._task_cls = given = found
+        return given or Task
+
+    @Task.setter
+    def Task(self, cls: type[_Task[Any, Any]]) -> None:
+        self._task_cls = cls
+
+    def worker_main(self, argv: Sequence[str] | None = None) -> None:
+        """Run ``celeriac worker`` with this app in this process, as Celery's
+        ``app.worker_main(argv=['worker', '-l', 'INFO'])`` does (no ``-A`` needed).
+
+        Raises:
+            SystemExit: when the worker ends, with its exit status (the command line's way).
+        """
+        args = list(argv) if argv is not None else sys.argv[1:]
+        if not args or args[0].startswith("-"):
+            args = ["worker", *args]
+        self.start(args)
+
+    def start(self, argv: Sequence[str] | None = None) -> None:
+        """Run the ``celeriac`` command with this app (``argv`` defaults to the program's
+        arguments), as Celery's ``app.start()`` does: ``python -m proj.celery worker -l INFO``
+        with ``if __name__ == '__main__': app.start()`` at the end of ``proj/celery.py``.
+
+        Raises:
+            SystemExit: when the command ends, with its exit status.
+        """
+        # The CLI is the outermost ring; it is loaded by name so that the app does not import it.
+        cli = importlib.import_module("celeriac.cli.main").cli
+        args = list(argv) if argv is not None else sys.argv[1:]
+        cli.main(args=args, prog_name="celeriac", obj={"app": self})
 
     def finalize(self) -> None:
-        """Get ready to serve: register the built-in tasks and send ``on_after_configure``.
+        """Get ready to serve: import what ``autodiscover_tasks`` asked for, register the
+        built-in tasks, then send ``on_after_configure`` and ``on_after_finalize``.
 
         Workers (``Worker.run``), beat and ``ScheduleControl`` call it when they start, after the
         task modules are imported; later calls do nothing. Call it yourself before draining an
         in-process test worker that must run scheduled workflows.
 
         Raises:
-            Exception: whatever an ``on_after_configure`` receiver raised.
+            ConfigurationError: a discovered task module fails to import.
+            Exception: whatever an ``on_after_configure`` or ``on_after_finalize`` receiver
+                raised.
         """
         self.conf.log_notes()  # beat checks no settings of its own: say it here, once
         with self._finalize_lock:  # held while receivers run: beat must see what they add
             if self._finalized:
                 return
             self._finalized = True
+            self._discovery.run()
             self.tasks.setdefault(
                 APPLY_SCHEDULED, Task(apply_scheduled, self, name=APPLY_SCHEDULED, bind=True)
             )
             self.on_after_configure.send(sender=self, source=self.conf)
+            self.on_after_finalize.send(sender=self)
 
     def add_periodic_task(
         self,
@@ -279,17 +385,17 @@ class Celeriac:
 
     # -- registering tasks ---------------------------------------------------------------------
     @overload
-    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+    def task(self, fn: Callable[P, R], /) -> _Task[P, R]: ...
 
     @overload
     def task(
         self, /, *, bind: Literal[True], **options: Any
-    ) -> Callable[[Callable[Concatenate[Any, P], R]], Task[P, R]]: ...
+    ) -> Callable[[Callable[Concatenate[Any, P], R]], _Task[P, R]]: ...
 
     @overload
     def task(
         self, /, *, bind: Literal[False] = False, **options: Any
-    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+    ) -> Callable[[Callable[P, R]], _Task[P, R]]: ...
 
     def task(
         self, fn: Callable[..., Any] | None = None, /, *, bind: bool = False, **options: Any
@@ -300,8 +406,8 @@ class Celeriac:
             ConfigurationError: an unknown task option (named in the message).
         """
 
-        def register(function: Callable[..., Any]) -> Task[Any, Any]:
-            base: type[Task[Any, Any]] = options.pop("base", None) or Task
+        def register(function: Callable[..., Any]) -> _Task[Any, Any]:
+            base: type[_Task[Any, Any]] = options.pop("base", None) or self.Task
             task = base(function, self, bind=bind, **options)
             self.tasks[task.name] = task
             return task
@@ -310,12 +416,12 @@ class Celeriac:
             return register(fn)
         return register
 
-    def register_task(self, task: Task[Any, Any]) -> Task[Any, Any]:
+    def register_task(self, task: _Task[Any, Any]) -> _Task[Any, Any]:
         """Add an existing task object to the registry under its name."""
         self.tasks[task.name] = task
         return task
 
-    def get_task(self, name: str) -> Task[Any, Any]:
+    def get_task(self, name: str) -> _Task[Any, Any]:
         """The task registered under ``name``.
 
         Raises:
@@ -333,7 +439,7 @@ class Celeriac:
         args: Sequence[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
         *,
-        task: Task[Any, Any] | None = None,
+        task: _Task[Any, Any] | None = None,
         **options: Any,
     ) -> AsyncResult[Any]:
         """Send a call of the task ``name`` (it need not be registered here).
@@ -362,7 +468,7 @@ class Celeriac:
             task_defaults=task.message_defaults() if task is not None else {},
             lineage=sender_lineage(current_request()),
         )
-        sender.publish([message])
+        sender.publish([message], options)
         if options.get("add_to_parent", True):
             note_children([message.id])
         return AsyncResult(message.id, self)

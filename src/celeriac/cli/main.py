@@ -17,8 +17,11 @@ from celeriac.beat import embedded_beat
 from celeriac.cli.beat import beat as beat_command
 from celeriac.cli.beat import schedule as schedule_command
 from celeriac.cli.common import app_of, json_argument, one_line_errors
+from celeriac.cli.daemon import DaemonOptions, daemon_options, daemonize
 from celeriac.cli.dag import dag as dag_command
 from celeriac.cli.logs import LEVELS, setup_logging
+from celeriac.cli.multi import multi
+from celeriac.cli.worker_flags import WorkerFlags, worker_flags
 from celeriac.exceptions import ConfigurationError
 from celeriac.worker import POOLS, WorkerOptions, run_worker
 
@@ -47,6 +50,8 @@ def cli(ctx: click.Context, reference: str | None, broker: str | None, backend: 
 @click.option("--prefetch-multiplier", type=click.IntRange(min=1), help="Messages held per slot.")
 @click.option("--shutdown-timeout", type=float, help="Seconds running tasks get on SIGTERM.")
 @click.option("-B", "--beat", is_flag=True, help="Also run beat, in a thread of this process.")
+@daemon_options
+@worker_flags
 @click.pass_context
 @one_line_errors
 def worker(
@@ -61,11 +66,15 @@ def worker(
     prefetch_multiplier: int | None,
     shutdown_timeout: float | None,
     beat: bool,
+    daemon: DaemonOptions,
+    flags: WorkerFlags,
 ) -> None:
     """Start a worker that runs the app's tasks."""
+    app = app_of(ctx)  # first: its setup_logging receivers decide how logging is set up
     setup_logging(loglevel)
-    app = app_of(ctx)
     app.import_task_modules()
+    flags.import_modules()
+    daemonize(daemon, hostname)  # after the checks above, so their errors reach the terminal
     options = WorkerOptions(
         concurrency=concurrency,
         queues=tuple(q.strip() for q in queues.split(",") if q.strip()),
@@ -75,7 +84,9 @@ def worker(
         max_memory_per_child=max_memory_per_child,
         prefetch_multiplier=prefetch_multiplier,
         shutdown_timeout=shutdown_timeout,
+        **flags.worker_options(),
     )
+    flags.log_notes()  # after daemonize: the lines go to the --logfile
     if not beat:
         run_worker(app, options)
         return
@@ -155,6 +166,7 @@ def purge(ctx: click.Context, queues: str, force: bool) -> None:
 cli.add_command(beat_command)
 cli.add_command(schedule_command)
 cli.add_command(dag_command)
+cli.add_command(multi)
 
 
 def main() -> None:

@@ -1,0 +1,6 @@
+from .celery import app
+
+
+@app.task
+def mul(x, y):
+    return x * y
