@@ -135,7 +135,7 @@ class CeleriacClient:
 
     def finished(self, count: int) -> bool:
         """Nothing left in the queue: every message acked, so every result stored."""
-        return self.app.broker.queue_lengths(["celery"])["celery"] == 0
+        return self.app.broker.queue_lengths(["celeriac"])["celeriac"] == 0
 
     def round_trip(self, value: int, timeout: float) -> Any:
         """``echo.delay(value).get()``: one write and a BLPOP woken by the store."""

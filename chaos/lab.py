@@ -18,7 +18,7 @@ from chaos.targets import Namespace, Target
 from chaos.tasks import BEAT_LOG_ENV, RUN_LOG_ENV, AppSettings, create
 from chaos.traffic import Sender
 
-QUEUE = "celery"
+QUEUE = "celeriac"
 SECURITY_KEY = "chaos-signing-key"  # for the scenarios that run with signing on
 LEASE = 2.0  # seconds: a dead worker's tasks come back quickly
 POLL = 0.25

@@ -55,7 +55,7 @@ def test_purge(sqlite_url: str, client: Celeriac) -> None:
     purged = run_cli(sqlite_url, "-A", "jobs", "purge", "-f")
     assert purged.returncode == 0, purged.stderr
     assert "Purged 3 messages" in purged.stdout
-    assert client.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert client.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
 
 
 @pytest.mark.parametrize("pool", ["threads", "solo"])

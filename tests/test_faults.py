@@ -97,14 +97,14 @@ def test_frozen_worker_cannot_overwrite_or_ack_what_another_worker_took(
             # outcome and must discard it: the rescuer still holds the message.
             frozen.wait_for("lease was lost", 10)
             assert result.state == states.PENDING
-            assert client.broker.queue_lengths(["celery"]) == {"celery": 1}
+            assert client.broker.queue_lengths(["celeriac"]) == {"celeriac": 1}
             value = result.get(timeout=30)
             assert value["hostname"].startswith("rescuer@")
     finally:
         frozen.stop()
     assert result.get(timeout=1)["hostname"].startswith("rescuer@")
     assert count_runs(runs) == {result.id: 2}
-    assert client.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert client.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
 
 
 def test_revoke_terminate_ends_a_running_task(
@@ -119,7 +119,7 @@ def test_revoke_terminate_ends_a_running_task(
         with pytest.raises(TaskRevokedError):
             result.get(timeout=10)
         worker.wait_for("terminating task", 5)
-        assert wait_for(lambda: client.broker.queue_lengths(["celery"])["celery"] == 0, 2)
+        assert wait_for(lambda: client.broker.queue_lengths(["celeriac"])["celeriac"] == 0, 2)
         assert time.monotonic() - revoked_at < 2.0
         # The pool replaced the killed child and keeps working.
         assert client.send_task("jobs.add", (1, 2)).get(timeout=10) == 3
@@ -136,7 +136,7 @@ def test_revoke_before_running_is_stored_not_kept_in_one_worker(
         assert client.send_task("jobs.add", (2, 2)).get(timeout=10) == 4
     assert result.state == states.REVOKED
     assert not runs.exists()
-    assert client.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert client.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
 
 
 def test_a_wake_pipe_first_used_by_two_threads_at_once_is_one_pipe(
@@ -223,7 +223,7 @@ def test_a_task_acknowledged_early_whose_process_died_is_recorded_as_lost(
         with pytest.raises(WorkerLostError, match="killed by SIGKILL"):
             lost.get(timeout=15)
         assert client.send_task("jobs.add", (1, 2)).get(timeout=10) == 3
-    assert client.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert client.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
     assert client.broker.dead_letters() == []
 
 
@@ -242,7 +242,7 @@ def test_sigterm_finishes_running_tasks_and_gives_back_the_rest(
         worker.stop()
     assert running.state == states.SUCCESS
     assert waiting.state == states.PENDING
-    assert client.broker.queue_lengths(["celery"]) == {"celery": 1}
+    assert client.broker.queue_lengths(["celeriac"]) == {"celeriac": 1}
     with WorkerProcess(sqlite_url, "-c", "1"):
         waiting.get(timeout=10)
     assert count_runs(runs) == {running.id: 1, waiting.id: 1}
@@ -265,7 +265,7 @@ def test_second_signal_gives_everything_back_at_once(
     finally:
         worker.stop()
     assert slow.state == states.PENDING
-    assert client.broker.queue_lengths(["celery"]) == {"celery": 1}
+    assert client.broker.queue_lengths(["celeriac"]) == {"celeriac": 1}
 
 
 def test_pool_children_die_with_the_main_process(

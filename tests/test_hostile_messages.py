@@ -84,7 +84,7 @@ def drain_around(app: Celeriac, write: Any) -> list[str]:
     finally:
         worker.close()
     assert [r.get(timeout=5) for r in before + after] == [2 * i for i in range(10)]
-    assert app.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert app.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
     letters = app.broker.dead_letters()
     assert len(letters) == 1
     return [letter.reason for letter in letters]
@@ -210,7 +210,7 @@ def test_the_real_worker_survives_a_batch_of_hostile_messages(
             assert worker.pid == pid
         letters = client.broker.dead_letters()
         assert len(letters) == len(HOSTILE)
-        assert client.broker.queue_lengths(["celery"]) == {"celery": 0}
+        assert client.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
         assert "Traceback" not in worker.output  # nothing escaped into the main loop
     finally:
         client.close()

@@ -30,7 +30,7 @@ def nap(seconds: float) -> int:
 def job(seconds: float) -> Job:
     body = app.serializer.dumps([[seconds], {}])
     message = Message(id=f"nap-{next(_keys)}", task=nap.name, body=body)
-    delivery = Delivery(message.encode(), "celery", "1", "token", 1)
+    delivery = Delivery(message.encode(), "celeriac", "1", "token", 1)
     return job_for(next(_keys), message, delivery, "test", soft_time_limit=None, time_limit=None)
 
 

@@ -52,7 +52,7 @@ def _app(path: str) -> Celeriac:
 
 
 def _message() -> Message:
-    return Message(id="m1", task="t", body=b"[[],{}]", queue="celery")
+    return Message(id="m1", task="t", body=b"[[],{}]", queue="celeriac")
 
 
 def test_delay_on_a_locked_file_opened_first_raises_publish_error_in_time(
@@ -82,7 +82,7 @@ def test_delay_on_a_file_locked_later_raises_publish_error_in_time(path: str) ->
         locker.execute("ROLLBACK")
         locker.close()
     app.send_task("jobs.add", (1, 2))  # the lock is gone: sending works again
-    assert app.broker.queue_lengths(["celery"]) == {"celery": 2}
+    assert app.broker.queue_lengths(["celeriac"]) == {"celeriac": 2}
     app.close()
 
 
@@ -121,7 +121,7 @@ def test_a_workers_batch_waits_for_the_lock_past_the_publish_timeout(path: str) 
     try:
         started = time.monotonic()
         with broker.batch():
-            taken = broker.fetch(["celery"], 1, lease=30, consumer="w", timeout=0)
+            taken = broker.fetch(["celeriac"], 1, lease=30, consumer="w", timeout=0)
         assert [d.body for d in taken] == [message.encode()]
         assert time.monotonic() - started >= PUBLISH_TIMEOUT
     finally:

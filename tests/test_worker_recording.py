@@ -56,7 +56,7 @@ def test_outcomes_survive_a_backend_outage() -> None:
         backend.down.clear()
         assert [r.get(timeout=10) for r in results] == [2 * i for i in range(10)]
     assert sorted(runs) == list(range(10))
-    assert app.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert app.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
 
 
 class RefusingBroker(MemoryBroker):

@@ -44,10 +44,12 @@ from celeriac.exceptions import (
     TimeoutError,
     WorkerLostError,
 )
+from celeriac.queues import Exchange, Queue
 from celeriac.request import Request
-from celeriac.result import AsyncResult, EagerResult, GroupResult
+from celeriac.result import AsyncResult, EagerResult, GroupResult, ResultSet
 from celeriac.schedules import clocked, crontab, schedule
-from celeriac.task import Task
+from celeriac.shared import shared_task
+from celeriac.task import Task, current_task
 
 __version__ = "0.1.0"
 
@@ -60,14 +62,17 @@ __all__ = [
     "ConfigurationError",
     "DagRun",
     "EagerResult",
+    "Exchange",
     "GroupResult",
     "Ignore",
     "ImproperlyConfigured",
     "MaxRetriesExceededError",
     "NotRegistered",
     "PublishError",
+    "Queue",
     "Reject",
     "Request",
+    "ResultSet",
     "Retry",
     "Signature",
     "SoftTimeLimitExceeded",
@@ -84,9 +89,11 @@ __all__ = [
     "clocked",
     "crontab",
     "current_app",
+    "current_task",
     "dag",
     "group",
     "schedule",
+    "shared_task",
     "signature",
     "states",
     "xmap",

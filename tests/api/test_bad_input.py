@@ -60,7 +60,7 @@ class Server:
         assert len(letters) == 1, [d.reason for d in letters]
         assert reason in letters[0].reason
         assert bad_id.encode() in letters[0].body
-        assert self.app.broker.queue_lengths(["celery"]) == {"celery": 0}
+        assert self.app.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
         bad_result = good.AsyncResult(bad_id)
         assert bad_result.state == (states.FAILURE if recorded else states.PENDING)
         return bad_result
@@ -130,9 +130,9 @@ def test_client_refuses_a_message_over_its_own_limit(app: Celeriac) -> None:
         take.delay("x" * 5000)
     with pytest.raises(MessageTooLarge):
         app.send_task("anything", ("x" * 5000,))
-    assert app.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert app.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
     take.delay("x" * 100)
-    assert app.broker.queue_lengths(["celery"]) == {"celery": 1}
+    assert app.broker.queue_lengths(["celeriac"]) == {"celeriac": 1}
 
 
 def pickle_client(make_app: AppFactory, key: str = "k") -> Celeriac:

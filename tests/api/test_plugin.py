@@ -77,7 +77,7 @@ def test_celeriac_worker_fixture_serves_the_app(
 
 def test_each_test_gets_a_fresh_app(celeriac_app: Celeriac) -> None:
     assert celeriac_app.tasks == {}
-    assert celeriac_app.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert celeriac_app.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
 
 
 def test_use_memory_restores_the_previous_broker_and_backend(tmp_path: Path) -> None:
@@ -101,7 +101,7 @@ def test_use_memory_restores_the_previous_broker_and_backend(tmp_path: Path) -> 
     assert app.backend is backend
     assert app.conf.broker_url == url
     assert app.conf.result_backend is None
-    assert broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
     assert app.AsyncResult(result.id).state == "PENDING"
     app.close()
 
@@ -126,9 +126,9 @@ def test_use_memory_blocks_are_isolated() -> None:
 
     with celeriac.testing.use_memory(app):
         one.delay()
-        assert app.broker.queue_lengths(["celery"]) == {"celery": 1}
+        assert app.broker.queue_lengths(["celeriac"]) == {"celeriac": 1}
     with celeriac.testing.use_memory(app):
-        assert app.broker.queue_lengths(["celery"]) == {"celery": 0}
+        assert app.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
 
 
 def test_the_url_use_memory_sets_names_the_same_broker(celeriac_app: Celeriac) -> None:

@@ -177,7 +177,7 @@ def test_ignore_result_stores_nothing_but_acks(app: Celeriac, worker: Worker) ->
     assert result.state == states.PENDING
     assert per_call.state == states.PENDING
     assert app.backend.get(result.id) is None
-    assert app.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert app.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
     assert worker.drain() == 0
 
 
@@ -191,7 +191,7 @@ def test_task_ignore_result_setting(app: Celeriac, worker: Worker) -> None:
     result = one.delay()
     worker.drain()
     assert result.state == states.PENDING
-    assert app.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert app.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
 
 
 @pytest.mark.parametrize("where", ["setting", "option"])
@@ -257,7 +257,7 @@ def test_revoke_before_a_worker_runs_it(app: Celeriac, worker: Worker) -> None:
         doomed.get(timeout=1)
     assert isinstance(doomed.get(timeout=1, propagate=False), TaskRevokedError)
     assert kept.get(timeout=1) == 2
-    assert app.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert app.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
 
 
 def test_revoke_reaches_a_worker_created_later(app: Celeriac) -> None:

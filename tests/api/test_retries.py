@@ -325,8 +325,8 @@ def test_reject_without_requeue_dead_letters_and_records_failure(
     assert len(letters) == 1
     assert "Reject" in letters[0].reason
     assert "not today" in letters[0].reason
-    assert letters[0].queue == "celery"
-    assert app.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert letters[0].queue == "celeriac"
+    assert app.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
     with pytest.raises(Reject):
         result.get(timeout=1)
 
@@ -362,7 +362,7 @@ def test_ignore_leaves_no_state_and_acks(app: Celeriac, worker: Worker) -> None:
     assert runs == [1]
     assert result.state == states.PENDING
     assert app.backend.get(result.id) is None
-    assert app.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert app.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
     assert app.broker.dead_letters() == []
 
 
@@ -377,7 +377,7 @@ def test_a_task_acknowledged_before_it_runs_still_retries(app: Celeriac, worker:
     for _ in range(3):  # each retry is a new message, run by the next drain
         worker.drain()
     assert result.get(timeout=1) == 2
-    assert app.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert app.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
 
 
 @pytest.mark.parametrize(
@@ -401,7 +401,7 @@ def test_a_retry_that_cannot_go_in_a_message_fails_the_task_that_asked(
     worker.drain()
     with pytest.raises(ConfigurationError, match="a retry's"):
         result.get(timeout=1)
-    assert app.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert app.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
 
 
 def test_a_countdown_that_is_not_finite_is_refused_when_sending(app: Celeriac) -> None:

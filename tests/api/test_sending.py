@@ -40,10 +40,10 @@ def test_delay_returns_an_async_result_and_sends_one_message(app: Celeriac, work
     result = add.delay(2, 2)
     assert type(result) is AsyncResult
     assert result.state == states.PENDING
-    assert queued(app, "celery") == {"celery": 1}
+    assert queued(app, "celeriac") == {"celeriac": 1}
     assert worker.drain() == 1
     assert result.get(timeout=1) == 4
-    assert queued(app, "celery") == {"celery": 0}
+    assert queued(app, "celeriac") == {"celeriac": 0}
 
 
 def test_countdown_waits_in_the_broker_until_its_time(
@@ -117,7 +117,7 @@ def test_expires_in_the_past_revokes_without_running(
     with pytest.raises(TaskRevokedError):
         result.get(timeout=1)
     assert fine.get(timeout=1) == 2
-    assert queued(app, "celery") == {"celery": 0}
+    assert queued(app, "celeriac") == {"celeriac": 0}
 
 
 def test_queue_option_goes_to_that_queue_only(app: Celeriac, worker: Worker) -> None:
@@ -128,7 +128,7 @@ def test_queue_option_goes_to_that_queue_only(app: Celeriac, worker: Worker) -> 
     result = where.apply_async((1,), queue="other")
     worker.drain()
     assert result.state == states.PENDING
-    assert queued(app, "celery", "other") == {"celery": 0, "other": 1}
+    assert queued(app, "celeriac", "other") == {"celeriac": 0, "other": 1}
     other = in_process_worker(app, queues=("other",))
     assert other.drain() == 1
     assert result.get(timeout=1) == 1
@@ -179,7 +179,7 @@ def test_unknown_send_option_is_an_error_that_names_it(app: Celeriac) -> None:
         add.apply_async((1, 2), contdown=5)
     with pytest.raises(ConfigurationError, match="bogus"):
         app.send_task("anything", bogus=True)
-    assert queued(app, "celery") == {"celery": 0}
+    assert queued(app, "celeriac") == {"celeriac": 0}
 
 
 @pytest.mark.parametrize("priority", [-1, 10, 255, 1.5, "5", True])
@@ -190,7 +190,7 @@ def test_priority_outside_0_to_9_is_an_error(app: Celeriac, priority: Any) -> No
 
     with pytest.raises(ConfigurationError, match="priority"):
         add.apply_async((1, 2), priority=priority)
-    assert queued(app, "celery") == {"celery": 0}
+    assert queued(app, "celeriac") == {"celeriac": 0}
 
 
 def test_a_task_priority_attribute_outside_0_to_9_fails_when_sent(app: Celeriac) -> None:
@@ -204,7 +204,7 @@ def test_a_task_priority_attribute_outside_0_to_9_fails_when_sent(app: Celeriac)
 
 # -- routing -------------------------------------------------------------------------------------
 
-QUEUES = ("celery", "maths", "bulk", "routed", "own", "explicit", "fallback")
+QUEUES = ("celeriac", "maths", "bulk", "routed", "own", "explicit", "fallback")
 
 
 def landed(app: Celeriac) -> str:
@@ -233,7 +233,7 @@ def test_routes_dict_by_name(app: Celeriac) -> None:
     assert landed(app) == "maths"
     app.broker.purge(list(QUEUES))
     mul.delay(1)
-    assert landed(app) == "celery"
+    assert landed(app) == "celeriac"
 
 
 def test_routes_dict_with_glob_and_queue_name(app: Celeriac) -> None:
@@ -243,7 +243,7 @@ def test_routes_dict_with_glob_and_queue_name(app: Celeriac) -> None:
     assert landed(app) == "bulk"
     app.broker.purge(list(QUEUES))
     mul.delay(1)
-    assert landed(app) == "celery"
+    assert landed(app) == "celeriac"
 
 
 def test_routes_function(app: Celeriac) -> None:
@@ -261,7 +261,7 @@ def test_routes_function(app: Celeriac) -> None:
     assert landed(app) == "routed"
     app.broker.purge(list(QUEUES))
     add.delay(1)
-    assert landed(app) == "celery"
+    assert landed(app) == "celeriac"
     assert calls == [("jobs.add", (11,), {}), ("jobs.add", (1,), {})]
 
 
@@ -311,7 +311,7 @@ def test_routes_dict_with_a_regex_key(app: Celeriac) -> None:
     assert landed(app) == "routed"
     app.broker.purge(list(QUEUES))
     add.delay(1)
-    assert landed(app) == "celery"
+    assert landed(app) == "celeriac"
 
 
 @pytest.mark.parametrize("routes", [[42], ([("a", "b", "c")],), "jobs"])
@@ -387,7 +387,7 @@ def test_send_task_checks_arguments_of_a_task_registered_here(app: Celeriac) -> 
 
     with pytest.raises(TypeError):
         app.send_task("local.add", (1, 2, 3))
-    assert queued(app, "celery") == {"celery": 0}
+    assert queued(app, "celeriac") == {"celeriac": 0}
 
 
 def test_arguments_that_do_not_serialize_fail_in_the_caller(app: Celeriac) -> None:
@@ -396,7 +396,7 @@ def test_arguments_that_do_not_serialize_fail_in_the_caller(app: Celeriac) -> No
 
     with pytest.raises(TypeError, match="serialized"):
         take.delay(object())
-    assert queued(app, "celery") == {"celery": 0}
+    assert queued(app, "celeriac") == {"celeriac": 0}
 
 
 # -- lineage ---------------------------------------------------------------------------------
@@ -463,7 +463,7 @@ def test_always_eager_runs_delay_at_once(app: Celeriac, worker: Worker) -> None:
     assert ran == [2]
     assert result.state == states.SUCCESS
     assert result.get() == 5
-    assert queued(app, "celery") == {"celery": 0}
+    assert queued(app, "celeriac") == {"celeriac": 0}
     assert worker.drain() == 0
 
 
@@ -526,7 +526,7 @@ def test_apply_runs_here_with_retries_and_no_sleeping(app: Celeriac, worker: Wor
     assert result.get() == 3
     assert result.retries == 3
     assert attempts == [0, 1, 2, 3]
-    assert queued(app, "celery") == {"celery": 0}
+    assert queued(app, "celeriac") == {"celeriac": 0}
     assert worker.drain() == 0
 
 

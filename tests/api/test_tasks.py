@@ -78,7 +78,7 @@ def test_calling_the_task_runs_it_here(app: Celeriac, worker: Worker) -> None:
 
     assert add(2, 3) == 5
     assert calls == [(2, 3)]
-    assert app.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert app.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
     assert worker.drain() == 0
 
 
@@ -118,7 +118,7 @@ def test_bound_task_sees_its_request_in_a_worker(app: Celeriac, worker: Worker) 
         "retries": 0,
         "args": [1],
         "kwargs": {"y": 2},
-        "queue": "celery",
+        "queue": "celeriac",
         "hostname": "celeriac@test",
         "called_directly": False,
         "is_eager": False,
@@ -136,7 +136,7 @@ def test_too_many_arguments_fail_in_the_caller_before_sending(app: Celeriac) -> 
         add.apply_async((1, 2), {"z": 3})
     with pytest.raises(TypeError, match="missing a required argument"):
         add.delay(1)  # type: ignore[call-arg]
-    assert app.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert app.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
 
 
 def test_argument_checking_counts_self_for_bound_tasks(app: Celeriac) -> None:
@@ -147,7 +147,7 @@ def test_argument_checking_counts_self_for_bound_tasks(app: Celeriac) -> None:
     one.delay(1)
     with pytest.raises(TypeError):
         one.delay(1, 2)  # type: ignore[call-arg]
-    assert app.broker.queue_lengths(["celery"]) == {"celery": 1}
+    assert app.broker.queue_lengths(["celeriac"]) == {"celeriac": 1}
 
 
 def test_typing_false_skips_the_argument_check(app: Celeriac, worker: Worker) -> None:

@@ -177,7 +177,7 @@ def test_a_fire_is_a_client_message_with_its_due_time(make_app: AppFactory) -> N
     )
     message = fire_message(app, entry, DUE, "fire-id")
     assert isinstance(message, Message)
-    assert (message.id, message.task, message.queue) == ("fire-id", "tasks.report", "celery")
+    assert (message.id, message.task, message.queue) == ("fire-id", "tasks.report", "celeriac")
     assert message.arguments(app.serializer) == ([7], {})
     assert message.headers == {"beat_entry": "report", "beat_due": DUE.timestamp()}
     assert message.expires == DUE.timestamp() + 30  # counted from the due time

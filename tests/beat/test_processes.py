@@ -49,7 +49,7 @@ def settled(log: Path, client: Celeriac) -> None:
     def quiet() -> bool:
         before = len(runs(log))
         time.sleep(0.5)
-        waiting = sum(client.broker.queue_lengths(["celery"]).values())
+        waiting = sum(client.broker.queue_lengths(["celeriac"]).values())
         return waiting == 0 and len(runs(log)) == before
 
     assert wait_for(quiet, 15), "the worker did not run what beat sent"

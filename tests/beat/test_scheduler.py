@@ -23,7 +23,7 @@ from .conftest import AppFactory
 START = 1_717_200_000.0  # the fake clock's start: 2024-06-01 00:00:00 UTC
 
 
-def sent(app: Celeriac, queue: str = "celery") -> list[Message]:
+def sent(app: Celeriac, queue: str = "celeriac") -> list[Message]:
     """Take every message waiting in ``queue``, oldest first."""
     deliveries = app.broker.fetch([queue], 100_000, lease=3600, consumer="test", timeout=0)
     app.broker.ack_many(deliveries)

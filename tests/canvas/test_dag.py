@@ -207,7 +207,7 @@ def test_a_node_is_released_once_even_if_its_parents_report_twice(flow: Flow) ->
     flow.run()
     for name in ("a", "b", "a"):
         node_finished(flow.app, {"run": run.id, "node": name, "attempt": 1})
-    assert flow.app.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert flow.app.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
     assert run.get(timeout=1)["c"] == {"a": 2, "b": 4}
 
 

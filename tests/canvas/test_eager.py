@@ -27,7 +27,7 @@ def test_examples_run_here(eager: Flow) -> None:
     assert add.starmap([(1, 2), (3, 4)]).delay().get() == [3, 7]
     assert add.chunks([(1, 2), (3, 4), (5, 6)], 2)().get() == [[3, 7], [11]]
     assert chord([add.s(1, 1)])(tsum.s()).get() == 2
-    assert eager.app.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert eager.app.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
 
 
 def test_nested_forms_run_here(eager: Flow) -> None:
@@ -76,4 +76,4 @@ def test_apply_runs_a_chain_without_always_eager(flow: Flow) -> None:
     assert chord([flow.add.s(1, 1), flow.add.s(2, 2)], flow.tsum.s()).apply().get() == 6
     assert flow.add.s(1, 1).apply(link=flow.log_result.s()).get() == 2
     # not eager: a callback of apply() is sent, as in Celery
-    assert flow.app.broker.queue_lengths(["celery"]) == {"celery": 1}
+    assert flow.app.broker.queue_lengths(["celeriac"]) == {"celeriac": 1}

@@ -18,7 +18,7 @@ def _duplicate_everything_queued(flow: Flow) -> int:
     """Publish a second copy of every queued message (same task ids), as a redelivery after a
     crash would run them twice."""
     broker = flow.app.broker
-    deliveries = broker.fetch(["celery"], 1000, lease=60, consumer="dup", timeout=0)
+    deliveries = broker.fetch(["celeriac"], 1000, lease=60, consumer="dup", timeout=0)
     broker.publish_many([Message.decode(d.body) for d in deliveries])
     for delivery in deliveries:
         broker.requeue(delivery)
@@ -46,7 +46,7 @@ def test_the_last_member_reporting_twice_starts_the_body_once(flow: Flow) -> Non
     chord([flow.add.s(1, 1), flow.add.s(2, 2)], flow.tsum.s())()
     messages = [
         Message.decode(d.body)
-        for d in flow.app.broker.fetch(["celery"], 10, lease=60, consumer="t", timeout=0)
+        for d in flow.app.broker.fetch(["celeriac"], 10, lease=60, consumer="t", timeout=0)
     ]
     for message in messages:
         value = sum(flow.app.serializer.loads(message.content_type, message.body)[0])
@@ -55,7 +55,7 @@ def test_the_last_member_reporting_twice_starts_the_body_once(flow: Flow) -> Non
         flow.app.backend.store(record)
         for _ in range(3):
             follow_up(flow.app, message, record)
-    assert flow.app.broker.queue_lengths(["celery"]) == {"celery": 2 + 1}  # 2 leased, 1 body
+    assert flow.app.broker.queue_lengths(["celeriac"]) == {"celeriac": 2 + 1}  # 2 leased, 1 body
 
 
 def test_the_stored_outcome_wins_over_a_second_run(flow: Flow) -> None:
@@ -82,7 +82,7 @@ def test_a_workflow_that_cannot_be_read_is_logged_and_acked(
         assert flow.run() == 1
     assert "follow-ups of flow.add" in caplog.text
     assert flow.app.AsyncResult(bad.id).get(timeout=1) == 2
-    assert flow.app.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert flow.app.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
 
 
 def test_a_revoked_step_ends_the_rest_of_its_chain(flow: Flow) -> None:

@@ -73,7 +73,7 @@ def test_a_rebuilt_workflow_runs(flow: Flow) -> None:
 
 def test_the_rest_of_a_chain_travels_in_the_message(flow: Flow) -> None:
     chain(flow.add.s(1, 1), flow.mul.s(3), flow.add.s(1))()
-    (delivery,) = flow.app.broker.fetch(["celery"], 1, lease=10, consumer="t", timeout=0)
+    (delivery,) = flow.app.broker.fetch(["celeriac"], 1, lease=10, consumer="t", timeout=0)
     message = Message.decode(delivery.body)
     assert message.task == "flow.add"
     assert [step["task"] for step in message.workflow["chain"]] == ["flow.mul", "flow.add"]
@@ -92,7 +92,7 @@ def test_a_step_with_its_own_queue_runs_on_a_worker_of_that_queue(flow: Flow) ->
 
 
 def test_options_given_to_a_chain_apply_to_every_step_as_defaults(flow: Flow) -> None:
-    workflow = chain(flow.add.s(1, 1), flow.add.s(1).set(queue="celery"))
+    workflow = chain(flow.add.s(1, 1), flow.add.s(1).set(queue="celeriac"))
     result = workflow.apply_async(queue="other")
     assert flow.run() == 0
     assert flow.run("other") == 1
@@ -105,7 +105,7 @@ def test_priority_and_countdown_apply_to_their_step(flow: Flow) -> None:
     fast = flow.add.s(2, 2).set(priority=9)
     first = slow.delay()
     second = fast.delay()
-    (delivery,) = flow.app.broker.fetch(["celery"], 5, lease=10, consumer="t", timeout=0)
+    (delivery,) = flow.app.broker.fetch(["celeriac"], 5, lease=10, consumer="t", timeout=0)
     assert Message.decode(delivery.body).id == second.id
     assert Message.decode(delivery.body).priority == 9
     assert first.state == "PENDING"
@@ -115,7 +115,7 @@ def test_a_chain_step_s_countdown_counts_from_when_it_is_sent(flow: Flow) -> Non
     result = chain(flow.add.s(1, 1), flow.add.s(1).set(countdown=3600))()
     flow.run()
     assert result.parent.get(timeout=1) == 2
-    assert flow.app.broker.queue_lengths(["celery"]) == {"celery": 1}
+    assert flow.app.broker.queue_lengths(["celeriac"]) == {"celeriac": 1}
     assert flow.run() == 0  # not before an hour
     assert result.state == "PENDING"
 

@@ -24,11 +24,11 @@ from celeriac.message import Message
 from support.redis_server import RedisServer, serves_tls
 
 
-def _message(queue: str = "celery") -> Message:
+def _message(queue: str = "celeriac") -> Message:
     return Message(id=uuid.uuid4().hex, task="t", body=b"[[],{}]", queue=queue)
 
 
-def _fetch(broker: RedisBroker, queue: str = "celery") -> list[bytes]:
+def _fetch(broker: RedisBroker, queue: str = "celeriac") -> list[bytes]:
     return [d.body for d in broker.fetch([queue], 10, lease=30, consumer="t", timeout=0)]
 
 
@@ -144,8 +144,8 @@ def test_key_prefixes_keep_apps_on_one_redis_apart(redis_url: str) -> None:
     first.publish(mine)
 
     assert _fetch(second) == []
-    assert second.queue_lengths(["celery"]) == {"celery": 0}
-    assert second.purge(["celery"]) == 0
+    assert second.queue_lengths(["celeriac"]) == {"celeriac": 0}
+    assert second.purge(["celeriac"]) == 0
     assert _fetch(first) == [mine.encode()]
     keys = {k.decode() for k in cast("list[bytes]", first.db.client.keys("*"))}
     assert keys and all(k.startswith("app1:celeriac:") for k in keys)

@@ -503,7 +503,7 @@ def test_a_worker_runs_every_good_message_of_a_queue_with_a_damaged_one(
     else:  # its bytes are whole: it ran too
         assert sorted(ran) == list(range(6))
         assert [res.get(timeout=1) for res in results] == list(range(6))
-    assert broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
     app.close()
 
 

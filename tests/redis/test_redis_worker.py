@@ -53,14 +53,14 @@ def test_results_failures_retries_and_revocations(redis_client: Celeriac, redis_
         assert f"broker {redis_url}" in worker.output
         # The revoked message is due a second after it was sent; then it is acked unrun.
         queue = redis_client.broker.queue_lengths
-        assert wait_for(lambda: queue(["celery"]) == {"celery": 0}, 5), worker.output
+        assert wait_for(lambda: queue(["celeriac"]) == {"celeriac": 0}, 5), worker.output
 
 
 def test_priorities_and_queues(redis_client: Celeriac, redis_url: str) -> None:
     low = [redis_client.send_task("jobs.whose_pid", priority=0) for _ in range(3)]
     high = redis_client.send_task("jobs.whose_pid", priority=9)
     other = redis_client.send_task("jobs.add", (1, 1), queue="other")
-    with WorkerProcess(redis_url, "-c", "1", "-Q", "celery"):
+    with WorkerProcess(redis_url, "-c", "1", "-Q", "celeriac"):
         for result in [high, *low]:
             result.get(timeout=10)
         assert other.state == states.PENDING
@@ -75,7 +75,7 @@ def test_purge_from_the_command_line(redis_client: Celeriac, redis_url: str) -> 
         redis_client.send_task("jobs.add", (1, 2))
     out = run_cli(redis_url, "-A", "jobs", "purge", "-f")
     assert out.returncode == 0, out.stderr
-    assert redis_client.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert redis_client.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
 
 
 # -- faults --------------------------------------------------------------------------------------
@@ -118,7 +118,7 @@ def test_two_thousand_tasks_survive_three_worker_kills(
     # most 2 per process (the running task and the next one, taken from its mailbox), 2
     # processes, 3 kills.
     assert sum(counts.values()) - 2000 <= 12
-    assert redis_client.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert redis_client.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
     assert redis_client.broker.dead_letters() == []
 
 
@@ -166,7 +166,7 @@ def test_redis_restarted_with_aof_loses_no_acknowledged_publish(
     assert failed == []
     assert {r.state for r in records.values()} == {states.SUCCESS}
     assert resumed_after < 5.0
-    assert client.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert client.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
     client.close()
 
 
@@ -193,7 +193,7 @@ def test_a_long_task_and_a_countdown_under_a_short_lease_each_run_once(
     # Not early: the task (which takes no time) was recorded a countdown after it was sent.
     assert delayed.date_done is not None
     assert delayed.date_done.timestamp() >= sent + countdown - 0.05
-    assert redis_client.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert redis_client.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}
 
 
 def test_frozen_worker_cannot_overwrite_or_ack_what_another_worker_took(
@@ -217,9 +217,9 @@ def test_frozen_worker_cannot_overwrite_or_ack_what_another_worker_took(
             # outcome and must discard it: the rescuer still holds the message.
             frozen.wait_for("lease was lost", 10)
             assert result.state == states.PENDING
-            assert redis_client.broker.queue_lengths(["celery"]) == {"celery": 1}
+            assert redis_client.broker.queue_lengths(["celeriac"]) == {"celeriac": 1}
             assert result.get(timeout=30)["hostname"].startswith("rescuer@")
     finally:
         frozen.stop()
     assert count_runs(runs) == {result.id: 2}
-    assert redis_client.broker.queue_lengths(["celery"]) == {"celery": 0}
+    assert redis_client.broker.queue_lengths(["celeriac"]) == {"celeriac": 0}

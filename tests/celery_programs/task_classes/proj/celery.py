@@ -2,13 +2,14 @@ import os
 
 from celery import Celery
 
-app = Celery("proj")
-app.conf.task_track_started = True
-app.autodiscover_tasks(["proj"], force=True)
-
 OUT = os.environ["PROGRAM_OUT"]
 
 
 def note(line):
     with open(OUT, "a") as f:
         f.write(line + "\n")
+
+
+app = Celery("proj")
+app.conf.task_track_started = True
+app.autodiscover_tasks(["proj"])
