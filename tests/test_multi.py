@@ -4,18 +4,22 @@ guide runs them: real detached workers on a SQLite broker in the test's folder."
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
+import pwd
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from celeriac import Celeriac
-from celeriac.cli.daemon import expand, pid_alive, read_pid
+from celeriac.cli.daemon import DaemonOptions, expand, pid_alive, read_pid, with_settings
 from celeriac.cli.multi import nodes
-from support.processes import APPS, CELERIAC, environment, run_cli
+from support.processes import APPS, CELERIAC, WorkerProcess, environment, run_cli
+from support.stores import redis_test_url
 from support.waiting import wait_for
 
 HOST = os.uname().nodename
@@ -157,3 +161,60 @@ def test_logfile_and_pidfile_without_detach(
     assert out == err == ""  # everything went to the log
     assert "jobs.add" in logfile.read_text()
     assert not pidfile.exists()
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """Whether a user other than the owner may enter every folder above ``path``."""
+    return all(os.stat(folder).st_mode & 0o001 for folder in path.resolve().parents)
+
+
+def _identity_of_a_worker(*flags: str, run_dir: Path) -> tuple[list[int], str]:
+    prefix = f"multi-{os.getpid()}-{id(run_dir)}:"
+    client = Celeriac("client", broker=redis_test_url())
+    client.conf.broker_transport_options = {"global_keyprefix": prefix}
+    try:
+        with WorkerProcess(
+            redis_test_url(), "-c", "1", *flags, CELERIAC_TEST_KEYPREFIX=prefix
+        ) as worker:
+            return client.send_task("jobs.identity").get(timeout=30), worker.output
+    finally:
+        client.close()
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="switching users needs root")
+def test_gid_and_umask_are_what_tasks_run_with(run_dir: Path) -> None:
+    """An init script starts the worker as root; --gid and --umask hold for its tasks."""
+    nogroup = grp.getgrgid(pwd.getpwnam("nobody").pw_gid)
+    identity, output = _identity_of_a_worker(
+        *("--gid", nogroup.gr_name, "--umask", "027", "--executable", "/usr/bin/python3"),
+        run_dir=run_dir,
+    )
+    assert identity == [0, nogroup.gr_gid, 0o027]
+    assert "--executable /usr/bin/python3 is not used" in output
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="switching users needs root")
+def test_uid_is_what_tasks_run_with(run_dir: Path) -> None:
+    """Its tasks do not run as root: --uid nobody (who must be able to read Python)."""
+    if not _reachable_by_others(Path(sys.base_prefix)):
+        pytest.skip(
+            f"nobody cannot read this Python ({sys.base_prefix}): a folder above is private"
+        )
+    nobody = pwd.getpwnam("nobody")
+    identity, _ = _identity_of_a_worker("--uid", "nobody", run_dir=run_dir)
+    assert identity == [nobody.pw_uid, nobody.pw_gid, 0o022]
+
+
+def test_a_user_that_does_not_exist_is_one_line(sqlite_url: str) -> None:
+    done = run_cli(sqlite_url, "-A", "jobs", "worker", "--uid", "no-such-user-here")
+    assert done.returncode == 1
+    assert done.stderr.strip() == "Error: --uid 'no-such-user-here': no such user"
+
+
+def test_worker_settings_are_the_defaults_of_the_flags() -> None:
+    app = Celeriac("t", broker="memory://", worker_pidfile="/run/%n.pid", worker_umask=0o27)
+    given = DaemonOptions(pidfile="/elsewhere/%n.pid", uid="nobody")
+    assert with_settings(given, app.conf) == DaemonOptions(
+        pidfile="/elsewhere/%n.pid", uid="nobody", umask="0o27"
+    )
+    assert with_settings(DaemonOptions(), app.conf).pidfile == "/run/%n.pid"

@@ -133,8 +133,8 @@ CONTROL = (
     "that every worker reads"
 )
 DAEMON = (
-    "celeriac does not daemonize: run it under systemd, supervisord or a container, which "
-    "handle log files, PID files and users"
+    "celeriac beat does not daemonize (the worker does, with --detach): run it under systemd, "
+    "supervisord or a container, which handle log files, PID files and users"
 )
 CLASSES = "the worker is not assembled from classes; extend it with middleware"
 LOG_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
@@ -490,12 +490,12 @@ TABLE: tuple[CelerySetting, ...] = (
         _moot("worker_consumer", "CELERYD_CONSUMER", CLASSES),
         _moot("worker_timer", "CELERYD_TIMER", CLASSES),
         _moot("worker_agent", "CELERYD_AGENT", CLASSES),
-        _later("worker_logfile", None, DAEMON),
-        _later("worker_pidfile", None, DAEMON),
-        _later("worker_uid", None, DAEMON),
-        _later("worker_gid", None, DAEMON),
-        _later("worker_umask", None, DAEMON),
-        _later("worker_executable", None, DAEMON),
+        _same("worker_logfile", None, "the default of worker --logfile"),
+        _same("worker_pidfile", None, "the default of worker --pidfile"),
+        _same("worker_uid", None, "the default of worker --uid"),
+        _same("worker_gid", None, "the default of worker --gid"),
+        _same("worker_umask", None, "the default of worker --umask"),
+        _same("worker_executable", None, "the default of worker --executable"),
     ),
     *_group("Beat Settings",
         _same("beat_schedule", "CELERYBEAT_SCHEDULE"),

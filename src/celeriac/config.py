@@ -77,7 +77,14 @@ DEFAULTS: dict[str, Any] = {
     "worker_max_memory_per_child": None,  # KiB, as in Celery
     "worker_shutdown_timeout": 30.0,
     "worker_disable_rate_limits": False,  # True: every task's rate_limit is ignored here
-    "worker_direct": False,  # also consume the queue '<node name>.dq', to be sent to by name
+    "worker_direct": False,
+    # The defaults of worker --logfile, --pidfile, --uid, --gid, --umask, --executable.
+    "worker_logfile": None,
+    "worker_pidfile": None,
+    "worker_uid": None,
+    "worker_gid": None,
+    "worker_umask": None,
+    "worker_executable": None,  # also consume the queue '<node name>.dq', to be sent to by name
     # periodic tasks (beat); see docs/design/beat.md
     "beat_schedule": {},
     "beat_max_loop_interval": 5.0,  # seconds between looks at the stored schedule, at most

@@ -103,6 +103,14 @@ def whose_pid():
 
 
 @app.task
+def identity():
+    """The user, group and file mode mask the task runs with."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return [os.getuid(), os.getgid(), mask]
+
+
+@app.task
 def hog_memory(mebibytes):
     """Grow this process by ``mebibytes`` and keep it (a leaky task)."""
     _hoard.append(bytearray(mebibytes * 1024 * 1024))

@@ -8,6 +8,11 @@
 - ``--detach``: the classic double fork. The command returns at once; the worker runs in a new
   session with no terminal, stdin from ``/dev/null``, in the same directory (``--workdir``
   changes it).
+- ``--uid`` / ``--gid`` (names or numbers): the worker drops to that user and group once its
+  log and pidfile are open, so a worker started by root (an init script) does not run tasks
+  as root. ``--umask`` (octal, ``0o22`` or ``022``) applies from the start.
+- ``--executable``: accepted, and one line says it is not used: the detached worker is this
+  same process, forked, not a new program started by name.
 
 Names take Celery's placeholders: ``%n`` the node's name (``w1`` of ``w1@host``), ``%h`` the
 whole node name, ``%d`` the host's domain, ``%i`` / ``%I`` the pool child's index (empty here:
@@ -18,7 +23,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
+import grp
+import logging
 import os
+import pwd
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +41,7 @@ from celeriac.exceptions import ConfigurationError
 from celeriac.worker.options import format_hostname
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("celeriac.worker")
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,63 @@ class DaemonOptions:
     pidfile: str | None = None
     logfile: str | None = None
     workdir: str | None = None
+    uid: str | None = None
+    gid: str | None = None
+    umask: str | None = None
+    executable: str | None = None
+
+
+def with_settings(options: DaemonOptions, conf: Any) -> DaemonOptions:
+    """``options``, with what the command line left out taken from the settings
+    ``worker_logfile``, ``worker_pidfile``, ``worker_uid``, ``worker_gid``, ``worker_umask``
+    and ``worker_executable``, as Celery's worker takes them."""
+    given: dict[str, Any] = {}
+    for name in ("logfile", "pidfile", "uid", "gid", "umask", "executable"):
+        value = getattr(conf, f"worker_{name}", None)
+        if getattr(options, name) is None and value is not None:
+            given[name] = oct(value) if name == "umask" and isinstance(value, int) else str(value)
+    return dataclasses.replace(options, **given) if given else options
+
+
+def _umask(value: str) -> int:
+    try:
+        return int(value.removeprefix("0o"), 8)
+    except ValueError:
+        raise ConfigurationError(f"--umask {value!r} is not an octal number (022, say)") from None
+
+
+def _user(value: str) -> pwd.struct_passwd:
+    try:
+        return pwd.getpwuid(int(value)) if value.isdigit() else pwd.getpwnam(value)
+    except KeyError:
+        raise ConfigurationError(f"--uid {value!r}: no such user") from None
+
+
+def _group(value: str) -> int:
+    try:
+        return int(value) if value.isdigit() else grp.getgrnam(value).gr_gid
+    except KeyError:
+        raise ConfigurationError(f"--gid {value!r}: no such group") from None
+
+
+def _drop_privileges(uid: str | None, gid: str | None) -> None:
+    """Become ``uid`` (and ``gid``, else that user's own group): the group first, while this
+    process may still change it, and the supplementary groups with it."""
+    if uid is None and gid is None:
+        return
+    user = _user(uid) if uid is not None else None
+    group = _group(gid) if gid is not None else (user.pw_gid if user else None)
+    try:
+        if group is not None:
+            if user is not None:
+                os.initgroups(user.pw_name, group)
+            else:
+                os.setgroups([group])
+            os.setgid(group)
+        if user is not None:
+            os.setuid(user.pw_uid)
+    except PermissionError as exc:
+        raise ConfigurationError(f"cannot switch to --uid/--gid: {exc}") from exc
 
 
 def expand(pattern: str, nodename: str) -> str:
@@ -159,6 +226,13 @@ def daemonize(options: DaemonOptions, hostname: str | None) -> None:
             cannot be used.
     """
     nodename = format_hostname(hostname)
+    if options.umask is not None:
+        os.umask(_umask(options.umask))
+    if options.executable is not None:
+        log.info(
+            "--executable %s is not used: a detached worker is this process, forked",
+            options.executable,
+        )
     pidfile = Path(expand(options.pidfile, nodename)).absolute() if options.pidfile else None
     if pidfile is not None:
         check_pidfile(pidfile)
@@ -174,16 +248,22 @@ def daemonize(options: DaemonOptions, hostname: str | None) -> None:
     _redirect(log_fd, options.detach)
     if pidfile is not None:
         write_pidfile(pidfile)
+    _drop_privileges(options.uid, options.gid)
 
 
 def daemon_options(fn: F) -> F:
-    """Add ``--detach``, ``--pidfile``, ``--logfile`` and ``--workdir`` to a command, passed to
-    it as one ``daemon: DaemonOptions`` argument."""
+    """Add ``--detach``, ``--pidfile``, ``--logfile``, ``--workdir``, ``--uid``, ``--gid``,
+    ``--umask`` and ``--executable`` to a command, passed to it as one ``daemon:
+    DaemonOptions`` argument."""
 
     @click.option("--detach", is_flag=True, help="Run in the background, as a daemon.")
     @click.option("--pidfile", help="Write the process id here (%n: node name).")
     @click.option("--logfile", help="Send the output here, appended (%n: node name).")
     @click.option("--workdir", help="Change to this directory (with --detach, say).")
+    @click.option("--uid", help="Run as this user (name or number) once the files are open.")
+    @click.option("--gid", help="Run as this group (name or number).")
+    @click.option("--umask", help="The file mode mask, in octal (022).")
+    @click.option("--executable", help="Accepted for Celery's sake; not used.")
     @wraps(fn)
     def wrapper(
         *args: Any,
@@ -191,9 +271,22 @@ def daemon_options(fn: F) -> F:
         pidfile: str | None,
         logfile: str | None,
         workdir: str | None,
+        uid: str | None,
+        gid: str | None,
+        umask: str | None,
+        executable: str | None,
         **kwargs: Any,
     ) -> Any:
-        daemon = DaemonOptions(detach=detach, pidfile=pidfile, logfile=logfile, workdir=workdir)
+        daemon = DaemonOptions(
+            detach=detach,
+            pidfile=pidfile,
+            logfile=logfile,
+            workdir=workdir,
+            uid=uid,
+            gid=gid,
+            umask=umask,
+            executable=executable,
+        )
         return fn(*args, daemon=daemon, **kwargs)
 
     return wrapper  # type: ignore[return-value]

@@ -17,7 +17,7 @@ from celeriac.beat import embedded_beat
 from celeriac.cli.beat import beat as beat_command
 from celeriac.cli.beat import schedule as schedule_command
 from celeriac.cli.common import app_of, json_argument, one_line_errors
-from celeriac.cli.daemon import DaemonOptions, daemon_options, daemonize
+from celeriac.cli.daemon import DaemonOptions, daemon_options, daemonize, with_settings
 from celeriac.cli.dag import dag as dag_command
 from celeriac.cli.logs import LEVELS, setup_logging
 from celeriac.cli.multi import multi
@@ -74,7 +74,9 @@ def worker(
     setup_logging(loglevel)
     app.import_task_modules()
     flags.import_modules()
-    daemonize(daemon, hostname)  # after the checks above, so their errors reach the terminal
+    daemonize(
+        with_settings(daemon, app.conf), hostname
+    )  # after the checks above, so their errors reach the terminal
     options = WorkerOptions(
         concurrency=concurrency,
         queues=tuple(q.strip() for q in queues.split(",") if q.strip()),
