@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from celeriac import Celeriac, states
@@ -113,3 +115,25 @@ def test_unknown_task_is_dead_lettered_and_worker_keeps_going(
     assert unknown.state == states.FAILURE
     (letter,) = client.broker.dead_letters()
     assert "jobs.no_such_task" in letter.reason
+
+
+def test_celerys_global_options(tmp_path: Path, sqlite_url: str, client: Celeriac) -> None:
+    """``--workdir`` and ``--config`` work; ``-q``, ``--no-color``, ``--skip-checks`` and
+    ``--loader`` (with one line) are accepted, as a Celery unit file passes them."""
+    (tmp_path / "wd_tasks.py").write_text("from celeriac import Celery\napp = Celery('wd')\n")
+    (tmp_path / "wd_config.py").write_text("task_default_queue = 'elsewhere'\n")
+    done = run_cli(
+        sqlite_url,
+        *("--workdir", str(tmp_path), "-A", "wd_tasks", "--config", "wd_config"),
+        *("-q", "--no-color", "--skip-checks", "--loader", "default"),
+        *("call", "wd.add", "--args", "[1, 2]"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "--loader default is not used: celeriac has no loaders\n"
+    assert client.broker.queue_lengths(["elsewhere"]) == {"elsewhere": 1}
+
+
+def test_a_workdir_that_does_not_exist_is_one_line(tmp_path: Path, sqlite_url: str) -> None:
+    done = run_cli(sqlite_url, "--workdir", str(tmp_path / "nowhere"), "-A", "jobs", "purge", "-f")
+    assert done.returncode != 0
+    assert "nowhere" in done.stderr and "Traceback" not in done.stderr

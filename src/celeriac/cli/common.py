@@ -30,7 +30,7 @@ def one_line_errors(fn: F) -> F:
 
 
 def app_of(ctx: click.Context) -> Celeriac:
-    """The app that ``-A`` names (found once per command), with ``-b`` and
+    """The app that ``-A`` names (found once per command), with ``--config``, ``-b`` and
     ``--result-backend`` applied.
 
     Raises:
@@ -43,6 +43,8 @@ def app_of(ctx: click.Context) -> Celeriac:
         if not reference:
             raise click.UsageError("name your app with -A module[:app] (for example -A tasks)")
         app = find_app(reference)
+        if state.get("config"):
+            app.config_from_object(state["config"])
         if state.get("broker"):
             app.conf.broker_url = state["broker"]
         if state.get("backend"):

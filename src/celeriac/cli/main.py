@@ -8,6 +8,7 @@ status 1, never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -30,11 +31,37 @@ from celeriac.worker import POOLS, WorkerOptions, run_worker
 @click.option("-A", "--app", "reference", metavar="MODULE[:APP]", help="Where the app is.")
 @click.option("-b", "--broker", help="Broker URL (overrides the app's broker_url).")
 @click.option("--result-backend", "backend", help="Result backend URL.")
+@click.option("--config", metavar="MODULE", help="Load settings from this module too.")
+@click.option("--workdir", type=click.Path(file_okay=False), help="Change to this folder first.")
+@click.option("-q", "--quiet", is_flag=True, help="Accepted: celeriac prints no banner.")
+@click.option("--no-color", is_flag=True, help="Accepted: celeriac's output has no colour.")
+@click.option("--skip-checks", is_flag=True, help="Accepted: celeriac runs no Django checks.")
+@click.option("--loader", help="Accepted for Celery's sake: not used (one line says so).")
 @click.version_option(__version__, prog_name="celeriac")
 @click.pass_context
-def cli(ctx: click.Context, reference: str | None, broker: str | None, backend: str | None) -> None:
+def cli(
+    ctx: click.Context,
+    reference: str | None,
+    broker: str | None,
+    backend: str | None,
+    config: str | None,
+    workdir: str | None,
+    quiet: bool,
+    no_color: bool,
+    skip_checks: bool,
+    loader: str | None,
+) -> None:
     """celeriac: a distributed task queue with Celery's API."""
-    ctx.ensure_object(dict).update(reference=reference, broker=broker, backend=backend)
+    if workdir:
+        try:
+            os.chdir(workdir)
+        except OSError as exc:
+            raise click.ClickException(f"cannot use --workdir {workdir!r}: {exc}") from None
+    if loader:
+        click.echo(f"--loader {loader} is not used: celeriac has no loaders", err=True)
+    ctx.ensure_object(dict).update(
+        reference=reference, broker=broker, backend=backend, config=config
+    )
 
 
 @cli.command()
