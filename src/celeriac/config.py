@@ -44,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "result_expires": 86400.0,
     # what a task call becomes
     "task_routes": None,
+    "task_annotations": None,
     "task_queues": None,  # Queue objects (celeriac.queues); a route may name one by routing_key
     "task_default_queue": "celeriac",
     "task_default_priority": 0,

@@ -154,14 +154,14 @@ def test_a_config_of_old_names_only(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_moot_and_not_yet_are_kept_and_read_back(mem: Celeriac) -> None:
-    assert mem.conf.task_annotations is None
-    mem.conf.task_annotations = {"*": {"rate_limit": "10/s"}}
+    assert mem.conf.task_store_errors_even_if_ignored is None
+    mem.conf.task_store_errors_even_if_ignored = True
     mem.conf.CELERY_SEND_EVENTS = True
-    assert mem.conf.task_annotations == {"*": {"rate_limit": "10/s"}}
+    assert mem.conf.task_store_errors_even_if_ignored is True
     assert mem.conf.worker_send_task_events is True
     assert mem.conf["task_reject_on_worker_lost"] is None
-    del mem.conf["task_annotations"]
-    assert mem.conf.task_annotations is None
+    del mem.conf["task_store_errors_even_if_ignored"]
+    assert mem.conf.task_store_errors_even_if_ignored is None
 
 
 def test_moot_is_said_once_at_info_and_not_yet_once_at_warning(
@@ -169,7 +169,9 @@ def test_moot_is_said_once_at_info_and_not_yet_once_at_warning(
 ) -> None:
     caplog.set_level(logging.INFO, "celeriac.config")
     mem.conf.update(
-        CELERY_REJECT_ON_WORKER_LOST=True, worker_send_task_events=True, task_annotations={}
+        CELERY_REJECT_ON_WORKER_LOST=True,
+        worker_send_task_events=True,
+        task_store_errors_even_if_ignored=True,
     )
     for _ in range(3):
         mem.check()
@@ -184,10 +186,10 @@ def test_moot_is_said_once_at_info_and_not_yet_once_at_warning(
     assert level == logging.WARNING
     assert "worker_send_task_events (CELERY_SEND_EVENTS) is not supported yet" in events
     assert f'"Events" under Settings in {GUIDE}' in events
-    level, annotations = logged["task_annotations"]
+    level, errors = logged["task_store_errors_even_if_ignored"]
     assert level == logging.WARNING
-    assert f'"Task settings" under Settings in {GUIDE}' in annotations
-    Celeriac("another", broker="memory://another", task_annotations={}).check()
+    assert f'"Task execution settings" under Settings in {GUIDE}' in errors
+    Celeriac("another", broker="memory://another", worker_send_task_events=True).check()
     assert len(notes_logged(caplog)) == 3  # once a process, not once an app
 
 

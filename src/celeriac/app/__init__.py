@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
+from celeriac.annotations import annotate
 from celeriac.app.discovery import Discovery, Packages
 from celeriac.backends import ResultBackend, create_backend
 from celeriac.brokers import Broker, create_broker
@@ -345,6 +346,8 @@ class Celeriac:
                 return
             self._finalized = True
             self._discovery.run()
+            for task in list(self.tasks.values()):  # those defined before the configuration
+                annotate(task, self.conf.task_annotations)
             self.tasks.setdefault(
                 APPLY_SCHEDULED, Task(apply_scheduled, self, name=APPLY_SCHEDULED, bind=True)
             )
@@ -409,6 +412,7 @@ class Celeriac:
         def register(function: Callable[..., Any]) -> _Task[Any, Any]:
             base: type[_Task[Any, Any]] = options.pop("base", None) or self.Task
             task = base(function, self, bind=bind, **options)
+            annotate(task, self.conf.task_annotations)
             self.tasks[task.name] = task
             return task
 
@@ -417,7 +421,12 @@ class Celeriac:
         return register
 
     def register_task(self, task: _Task[Any, Any]) -> _Task[Any, Any]:
-        """Add an existing task object to the registry under its name."""
+        """Add an existing task object to the registry under its name.
+
+        Raises:
+            ConfigurationError: ``task_annotations`` gives it something it cannot take.
+        """
+        annotate(task, self.conf.task_annotations)
         self.tasks[task.name] = task
         return task
 

@@ -4,5 +4,5 @@ result_serializer = "json"
 accept_content = ["json"]
 timezone = "Europe/Oslo"
 enable_utc = True
-task_annotations = {"tasks.add": {"rate_limit": "10/m"}}
+task_annotations = {"tasks.add": {"rate_limit": "100/m"}}
 broker_connection_retry_on_startup = True
