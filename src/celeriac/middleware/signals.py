@@ -171,13 +171,7 @@ class CelerySignals(Middleware):
         message = held.message
         if message is None or not signals.task_received.has_receivers():
             return
-        request = request_for(
-            message,
-            hostname=worker.hostname,
-            queue=held.delivery.queue,
-            attempt=held.delivery.attempt,
-        )
-        signals.task_received.send(sender=worker, request=request)
+        signals.task_received.send(sender=worker, request=_request(worker, held, message))
 
     def after_settle(self, worker: Worker, held: Held) -> None:
         """``task_revoked``, for a message revoked, expired or terminated."""
@@ -186,12 +180,7 @@ class CelerySignals(Middleware):
             return
         if not signals.task_revoked.has_receivers():
             return
-        request = request_for(
-            message,
-            hostname=worker.hostname,
-            queue=held.delivery.queue,
-            attempt=held.delivery.attempt,
-        )
+        request = _request(worker, held, message)
         signals.task_revoked.send(
             sender=worker.app.tasks.get(message.task, message.task),
             request=request,
@@ -252,3 +241,11 @@ class CelerySignals(Middleware):
     def beat_start(self, beat: Beat) -> None:
         """``beat_init``."""
         signals.beat_init.send(sender=beat)
+
+
+def _request(worker: Worker, held: Held, message: Message) -> Request:
+    """The request a held message's task runs (or would have run) with, for a signal."""
+    delivery = held.delivery
+    return request_for(
+        message, hostname=worker.hostname, queue=delivery.queue, attempt=delivery.attempt
+    )
