@@ -16,11 +16,11 @@ import pytest
 def celery_config():
     return {"task_compression": "zlib", "result_compression": "gzip"}
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def celery_includes():
     return ["proj_tasks"]
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def celery_worker_parameters():
     return {"pool": "threads", "concurrency": 2, "shutdown_timeout": 5}
 """
@@ -76,6 +76,20 @@ def test_start_worker_as_a_context_manager():
         assert hello.delay("world").get(timeout=10) == "hello world"
         assert "celery.ping" in app.tasks
     assert worker._stopping
+
+
+SESSION_WORKERS = set()
+
+
+def test_a_session_worker(celery_session_app, celery_session_worker):
+    SESSION_WORKERS.add(id(celery_session_worker))
+    assert celery_session_app.send_task("proj_tasks.mul", (2, 3)).get(timeout=10) == 6
+
+
+def test_the_same_session_worker(celery_session_app, celery_session_worker):
+    SESSION_WORKERS.add(id(celery_session_worker))
+    assert SESSION_WORKERS == {id(celery_session_worker)}
+    assert celery_session_app.send_task("proj_tasks.mul", (3, 3)).get(timeout=10) == 9
 """
 
 
@@ -92,4 +106,4 @@ def test_celerys_fixtures_in_a_users_suite(tmp_path: Path) -> None:
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)},
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "4 passed" in run.stdout
+    assert "6 passed" in run.stdout

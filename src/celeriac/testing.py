@@ -30,6 +30,9 @@ And Celery's fixtures, under Celery's names, for a suite that moves from Celery 
 ``celery_worker``
     A real worker for ``celery_app`` running in a thread (``start_worker``): a task sent with
     ``delay()`` runs, and ``.get(timeout=10)`` waits for it.
+``celery_session_app``, ``celery_session_worker``
+    The same, one for the whole session (so, as in Celery, the four fixtures above that they
+    use are session-scoped, and overrides of them must be too).
 """
 
 from __future__ import annotations
@@ -100,29 +103,40 @@ def celeriac_worker(celeriac_app: Celeriac) -> Iterator[Worker]:
 
 
 # -- Celery's fixtures ---------------------------------------------------------------------------
-@pytest.fixture
+@pytest.fixture(scope="session")
 def celery_config() -> Mapping[str, Any]:
     """The settings of ``celery_app``; override it to give your own."""
     return {}
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def celery_parameters() -> Mapping[str, Any]:
     """The arguments of ``celery_app``'s constructor; override it to give your own."""
     return {}
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def celery_includes() -> Sequence[str]:
     """Task modules that ``celery_app`` imports before ``celery_worker`` starts."""
     return ()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def celery_worker_parameters() -> Mapping[str, Any]:
     """The arguments of ``start_worker`` for ``celery_worker`` (``pool``, ``concurrency``,
     ``perform_ping_check``, ``shutdown_timeout``...)."""
     return {}
+
+
+def _test_app(
+    config: Mapping[str, Any], parameters: Mapping[str, Any], includes: Sequence[str]
+) -> Celeriac:
+    from celeriac.contrib.testing.app import TestApp
+
+    app = TestApp(config=config, set_as_current=True, **parameters)
+    for module in includes:
+        importlib.import_module(module)
+    return app
 
 
 @pytest.fixture
@@ -133,15 +147,36 @@ def celery_app(
 ) -> Iterator[Celeriac]:
     """An app built from ``celery_config`` and ``celery_parameters``, made the current app;
     see the module docstring."""
-    from celeriac.contrib.testing.app import TestApp
-
-    app = TestApp(config=celery_config, set_as_current=True, **celery_parameters)
-    for module in celery_includes:
-        importlib.import_module(module)
+    app = _test_app(celery_config, celery_parameters, celery_includes)
     try:
         yield app
     finally:
         app.close()
+
+
+@pytest.fixture(scope="session")
+def celery_session_app(
+    celery_config: Mapping[str, Any],
+    celery_parameters: Mapping[str, Any],
+    celery_includes: Sequence[str],
+) -> Iterator[Celeriac]:
+    """``celery_app``, one for the whole test session."""
+    app = _test_app(celery_config, celery_parameters, celery_includes)
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+@pytest.fixture(scope="session")
+def celery_session_worker(
+    celery_session_app: Celeriac, celery_worker_parameters: Mapping[str, Any]
+) -> Iterator[Worker]:
+    """A real worker for ``celery_session_app`` in a thread, for the whole test session."""
+    from celeriac.contrib.testing.worker import start_worker
+
+    with start_worker(celery_session_app, **celery_worker_parameters) as worker:
+        yield worker
 
 
 @pytest.fixture
