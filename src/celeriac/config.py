@@ -349,18 +349,26 @@ def _setting_of(key: str, prefix: str) -> tuple[str, bool] | None:
     return (row.name, True) if row is not None else None
 
 
+TYPO = 0.8  # how alike a config object's name and a setting's must be for a misspelling
+
+
 def _check_ignored(key: str, prefix: str, notes: dict[str, Note]) -> None:
-    """Raise for an attribute that must be a setting but names none (a misspelling); note one
-    that looks like Celery's but is ignored, as Celery ignores it.
+    """Raise for an attribute that names no setting but is spelled almost like one (a
+    misspelling); note one that names none and is like none (a project's own: Django's
+    ``CELERY_ENABLED``, a helper value in a config module), which Celery reads and never uses;
+    note one that looks like Celery's but is ignored, as Celery ignores it.
 
     Raises:
-        ConfigurationError: a lowercase attribute (with a namespace: a prefixed one) that
-            names no setting.
+        ConfigurationError: a lowercase attribute (with a namespace: a prefixed one) a letter
+            or two from a setting's name.
     """
-    if prefix and key.startswith(prefix):
-        raise _unknown(key, KNOWN, prefix)
-    if not prefix and key == key.lower():
-        raise _unknown(key, KNOWN)
+    if (prefix and key.startswith(prefix)) or (not prefix and key == key.lower()):
+        wanted = key[len(prefix) :].lower()
+        if difflib.get_close_matches(wanted, KNOWN, n=1, cutoff=TYPO):
+            raise _unknown(key, KNOWN, prefix)
+        text = f"{key} is ignored: it names no setting of Celery's or celeriac's"
+        notes[key] = Note(key, logging.WARNING, text)
+        return
     note = _ignored_note(key, prefix)
     if note is not None:
         notes[key] = note

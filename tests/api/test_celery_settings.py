@@ -241,6 +241,22 @@ def test_an_unknown_name_is_an_error_with_the_nearest_name(mem: Celeriac) -> Non
         mem.config_from_object(SimpleNamespace(result_extend=True))
 
 
+def test_a_projects_own_names_in_a_config_object_are_ignored_with_a_warning(
+    mem: Celeriac, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Celery reads whatever a config object holds; a project's own ``CELERY_ENABLED`` or a
+    module's helper value must not stop it. Only a near-miss of a setting is an error."""
+    caplog.set_level(logging.INFO, "celeriac.config")
+    settings = SimpleNamespace(CELERY_ENABLED=True, CELERY_TASK_ALWAYS_EAGER=True)
+    mem.config_from_object(settings, namespace="CELERY")
+    mem.config_from_object(SimpleNamespace(base_dir="/srv/project", timezone="UTC"))
+    mem.check()
+    assert mem.conf.task_always_eager is True
+    logged = dict((text.split()[0], level) for level, text in notes_logged(caplog))
+    assert logged["CELERY_ENABLED"] == logged["base_dir"] == logging.WARNING
+    assert any("base_dir is ignored: it names no setting" in t for _, t in notes_logged(caplog))
+
+
 # -- Django's namespace ------------------------------------------------------------------------
 def test_django_settings_with_the_namespace(mem: Celeriac) -> None:
     settings = SimpleNamespace(
