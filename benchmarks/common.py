@@ -46,6 +46,7 @@ class Row:
     scenario: str
     samples: dict[str, list[float]]
     digits: int = 0
+    ratios: bool = True  # False where a ratio means nothing (a peer that barely uses a command)
 
 
 @dataclass
@@ -294,7 +295,7 @@ def _cells(report: Report) -> tuple[list[str], list[list[str]]]:
     body = [
         [row.scenario]
         + [_cell(row.samples.get(peer, []), row.digits) for peer in report.peers]
-        + [_ratio(row, first, other) for other in others]
+        + [_ratio(row, first, other) if row.ratios else "-" for other in others]
         for row in report.rows
     ]
     return head, body

@@ -14,7 +14,9 @@ Scenarios, each repeated ``--repeat`` times with the peers interleaved:
    has no group). For celeriac also the ``publish_many`` alone, of ``N`` messages built
    beforehand: the broker's share of a group publish.
 2. throughput: ``N`` no-op tasks queued first; then the worker starts. Tasks/s from the start
-   command to the last stored result.
+   command to the last stored result; and CPU per task over the same span (``benchmarks/cpu.py``):
+   the worker's main process, its children, the Redis server (``INFO cpu``) and the commands it
+   spent the most time executing (``INFO commandstats``).
 3. latency: ``--calls`` sequential ``delay(x).get()`` against a warm worker, after ``--warmup``
    calls (p50, p99). Huey uses its notifying result wait (``notify_result=True``).
 4. sleepers: 2,000 tasks that sleep 10 ms, sent as one group to the warm worker; tasks/s from
@@ -37,6 +39,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from benchmarks import cpu
 from benchmarks.common import (
     APPS_DIR,
     BenchmarkError,
@@ -266,9 +269,10 @@ class Database:
 
 @dataclass
 class Samples:
-    """Every measurement, per scenario and peer."""
+    """Every measurement, per scenario and peer; the throughput runs' CPU per peer."""
 
     values: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    cpu_per_task: dict[str, list[cpu.CpuSample]] = field(default_factory=dict)
 
     def add(self, scenario: str, peer: str, value: float) -> None:
         """Record one sample."""
@@ -300,8 +304,9 @@ def prebuilt(peer: Peer, db: Database, tasks: int) -> float:
         db.flush()
 
 
-def throughput(peer: Peer, db: Database, workdir: Path, tasks: int) -> float:
-    """Tasks per second, from the worker's start command to the last stored result.
+def throughput(peer: Peer, db: Database, workdir: Path, tasks: int) -> tuple[float, cpu.CpuSample]:
+    """Tasks per second, from the worker's start command to the last stored result, and the
+    CPU per task that the worker and the Redis server spent over the same span.
 
     Raises:
         BenchmarkError: the worker exited or did not finish in time.
@@ -310,6 +315,7 @@ def throughput(peer: Peer, db: Database, workdir: Path, tasks: int) -> float:
     try:
         client.enqueue(tasks, group=client.can_group)
         with peer.worker(db.url, workdir / f"{peer.name}-throughput.log") as worker:
+            before = cpu.RedisCpu.read(db.redis)
             started = worker.start()
             done = wait_until(
                 lambda: client.finished(tasks),
@@ -318,7 +324,9 @@ def throughput(peer: Peer, db: Database, workdir: Path, tasks: int) -> float:
                 interval=POLL_INTERVAL,
                 what=f"storing all {tasks} results",
             )
-        return tasks / (done - started)
+            used = cpu.process_cpu(worker.pid)  # before the worker stops: its children exit
+            redis_used = cpu.RedisCpu.read(db.redis).since(before)
+        return tasks / (done - started), cpu.CpuSample.of(tasks, used, redis_used)
     finally:
         client.close()
         db.flush()
@@ -349,6 +357,7 @@ def warm(peer: Peer, db: Database, workdir: Path, options: RunOptions, samples: 
         with peer.worker(db.url, workdir / f"{peer.name}-warm.log", **notify) as worker:
             worker.start()
             _round_trip(client, worker, -1, START_TIMEOUT)
+            samples.add("startup", peer.name, 1000 * sum(cpu.process_cpu(worker.pid)))
             for value in range(options.warmup_calls - 1):
                 _round_trip(client, worker, value, CALL_TIMEOUT)
             for value in range(options.calls):
@@ -384,12 +393,19 @@ ROWS = (
     ("p99", "round trip p99 (ms, lower is better)", 2),
     ("sleepers", f"{SLEEPERS} tasks of {SLEEP * 1000:.0f} ms (tasks/s, ideal 200)", 1),
     ("memory", "idle memory, PSS of worker tree (MiB, lower is better)", 1),
+    ("startup", "worker start-up to its first result, CPU of tree (ms)", 0),
 )
 
 
 def _rows(samples: Samples) -> list[Row]:
-    """One row per scenario, a column per peer (ratios: celeriac / each other peer)."""
-    return [Row(label, samples.values.get(key, {}), digits) for key, label, digits in ROWS]
+    """One row per scenario, a column per peer (ratios: celeriac / each other peer); the CPU
+    per task right under the throughput it was measured with."""
+    rows = []
+    for key, label, digits in ROWS:
+        rows.append(Row(label, samples.values.get(key, {}), digits))
+        if key == "throughput":
+            rows += cpu.rows(samples.cpu_per_task)
+    return rows
 
 
 def _settings(options: RunOptions, tasks: int, url: str, load: str) -> list[str]:
@@ -403,6 +419,10 @@ def _settings(options: RunOptions, tasks: int, url: str, load: str) -> list[str]
         " notify_result=True for the round trips)",
         "throughput: N no-op tasks queued first; timed from the worker start command to the"
         f" last stored result (polled every {POLL_INTERVAL * 1000:.0f} ms)",
+        "CPU per task: over the throughput run, start-up included (see the start-up row); main"
+        " process and children from /proc (children: live descendants + reaped); Redis: INFO"
+        " cpu used_cpu_sys+used_cpu_user of the whole server (this process's polling"
+        " included), and INFO commandstats usec of each peer's top 3 commands",
         f"round trips: {options.calls} sequential delay(x).get() after {options.warmup_calls}"
         " warm-up calls; sleepers: sent as one group (Huey: one by one) to the warm worker",
     ]
@@ -431,8 +451,9 @@ def run(options: RunOptions, workdir: Path) -> Report:
                         samples.add(key, peer.name, rate)
                 if peer.name == "celeriac":
                     samples.add("publish_many", peer.name, prebuilt(peer, db, tasks))
-                rate = throughput(peer, db, workdir, tasks)
+                rate, used = throughput(peer, db, workdir, tasks)
                 samples.add("throughput", peer.name, rate)
+                samples.cpu_per_task.setdefault(peer.name, []).append(used)
                 warm(peer, db, workdir, options, samples)
                 _progress(
                     f"redis {repetition}/{options.repeat} {peer.name}: "
@@ -441,6 +462,8 @@ def run(options: RunOptions, workdir: Path) -> Report:
                         for k, v in samples.values.items()
                         if peer.name in v
                     )
+                    + f"; CPU µs/task: main {used.main:.0f}, children {used.children:.0f},"
+                    f" Redis {used.redis or 0:.0f}"
                 )
     finally:
         db.flush()

@@ -6,7 +6,8 @@ repetition gets a fresh database file; peers alternate (celeriac, huey, celeriac
 - throughput: ``--tasks`` no-op calls are enqueued while no worker runs (not timed), then the
   worker is started. Timed from the start command to the moment the last result is stored, as
   seen by polling the result store from this process every 20 ms. Worker start-up is included;
-  the "start to first result" row shows how much of the time it is.
+  the "start to first result" row shows how much of the time it is. Over the same span, the
+  CPU per task of the worker's main process and of its children (``benchmarks/cpu.py``).
 - latency: ``--calls`` sequential ``delay(x).get()`` round trips against a warm worker, after
   ``--warmup`` calls; p50 and p99.
 - idle memory and CPU: PSS of the worker's whole process tree after the round trips, then the
@@ -31,6 +32,7 @@ from typing import Any, Protocol
 import huey.exceptions
 
 import celeriac
+from benchmarks import cpu
 from benchmarks.common import (
     APPS_DIR,
     BenchmarkError,
@@ -231,8 +233,11 @@ def _progress(text: str) -> None:
 
 
 # -- scenarios -----------------------------------------------------------------------------------
-def throughput(peer: Peer, workdir: Path, run: int, tasks: int) -> tuple[float, float]:
-    """Tasks per second from worker start to the last stored result, and ms to the first.
+def throughput(
+    peer: Peer, workdir: Path, run: int, tasks: int
+) -> tuple[float, float, cpu.CpuSample]:
+    """Tasks per second from worker start to the last stored result, ms to the first, and the
+    worker's CPU per task over the run.
 
     Raises:
         BenchmarkError: the worker exited or did not finish in time.
@@ -257,10 +262,11 @@ def throughput(peer: Peer, workdir: Path, run: int, tasks: int) -> tuple[float, 
                 interval=POLL_INTERVAL,
                 what=f"storing all {tasks} results",
             )
+            used = cpu.process_cpu(worker.pid)  # before the worker stops: its children exit
     finally:
         client.close()
         _remove_database(db_path)
-    return tasks / (done - started), (first - started) * 1000
+    return tasks / (done - started), (first - started) * 1000, cpu.CpuSample.of(tasks, used)
 
 
 def _round_trip(client: Client, worker: WorkerProcess, value: int, timeout: float) -> None:
@@ -297,6 +303,7 @@ class LatencySample:
     p99: float
     pss_mib: float
     idle_cpu_percent: float
+    startup_cpu_ms: float
 
 
 def _idle_footprint(worker: WorkerProcess) -> tuple[float, float]:
@@ -321,6 +328,7 @@ def latency(peer: Peer, workdir: Path, run: int, options: RunOptions) -> Latency
         with peer.worker(db_path, workdir / f"{peer.name}-latency-{run}.log") as worker:
             worker.start()
             _round_trip(client, worker, -1, START_TIMEOUT)  # waits for the worker to come up
+            startup = 1000 * sum(cpu.process_cpu(worker.pid))
             for value in range(options.warmup_calls - 1):
                 _round_trip(client, worker, value, CALL_TIMEOUT)
             for value in range(options.calls):
@@ -331,7 +339,7 @@ def latency(peer: Peer, workdir: Path, run: int, options: RunOptions) -> Latency
     finally:
         client.close()
         _remove_database(db_path)
-    return LatencySample(percentile(times, 50), percentile(times, 99), memory, idle_cpu)
+    return LatencySample(percentile(times, 50), percentile(times, 99), memory, idle_cpu, startup)
 
 
 # -- the suite -----------------------------------------------------------------------------------
@@ -356,6 +364,8 @@ def _settings(options: RunOptions) -> list[str]:
         f"throughput: {options.tasks} no-op tasks enqueued first; timed from the worker start"
         f" command to the last stored result (result store polled every"
         f" {POLL_INTERVAL * 1000:.0f} ms)",
+        "CPU per task: over the throughput run, start-up included (see the start-up row); the"
+        " main process and its children (live descendants + reaped) from /proc",
         f"latency:    {options.calls} sequential delay(x).get() after {options.warmup_calls}"
         " warm-up calls; huey: Result.get(blocking=True, backoff=1.0,"
         f" max_delay={HUEY_POLL}), i.e. a check every {HUEY_POLL * 1000:.0f} ms",
@@ -371,13 +381,18 @@ def run(options: RunOptions, workdir: Path) -> Report:
         BenchmarkError: a peer crashed, hung or answered wrongly.
     """
     rate, first = _samples(PEERS), _samples(PEERS)
-    p50, p99, memory, idle = (_samples(PEERS) for _ in range(4))
+    used: dict[str, list[cpu.CpuSample]] = {peer.name: [] for peer in PEERS}
+    p50, p99, memory, idle, startup = (_samples(PEERS) for _ in range(5))
     for run_number in range(1, options.repeat + 1):
         for peer in PEERS:
-            per_second, first_ms = throughput(peer, workdir, run_number, options.tasks)
+            per_second, first_ms, spent = throughput(peer, workdir, run_number, options.tasks)
             rate[peer.name].append(per_second)
             first[peer.name].append(first_ms)
-            _progress(f"throughput {run_number}/{options.repeat} {peer.name}: {per_second:.0f}/s")
+            used[peer.name].append(spent)
+            _progress(
+                f"throughput {run_number}/{options.repeat} {peer.name}: {per_second:.0f}/s;"
+                f" CPU µs/task: main {spent.main:.0f}, children {spent.children:.0f}"
+            )
     for run_number in range(1, options.repeat + 1):
         for peer in PEERS:
             sample = latency(peer, workdir, run_number, options)
@@ -385,6 +400,7 @@ def run(options: RunOptions, workdir: Path) -> Report:
             p99[peer.name].append(sample.p99)
             memory[peer.name].append(sample.pss_mib)
             idle[peer.name].append(sample.idle_cpu_percent)
+            startup[peer.name].append(sample.startup_cpu_ms)
             _progress(
                 f"latency {run_number}/{options.repeat} {peer.name}: p50 {sample.p50:.2f} ms,"
                 f" p99 {sample.p99:.2f} ms, PSS {sample.pss_mib:.1f} MiB,"
@@ -397,10 +413,12 @@ def run(options: RunOptions, workdir: Path) -> Report:
         settings=_settings(options),
         rows=[
             Row("throughput (tasks/s, higher is better)", rate),
+            *cpu.rows(used),
             Row("start to first result (ms)", first),
             Row("round trip p50 (ms)", p50, digits=2),
             Row("round trip p99 (ms)", p99, digits=2),
             Row("idle memory, PSS of tree (MiB)", memory, digits=1),
             Row("idle CPU of tree (% of one core)", idle, digits=1),
+            Row("worker start-up to its first result, CPU of tree (ms)", startup),
         ],
     )
