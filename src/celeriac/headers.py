@@ -10,13 +10,19 @@ message costs a handful of checks.
 
 ``workflow`` is checked to the depth the worker reads it (``canvas.plan`` lists its entries);
 what is inside a signature is checked where it is used.
+
+:func:`encode_header` writes the header line: by orjson when that gives the very bytes of
+``json`` (compact, ASCII), which it does for a usual header; by ``json`` otherwise.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import orjson
 
 from celeriac.compression import WIRE_NAMES
 from celeriac.exceptions import MalformedMessage
@@ -152,3 +158,40 @@ def check_header(header: dict[str, Any]) -> None:
             check, what = rule
             if not check(value):
                 raise _refuse("workflow entry", name, value, what)
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+_SCALARS = (str, int, bool, type(None))
+
+
+def _same_with_orjson(value: Any) -> bool:
+    """Whether orjson writes ``value`` as ``json`` does, when its output is ASCII.
+
+    Strings, integers, booleans and None it does (past 64 bits it refuses them); a float when
+    ``repr`` writes it without an exponent (orjson writes ``1e-05`` as ``0.00001``, ``NaN``
+    as ``null``). Containers, subclasses and other types go to ``json``, whose errors and
+    conversions they keep.
+    """
+    kind = type(value)
+    if kind is float:
+        return bool(value == 0.0 or 1e-4 <= abs(value) < 1e16)  # False for NaN
+    return kind in _SCALARS
+
+
+def encode_header(header: Mapping[str, Any]) -> bytes:
+    """The header line: what ``json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)``
+    writes, byte for byte, by orjson when the values allow it (see :func:`_same_with_orjson`).
+
+    Raises:
+        TypeError: a value JSON cannot carry.
+        ValueError: a value nested in itself.
+    """
+    if type(header) is dict and all(_same_with_orjson(value) for value in header.values()):
+        try:
+            line = orjson.dumps(header)
+        except TypeError:  # an integer past 64 bits: json writes it
+            pass
+        else:
+            if line.isascii() and b"\x7f" not in line:  # json escapes what is not ASCII, and DEL
+                return line
+    return _ENCODER.encode(header).encode()

@@ -20,12 +20,15 @@ import hashlib
 import hmac
 import json
 import pickle
+import re
 import sys
 import traceback as tb
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from celeriac.compression import (
     compress,
@@ -103,7 +106,34 @@ def json_loads(data: bytes | str) -> Any:
     Raises:
         ValueError: ``data`` is not valid JSON.
     """
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    if _TAG_BYTES not in raw and b"\\u" not in raw:  # no tagged object: nothing to untag
+        return parse_json(data)
     return json.loads(data, object_hook=_untag)
+
+
+_TAG_BYTES = _TAG.encode()
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")  # may be an integer orjson would read as a float
+
+
+def parse_json(data: bytes | str) -> Any:
+    """``json.loads(data)``, the same values and errors, ten times faster on the usual input.
+
+    orjson reads it unless it refuses it (``NaN``, a lone surrogate, a byte order mark, a
+    number out of a double's range: ``json.loads`` reads those, or raises its own error) or it
+    holds 19 digits in a row (orjson reads an integer past 64 bits as a float).
+
+    Raises:
+        ValueError: ``data`` is not valid JSON (``json.JSONDecodeError``).
+        RecursionError: it is nested too deep for ``json.loads``.
+    """
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    if _LONG_NUMBER.search(raw) is None:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(data)
 
 
 def _names_to_types(names: Iterable[str]) -> frozenset[str]:

@@ -15,11 +15,16 @@ provisional; what Redis refuses when they run is passed to the caller's ``on_rep
 call first sends what is queued (:meth:`RedisDatabase.direct`), so a thread always reads its own
 writes. An exception inside the batch drops what was queued, as a rollback would.
 
-Scripts are sent with ``EVAL`` (their source, comments stripped), never ``EVALSHA``: a server
-that lost its script cache (a restart) would otherwise fail one script of a transaction and
-still run the others; Redis finds the compiled script by its hash all the same. They go over a
-connection of the calling thread's own, packed by hiredis and written in one ``sendall``: the
-hot path of a worker's turn spends its time in Redis, not in the client library.
+Scripts are called by SHA1 (``EVALSHA``, computed once per script and per composed batch):
+sending a worker turn's 10-20 KB of source and hashing it on every call cost Redis more than
+the data commands. A server that lost its script cache (a restart, ``SCRIPT FLUSH``) answers
+``NOSCRIPT`` and runs nothing; :meth:`RedisDatabase.execute` then sends that command again with
+its source (``EVAL``, which also caches it). That is one command run after the ones sent
+behind it, so a script goes by SHA only as the last command of a write, or alone; inside a
+``MULTI`` (where ``NOSCRIPT`` would fail one command and let the others run) and before a
+``BLPOP`` (which would block first) it goes with its source. Commands go over a connection of
+the calling thread's own, packed by hiredis and written in one ``sendall``: the hot path of a
+worker's turn spends its time in Redis, not in the client library.
 
 Deadlines. Every round trip on a thread's own connection ends within ``socket_timeout``, its
 one reconnection included (a frozen Redis accepts connections and never answers, so a timeout
@@ -39,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celeriac._redis.connect import TRANSIENT, RedisClock, RedisOptions, connect, redis
-from celeriac._redis.scripts import Arg, Command, LuaScript, compose
+from celeriac._redis.scripts import Arg, Command, LuaScript, compose, sha1
 from celeriac.exceptions import CeleriacError
 from celeriac.urls import mask_url
 
@@ -140,13 +145,15 @@ class RedisDatabase:
         self._scripts: dict[tuple[str, str], LuaScript] = {}
         self._lock = threading.Lock()
         self._own: weakref.WeakSet[Any] = weakref.WeakSet()  # the threads' own connections
-        self._composed: dict[tuple[str, ...], str] = {}
+        self._composed: dict[tuple[str, ...], str] = {}  # names of the parts -> SHA1
+        self._sources: dict[str, str] = {}  # SHA1 -> source, for a NOSCRIPT
 
     def script(self, package: str, name: str) -> LuaScript:
         """The script ``redis_lua/<name>.lua`` of ``package`` (read once)."""
         with self._lock:
             if (package, name) not in self._scripts:
-                self._scripts[package, name] = LuaScript(package, name)
+                script = self._scripts[package, name] = LuaScript(package, name)
+                self._sources[script.sha] = script.source
             return self._scripts[package, name]
 
     def disconnect(self) -> None:
@@ -199,13 +206,43 @@ class RedisDatabase:
 
         A connection found dead (the server restarted) is replaced and the commands are sent
         once more, as redis-py itself does, if time is left: the whole call, connecting
-        included, ends within ``socket_timeout`` or this thread's deadline, if sooner.
+        included, ends within ``socket_timeout`` or this thread's deadline, if sooner. An
+        ``EVALSHA`` that Redis answers with ``NOSCRIPT`` is sent again with the script's source
+        (see the module docstring).
 
         Raises:
             redis.RedisError: Redis failed, or answered one of the commands with an error.
             redis.TimeoutError: Redis did not answer in time.
         """
         until = self._until()
+        replies = self._send(commands, until)
+        missing = [
+            i
+            for i, reply in enumerate(replies)
+            if isinstance(reply, redis.exceptions.NoScriptError)
+        ]
+        if missing:
+            again = self._send([self._with_source(commands[i]) for i in missing], until)
+            for i, reply in zip(missing, again, strict=True):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, redis.ResponseError):
+                raise reply
+        return replies
+
+    def _with_source(self, command: Command) -> Command:
+        """``command`` (an ``EVALSHA``) as the ``EVAL`` of its script's source."""
+        source = self._sources.get(str(command[1]))
+        return command if source is None else ("EVAL", source, *command[2:])
+
+    def _send(self, commands: Sequence[Command], until: float) -> list[Any]:
+        """:meth:`execute` without the second chance of a ``NOSCRIPT``: an error reply is
+        returned in its place, the replies after it read all the same.
+
+        Raises:
+            redis.RedisError: Redis failed (not an error reply).
+            redis.TimeoutError: Redis did not answer in time.
+        """
         packed = None
         for attempt in (1, 2):
             conn = None
@@ -215,11 +252,7 @@ class RedisDatabase:
                     packed = _pack(conn, commands)
                 _bound(conn, until)
                 conn.send_packed_command([packed], check_health=False)
-                replies = []
-                for _ in commands:
-                    _bound(conn, until)
-                    replies.append(conn.read_response())
-                return replies
+                return [_read(conn, until) for _ in commands]
             except TRANSIENT:
                 if conn is not None:
                     conn.disconnect()
@@ -321,26 +354,22 @@ class RedisDatabase:
     def _run_composed(self, calls: list[_Queued]) -> list[Any]:
         """Run the calls as one composed script; hand each its reply."""
         names = tuple(call.script.name for call in calls)
-        source = self._composed.get(names)
-        if source is None:
-            source = self._composed[names] = compose([call.script for call in calls])
+        sha = self._composed.get(names)
+        if sha is None:
+            source = compose([call.script for call in calls])
+            sha = sha1(source)
+            with self._lock:
+                self._sources[sha] = source
+                self._composed[names] = sha
         keys = [key for call in calls for key in call.keys]
         header: list[Arg] = [len(calls)]
         for call in calls:
             header += [len(call.keys), len(call.args)]
         args = [arg for call in calls for arg in call.args]
-        replies: list[Any] = self.call_source(source, keys, header + args)
+        replies: list[Any] = self.execute([("EVALSHA", sha, len(keys), *keys, *header, *args)])[0]
         for call, reply in zip(calls, replies, strict=True):
             call.on_reply(reply)
         return replies
-
-    def call_source(self, source: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
-        """Run a script given by its source, now.
-
-        Raises:
-            redis.RedisError: Redis failed or the script raised an error.
-        """
-        return self.execute([("EVAL", source, len(keys), *keys, *args)])[0]
 
 
 _SLACK = 0.05  # seconds a socket's timeout may differ from the time left (see _bound)
@@ -387,6 +416,22 @@ def _bound(conn: Any, until: float) -> None:
         current = sock.gettimeout()
         if current is None or not left - _SLACK <= current <= left + _SLACK:
             sock.settimeout(left)
+
+
+def _read(conn: Any, until: float) -> Any:
+    """The next reply on ``conn``; an error reply returned, not raised (it was read whole).
+
+    Raises:
+        redis.RedisError: the read failed, or Redis answered ``READONLY`` (a failover: the
+            caller reconnects, as for a dropped connection).
+    """
+    _bound(conn, until)
+    try:
+        return conn.read_response()
+    except redis.ResponseError as error:
+        if isinstance(error, TRANSIENT):
+            raise
+        return error
 
 
 def _pack(conn: Any, commands: Sequence[Command]) -> bytes:

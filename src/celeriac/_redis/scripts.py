@@ -3,12 +3,14 @@
 A store ships its scripts as package data, ``redis_lua/<name>.lua`` beside its module, each
 with a header that lists every key and argument it touches. A script whose first line is
 ``-- include: NAME`` gets ``NAME.lua`` from this package first (``lib.lua``: the helpers that
-broker and backend scripts share). Scripts are sent with ``EVAL`` and their source, comments
-stripped: see ``database.py`` for why.
+broker and backend scripts share). Comments are stripped; a script is called by its SHA1
+(``EVALSHA``), computed once here, and sent with its source only when Redis does not know it:
+see ``database.py``.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from importlib import resources
 
@@ -36,10 +38,22 @@ class LuaScript:
             library = first[len(_INCLUDE) :].strip()
             text = resources.files(_LIBRARY).joinpath(f"{library}.lua").read_text() + "\n" + text
         self.source = _minify(text)
+        self.sha = sha1(self.source)
 
     def command(self, keys: Sequence[str], args: Sequence[Arg]) -> Command:
-        """The ``EVAL`` command that runs it."""
+        """The ``EVALSHA`` command that runs it (Redis answers ``NOSCRIPT`` when its script
+        cache lost it: :meth:`RedisDatabase.execute` then sends :meth:`eval_command`)."""
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
+
+    def eval_command(self, keys: Sequence[str], args: Sequence[Arg]) -> Command:
+        """The ``EVAL`` command that runs it, with its source: for a transaction, where a
+        ``NOSCRIPT`` would fail one command and let the others run."""
         return ("EVAL", self.source, len(keys), *keys, *args)
+
+
+def sha1(source: str) -> str:
+    """The name Redis's script cache gives ``source`` (what ``EVALSHA`` takes)."""
+    return hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
 
 
 # The body of a composed script: run each part on its slice of KEYS and ARGV, in order. Every

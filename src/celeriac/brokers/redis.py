@@ -232,8 +232,9 @@ class RedisBroker(Broker):
         if len(messages) <= CHUNK:
             return int(self.db.run(script, script_keys, head + bodies))
         # One transaction: all chunks are stored, or (if the connection drops before EXEC) none.
+        # With their source: an EVALSHA that Redis lost would fail alone, the others stored.
         chunks = [
-            script.command(script_keys, head + bodies[start : start + CHUNK * 4])
+            script.eval_command(script_keys, head + bodies[start : start + CHUNK * 4])
             for start in range(0, len(bodies), CHUNK * 4)
         ]
         replies = self.db.execute([("MULTI",), *chunks, ("EXEC",)])[-1]
@@ -271,7 +272,7 @@ class RedisBroker(Broker):
                 pause = max(min(remaining, self._block_slice, due_in or remaining), MIN_BLOCK)
                 token = self._tokens.new()
                 args = [self._now(), limit, repr(float(lease)), token, waiting]
-                fetch = self._scripts["fetch"].command(keys, args)
+                fetch = self._scripts["fetch"].command(keys, args)  # by SHA: it comes last
                 reply = self.db.direct_execute([("BLPOP", *wake, pause), fetch])[-1]
 
     # -- settling --------------------------------------------------------------------------------
