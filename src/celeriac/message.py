@@ -20,16 +20,20 @@ it back re-sends exactly what was signed.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
+import math
+import os
 import time
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from celeriac.compression import DEFAULT_MAX_BYTES, compress, decompress
 from celeriac.exceptions import MalformedMessage, SignatureMismatch
-from celeriac.headers import check_header
-from celeriac.serialization import JSON, Serializer
+from celeriac.headers import check_header, encode_header
+from celeriac.serialization import JSON, Serializer, parse_json
 
 PROTOCOL = 1
 SIGNATURE_LINE = b"sig "
@@ -95,7 +99,7 @@ class Message:
     def _unsigned(self) -> bytes:
         """What the signature covers: the header line, a newline and the body as sent."""
         body = self.body if self.compression is None else compress(self.body, self.compression)
-        return _HEADER_ENCODER.encode(self.header()).encode() + b"\n" + body
+        return encode_header(self.header()) + b"\n" + body
 
     def signed(self, serializer: Serializer) -> Message:
         """Return this message signed with the app's key (unchanged when signing is off)."""
@@ -184,7 +188,7 @@ def _split_signature(raw: bytes) -> tuple[str | None, bytes]:
 
 def _parse_header(line: bytes) -> dict[str, Any]:
     try:
-        header = json.loads(line)
+        header = parse_json(line)
     except RecursionError:
         raise MalformedMessage("header is nested too deep") from None
     except ValueError as exc:
@@ -206,6 +210,112 @@ def _default(f: Field[Any]) -> Any:
 _HEADER_DEFAULTS: tuple[tuple[str, Any], ...] = tuple(
     (f.name, _default(f)) for f in fields(Message) if f.name not in ("body", "signature")
 )
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(Message))
+
+
+class MessageTemplate:
+    """Many messages that differ only in their id, body and times (a group's members, the
+    calls of one task): the fields they share taken once, and their header line encoded once.
+
+    ``template`` is one of them, built at ``template.sent_at``; ``countdown`` (seconds) makes
+    each one's ``eta`` that long after its own ``sent_at``, ``expires_after`` its ``expires``.
+    :meth:`seal` gives a message the header bytes :meth:`Message.encode` would write, spliced
+    from the template's; so the wire format is the one any message has.
+    """
+
+    def __init__(
+        self,
+        template: Message,
+        *,
+        countdown: float | None = None,
+        expires_after: float | None = None,
+    ) -> None:
+        self._fields = {name: getattr(template, name) for name in _FIELD_NAMES}
+        self._headers = template.headers
+        self._workflow = template.workflow
+        self._countdown = countdown
+        self._expires_after = expires_after
+        self._parts: list[str] | None = None
+        self._slots: tuple[str, ...] = ()
+        self._pairs: tuple[tuple[str, str], ...] = ()  # (a varying field, the text after it)
+        self._splice(template)
+
+    def _splice(self, template: Message) -> None:
+        """Cut the template's header line at the values that change from message to message.
+
+        Each such value is written as a random token first, so that it cannot be mistaken
+        for anything else in the line; a line where a token is not found once stays unused.
+        """
+        varying = ["id", "sent_at"]
+        if self._countdown is not None:
+            varying.append("eta")
+        if self._expires_after is not None:
+            varying.append("expires")
+        header = template.header()
+        if any(name not in header for name in varying):
+            return
+        tokens = {name: f"\x00{os.urandom(16).hex()}\x00" for name in varying}
+        line = _HEADER_ENCODER.encode({**header, **tokens})
+        written = {name: encode_basestring_ascii(token) for name, token in tokens.items()}
+        if any(line.count(text) != 1 for text in written.values()):
+            return
+        parts, start = [], 0
+        for at, name in sorted((line.index(text), name) for name, text in written.items()):
+            parts.append(line[start:at])
+            start = at + len(written[name])
+            self._slots += (name,)
+        parts.append(line[start:])
+        self._parts = parts
+        self._pairs = tuple(zip(self._slots, parts[1:], strict=True))
+
+    def message(self, id: str, body: bytes, now: float) -> Message:
+        """The message with this id and (uncompressed) body, sent at ``now``."""
+        message = object.__new__(Message)
+        values = message.__dict__
+        values.update(self._fields)
+        values["id"] = id
+        values["body"] = body
+        values["sent_at"] = now
+        if self._countdown is not None:
+            values["eta"] = now + self._countdown
+        if self._expires_after is not None:
+            values["expires"] = now + self._expires_after
+        # Each message owns its dicts, as one built alone does (a middleware may change them).
+        values["headers"] = copy.deepcopy(self._headers) if self._headers else {}
+        values["workflow"] = copy.deepcopy(self._workflow) if self._workflow else {}
+        return message
+
+    def seal(self, message: Message) -> None:
+        """Encode ``message`` (made by :meth:`message`) from the template's header line, unless
+        a middleware changed its headers or workflow; then it encodes as any message does."""
+        parts = self._parts
+        values = message.__dict__
+        if (
+            parts is None
+            or "_unsigned" in values
+            or values["headers"] != self._headers
+            or values["workflow"] != self._workflow
+        ):
+            return
+        line = parts[0]
+        for name, part in self._pairs:
+            value = values[name]
+            if type(value) is str:
+                line += encode_basestring_ascii(value)
+            elif type(value) is float and math.isfinite(value):
+                line += float.__repr__(value)
+            else:
+                line += _HEADER_ENCODER.encode(value)
+            line += part
+        body = values["body"]
+        if values["compression"] is not None:
+            body = compress(body, values["compression"])
+        unsigned = line.encode("ascii") + b"\n" + body
+        values["_unsigned"] = unsigned
+        if values["signature"] is None:
+            values["_encoded"] = unsigned
 
 
 def decode_arguments(

@@ -107,6 +107,41 @@ def check_task_options(options: dict[str, Any]) -> None:
         )
 
 
+def _plain_parameters(
+    signature: inspect.Signature, *, bind: bool
+) -> tuple[tuple[str, ...], int] | None:
+    """The names and the number of required parameters of a function whose parameters are all
+    plain (positional or keyword, no ``*args``, ``**kwargs`` or keyword-only), less ``self``
+    when bound; None for any other function."""
+    parameters = list(signature.parameters.values())
+    if any(p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD for p in parameters):
+        return None
+    if bind:
+        if not parameters:
+            return None
+        parameters = parameters[1:]
+    required = sum(1 for p in parameters if p.default is inspect.Parameter.empty)
+    if any(p.default is inspect.Parameter.empty for p in parameters[required:]):
+        return None
+    return tuple(p.name for p in parameters), required
+
+
+def _fits(
+    plain: tuple[tuple[str, ...], int], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> bool:
+    """True when ``Signature.bind`` takes these arguments for a function of plain parameters:
+    not too many positionally, each keyword names a parameter not given positionally, and every
+    required parameter is given. False sends the call to ``bind`` for its error."""
+    names, required = plain
+    given = len(args)
+    if given > len(names):
+        return False
+    rest = names[given:]
+    if kwargs and not all(key in rest for key in kwargs):
+        return False
+    return given >= required or all(name in kwargs for name in names[given:required])
+
+
 class Task(Generic[P, R]):
     """A registered task; see the module docstring. Create with ``@app.task``."""
 
@@ -145,6 +180,7 @@ class Task(Generic[P, R]):
         parse_rate(self.rate_limit)  # a bad rate fails at decoration, not in the worker
         self.typing: bool = settings["typing"]
         self._signature = inspect.signature(fn)
+        self._plain_parameters = _plain_parameters(self._signature, bind=self.bind)
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", self.name)
         self.__module__ = fn.__module__
@@ -215,6 +251,9 @@ class Task(Generic[P, R]):
         """
         if not self.typing:
             return
+        plain = self._plain_parameters
+        if plain is not None and _fits(plain, args, kwargs):
+            return  # what bind() would accept, without building a BoundArguments
         bound_args = (None, *args) if self.bind else args
         try:
             self._signature.bind(*bound_args, **kwargs)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from celeriac import states
 from celeriac.canvas.callbacks import failed_result
 from celeriac.canvas.container import Container
+from celeriac.canvas.flat import is_flat, send_flat
 from celeriac.canvas.plan import Context, Plan, chord_key
 from celeriac.canvas.signature import Signature, maybe_signature
 from celeriac.exceptions import ChordError
@@ -147,11 +148,14 @@ class group(Container):
         kwargs: dict[str, Any] | None = None,
         **options: Any,
     ) -> GroupResult:
-        """Send every member with one ``publish_many``; see ``Container.apply_async``.
+        """Send every member with one ``publish_many``; see ``Container.apply_async``. A flat
+        group of plain signatures takes a fast path (``canvas.flat``) to the same messages.
 
         Raises:
             PublishError: the messages were not enqueued.
         """
+        if not self.app.conf.task_always_eager and is_flat(self, options):
+            return send_flat(self, args or (), kwargs or {}, options)
         result: GroupResult = super().apply_async(args, kwargs, **options)
         return result
 

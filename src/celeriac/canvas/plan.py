@@ -125,6 +125,25 @@ class Context:
             TypeError: the arguments do not serialize.
             MessageTooLarge: the message is over ``message_max_bytes``.
         """
+        merged = self.send_options(name, options)
+        task = self.app.tasks.get(name)
+        return self.app.sender.message(
+            name,
+            tuple(args),
+            dict(kwargs),
+            merged,
+            task_defaults=task.message_defaults() if task is not None else {},
+            lineage=sender_lineage(current_request()),
+        )
+
+    def send_options(self, name: str, options: dict[str, Any]) -> dict[str, Any]:
+        """The send options of a call of ``name`` in this context: its own, with what the
+        context adds (the immediate options under them, the carried workflow and the lineage
+        over them).
+
+        Raises:
+            ConfigurationError: an unknown option.
+        """
         merged = {**self.immediate, **options}
         unknown = sorted(set(merged) - SEND_OPTIONS)
         if unknown:
@@ -136,15 +155,7 @@ class Context:
             value = getattr(self, key)
             if value is not None:
                 merged[key] = value
-        task = self.app.tasks.get(name)
-        return self.app.sender.message(
-            name,
-            tuple(args),
-            dict(kwargs),
-            merged,
-            task_defaults=task.message_defaults() if task is not None else {},
-            lineage=sender_lineage(current_request()),
-        )
+        return merged
 
 
 def expiry(app: Celeriac) -> float | None:

@@ -1,0 +1,107 @@
+"""A flat group's fast path: a group of plain signatures (no links, no nested canvas) sent as
+``apply_canvas`` sends it, without cloning and freezing each member first.
+
+The members are read, never copied or changed; the result handles, the saved ``GroupResult``
+and the messages are those the general path makes (same ids, lineage, options, routes, hooks),
+but the members that call one task with the same options share one message template
+(``Sender.messages``): what they have in common is routed, checked and encoded once, and all
+go to the broker in one ``publish_many``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from celeriac.canvas.plan import IMMEDIATE, NOT_INHERITED, Context, Plan, publish
+from celeriac.canvas.signature import Signature
+from celeriac.request import current_request, sender_lineage
+from celeriac.result import AsyncResult, GroupResult, group_key, result_tree
+from celeriac.sending import Call, new_ids
+
+if TYPE_CHECKING:
+    from celeriac.canvas.group import group
+    from celeriac.message import Message
+
+LINKS = ("link", "link_error")
+LINEAGE = ("parent_id", "root_id", "group_id")
+
+
+def is_flat(sig: group, options: Mapping[str, Any]) -> bool:
+    """True when applying ``sig`` with ``options`` may take the fast path: every member a plain
+    signature without links, and no link on the group or in the options."""
+    if not sig.tasks or any(options.get(k) or sig.options.get(k) for k in LINKS):
+        return False
+    return all(
+        type(member) is Signature
+        and not (member.options.get("link") or member.options.get("link_error"))
+        for member in sig.tasks
+    )
+
+
+def send_flat(
+    sig: group, args: Sequence[Any], kwargs: dict[str, Any], options: dict[str, Any]
+) -> GroupResult:
+    """Send a flat group (``is_flat``) as ``Container.apply_async`` does; returns its result.
+
+    Raises:
+        ConfigurationError, TypeError, MessageTooLarge: a message cannot be built.
+        BackendError: the group's result was not saved.
+        PublishError: the messages were not enqueued.
+    """
+    app = sig.app
+    options = {k: v for k, v in options.items() if k not in LINKS}
+    task_id = options.pop("task_id", None)
+    now = {k: options.pop(k) for k in IMMEDIATE if options.get(k) is not None}
+    lineage = {k: options.pop(k) for k in LINEAGE if options.get(k) is not None}
+    for key in (*LINEAGE, "add_to_parent", "throw"):
+        options.pop(key, None)
+    group_id = sig.options.get("task_id")  # as group.freeze() names it
+    if task_id is not None or group_id is None:
+        group_id = task_id or new_ids(1)[0]
+    group_id = str(group_id)
+    inherited = {k: v for k, v in {**sig.options, **options}.items() if k not in NOT_INHERITED}
+    ctx = Context(app, immediate=now, **lineage).but(group_id=group_id)
+    call_args, call_kwargs = sig._partial(args, kwargs)
+    fresh = iter(new_ids(len(sig.tasks)))
+    results: list[AsyncResult[Any]] = []
+    runs: list[tuple[str, dict[str, Any], list[Call]]] = []
+    for member in sig.tasks:
+        given = member.options
+        member_id = given.get("task_id")
+        if member_id is None:
+            member_id = next(fresh)
+        results.append(AsyncResult(str(member_id), member._app))
+        rest = {k: v for k, v in given.items() if k != "task_id"} if given else given
+        member_options = {**inherited, **rest} if rest else inherited
+        if member.immutable:
+            call: Call = (member_id, member.args, dict(member.kwargs))
+        else:
+            call = (member_id, call_args + member.args, {**member.kwargs, **call_kwargs})
+        last = runs[-1] if runs else None
+        if (
+            last
+            and last[0] == member.task
+            and (last[1] is member_options or last[1] == member_options)
+        ):
+            last[2].append(call)
+        else:
+            runs.append((member.task, member_options, [call]))
+    messages = [message for run in runs for message in _run_messages(ctx, *run)]
+    result = GroupResult(group_id, results, app)
+    publish(app, Plan([(group_key(group_id), {"result": result_tree(result)})], messages))
+    return result
+
+
+def _run_messages(
+    ctx: Context, name: str, options: dict[str, Any], calls: list[Call]
+) -> list[Message]:
+    """The messages of members in a row that call one task with the same options."""
+    task = ctx.app.tasks.get(name)
+    return ctx.app.sender.messages(
+        name,
+        calls,
+        ctx.send_options(name, options),
+        task_defaults=task.message_defaults() if task is not None else {},
+        lineage=sender_lineage(current_request()),
+    )
