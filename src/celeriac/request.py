@@ -1,5 +1,5 @@
 """``Request``: what a running task knows about its own call (``self.request``), and which call
-runs in this context.
+(and, as ``current_task``, which task) runs in this context.
 
 It sits below everything that sends or runs tasks: a task sent from inside another one descends
 from it (``sender_lineage``) and is listed among its children (``note_children``), whether it
@@ -11,9 +11,12 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celeriac.message import Message
+
+if TYPE_CHECKING:
+    from celeriac.task import Task
 
 
 @dataclass
@@ -187,3 +190,39 @@ def note_children(task_ids: Iterable[str]) -> None:
     request = _current.get()
     if request is not None and not request.called_directly:
         request.children.extend(task_ids)
+
+
+class CurrentTask:
+    """Celery's ``current_task``: the task whose call runs in this context. Outside a task it
+    is falsy and equals None; inside, ``current_task.request.id`` and every other attribute
+    are the running task's."""
+
+    def _get_current_object(self) -> Task[Any, Any] | None:
+        """The running task, or None (Celery's name for it)."""
+        request = current_request()
+        return None if request is None else request.executing
+
+    def __bool__(self) -> bool:
+        return self._get_current_object() is not None
+
+    def __eq__(self, other: object) -> bool:
+        return self._get_current_object() == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self._get_current_object())
+
+    def __getattr__(self, name: str) -> Any:
+        task = self._get_current_object()
+        if task is None:
+            raise AttributeError(f"current_task.{name}: no task is running here")
+        return getattr(task, name)
+
+
+current_task = CurrentTask()
+
+
+def get_current_task() -> Task[Any, Any] | None:
+    """The task whose call runs in this context, or None."""
+    return current_task._get_current_object()

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar
 
+from celeriac.arguments import fits, plain_parameters
 from celeriac.canvas.maps import chunks, xmap, xstarmap
 from celeriac.canvas.signature import Signature, maybe_signature
 from celeriac.eager import apply_eagerly
@@ -28,6 +29,8 @@ from celeriac.request import (
     push_request,
     sender_lineage,
 )
+from celeriac.request import current_task as current_task  # where Celery users import it from
+from celeriac.request import get_current_task as get_current_task
 from celeriac.result import allow_join_result, state_record
 from celeriac.retries import backoff_delay, check_retry
 
@@ -107,41 +110,6 @@ def check_task_options(options: dict[str, Any]) -> None:
         )
 
 
-def _plain_parameters(
-    signature: inspect.Signature, *, bind: bool
-) -> tuple[tuple[str, ...], int] | None:
-    """The names and the number of required parameters of a function whose parameters are all
-    plain (positional or keyword, no ``*args``, ``**kwargs`` or keyword-only), less ``self``
-    when bound; None for any other function."""
-    parameters = list(signature.parameters.values())
-    if any(p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD for p in parameters):
-        return None
-    if bind:
-        if not parameters:
-            return None
-        parameters = parameters[1:]
-    required = sum(1 for p in parameters if p.default is inspect.Parameter.empty)
-    if any(p.default is inspect.Parameter.empty for p in parameters[required:]):
-        return None
-    return tuple(p.name for p in parameters), required
-
-
-def _fits(
-    plain: tuple[tuple[str, ...], int], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> bool:
-    """True when ``Signature.bind`` takes these arguments for a function of plain parameters:
-    not too many positionally, each keyword names a parameter not given positionally, and every
-    required parameter is given. False sends the call to ``bind`` for its error."""
-    names, required = plain
-    given = len(args)
-    if given > len(names):
-        return False
-    rest = names[given:]
-    if kwargs and not all(key in rest for key in kwargs):
-        return False
-    return given >= required or all(name in kwargs for name in names[given:required])
-
-
 class Task(Generic[P, R]):
     """A registered task; see the module docstring. Create with ``@app.task``."""
 
@@ -180,7 +148,7 @@ class Task(Generic[P, R]):
         parse_rate(self.rate_limit)  # a bad rate fails at decoration, not in the worker
         self.typing: bool = settings["typing"]
         self._signature = inspect.signature(fn)
-        self._plain_parameters = _plain_parameters(self._signature, bind=self.bind)
+        self._plain_parameters = plain_parameters(self._signature, bind=self.bind)
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", self.name)
         self.__module__ = fn.__module__
@@ -252,7 +220,7 @@ class Task(Generic[P, R]):
         if not self.typing:
             return
         plain = self._plain_parameters
-        if plain is not None and _fits(plain, args, kwargs):
+        if plain is not None and fits(plain, args, kwargs):
             return  # what bind() would accept, without building a BoundArguments
         bound_args = (None, *args) if self.bind else args
         try:
@@ -508,39 +476,3 @@ class Task(Generic[P, R]):
     def chunks(self, it: Iterable[Any], n: int) -> chunks:
         """Split ``it`` (argument tuples) into tasks of ``n`` items each; applied, a group."""
         return chunks(self.s(), it, n, app=self.app)
-
-
-class CurrentTask:
-    """Celery's ``current_task``: the task whose call runs in this context. Outside a task it
-    is falsy and equals None; inside, ``current_task.request.id`` and every other attribute
-    are the running task's."""
-
-    def _get_current_object(self) -> Task[Any, Any] | None:
-        """The running task, or None (Celery's name for it)."""
-        request = current_request()
-        return None if request is None else request.executing
-
-    def __bool__(self) -> bool:
-        return self._get_current_object() is not None
-
-    def __eq__(self, other: object) -> bool:
-        return self._get_current_object() == other
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return repr(self._get_current_object())
-
-    def __getattr__(self, name: str) -> Any:
-        task = self._get_current_object()
-        if task is None:
-            raise AttributeError(f"current_task.{name}: no task is running here")
-        return getattr(task, name)
-
-
-current_task = CurrentTask()
-
-
-def get_current_task() -> Task[Any, Any] | None:
-    """The task whose call runs in this context, or None."""
-    return current_task._get_current_object()
