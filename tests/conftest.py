@@ -33,3 +33,21 @@ def client(sqlite_url: str) -> Iterator[Celeriac]:
     app = Celeriac("client", broker=sqlite_url)
     yield app
     app.close()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def sqlite_or_redis_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each test twice: on a fresh SQLite file, and on a throw-away ``redis-server`` of its own
+    (one it may stop and restart)."""
+    from support.redis_server import RedisServer  # importable once tests/ is on the path
+
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'broker.db'}"
+        return
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = RedisServer(directory).start()
+    try:
+        yield server.url()
+    finally:
+        server.close()

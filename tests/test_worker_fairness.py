@@ -10,14 +10,12 @@ learned that tasks are short (and hold the most ahead) when the slow one arrives
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from celeriac import Celeriac
 from support.processes import WorkerProcess
-from support.redis_server import RedisServer
 
 SLOW_SECONDS = 5.0  # long enough that a fast task given back after waiting still beats it
 FAST = 50
@@ -25,19 +23,10 @@ WARM_UP = 200
 TIMEOUT = 60.0  # seconds any result may take (a deadline for a hang, not a speed limit)
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh SQLite file, or a throw-away ``redis-server`` only this test uses."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'celeriac.db'}"
-        return
-    directory = tmp_path / "redis"
-    directory.mkdir()
-    server = RedisServer(directory).start()
-    try:
-        yield server.url()
-    finally:
-        server.close()
+@pytest.fixture
+def broker_url(sqlite_or_redis_url: str) -> str:
+    """The broker of each test: SQLite, then Redis (``tests/conftest.py``)."""
+    return sqlite_or_redis_url
 
 
 def _finished(log: Path) -> list[tuple[str, str, float]]:

@@ -128,15 +128,19 @@ def celery_worker_parameters() -> Mapping[str, Any]:
     return {}
 
 
+@contextlib.contextmanager
 def _test_app(
     config: Mapping[str, Any], parameters: Mapping[str, Any], includes: Sequence[str]
-) -> Celeriac:
+) -> Iterator[Celeriac]:
     from celeriac.contrib.testing.app import TestApp
 
     app = TestApp(config=config, set_as_current=True, **parameters)
-    for module in includes:
-        importlib.import_module(module)
-    return app
+    try:
+        for module in includes:
+            importlib.import_module(module)
+        yield app
+    finally:
+        app.close()
 
 
 @pytest.fixture
@@ -147,11 +151,8 @@ def celery_app(
 ) -> Iterator[Celeriac]:
     """An app built from ``celery_config`` and ``celery_parameters``, made the current app;
     see the module docstring."""
-    app = _test_app(celery_config, celery_parameters, celery_includes)
-    try:
+    with _test_app(celery_config, celery_parameters, celery_includes) as app:
         yield app
-    finally:
-        app.close()
 
 
 @pytest.fixture(scope="session")
@@ -161,11 +162,8 @@ def celery_session_app(
     celery_includes: Sequence[str],
 ) -> Iterator[Celeriac]:
     """``celery_app``, one for the whole test session."""
-    app = _test_app(celery_config, celery_parameters, celery_includes)
-    try:
+    with _test_app(celery_config, celery_parameters, celery_includes) as app:
         yield app
-    finally:
-        app.close()
 
 
 @pytest.fixture(scope="session")

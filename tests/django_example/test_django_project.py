@@ -22,26 +22,16 @@ import pytest
 
 from celeriac import Celeriac
 from support.processes import WorkerProcess
-from support.redis_server import RedisServer
 from support.waiting import wait_for
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "django"
 TIMEOUT = 30.0
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The project's broker: a SQLite file of this test, or a Redis server of its own."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'broker.db'}"
-        return
-    directory = tmp_path / "redis"
-    directory.mkdir()
-    server = RedisServer(directory).start()
-    try:
-        yield server.url()
-    finally:
-        server.close()
+@pytest.fixture
+def broker_url(sqlite_or_redis_url: str) -> str:
+    """The broker of each test: SQLite, then Redis (``tests/conftest.py``)."""
+    return sqlite_or_redis_url
 
 
 @pytest.fixture
