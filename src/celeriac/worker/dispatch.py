@@ -36,7 +36,10 @@ if TYPE_CHECKING:
     from celeriac.worker.worker import Worker
 
 READY_AHEAD_UNDER = 0.05  # seconds: tasks typically shorter keep one message ready per process
-HOLD_LIMIT = 1.0  # seconds a message kept ready may wait for a process before it goes back
+# A message kept ready goes back to the queue once it waited HOLD_RUNTIMES typical run times for
+# a process (so a slow task ahead of it does not hold it long), within these bounds in seconds.
+HOLD_RUNTIMES = 50
+HOLD_FLOOR, HOLD_LIMIT = 0.25, 1.0
 READY_AHEAD_PAUSE = 5.0  # seconds without a message kept ready after one went back
 
 
@@ -271,22 +274,30 @@ class Dispatcher:
         """A message per process kept ready for when it comes free, while tasks are short.
 
         It saves a trip to the broker between a task and the next (for short tasks, most of
-        their cost). Long tasks keep nothing ahead, and a message that waited here
-        ``HOLD_LIMIT`` seconds goes back to the queue (``give_back_stale``), so no worker
-        sits on work that another could start.
+        their cost). Long tasks keep nothing ahead, and a message that waited here longer than
+        :meth:`hold_limit` goes back to the queue (``give_back_stale``), so no worker sits on
+        work that another could start.
         """
         short = self._typical is not None and self._typical < READY_AHEAD_UNDER
         ready = short and time.monotonic() >= self._ready_ahead_from
         return self.pool.size() if ready else 0
+
+    def hold_limit(self) -> float:
+        """Seconds a message kept ready may wait for a process: ``HOLD_RUNTIMES`` typical run
+        times, at least ``HOLD_FLOOR`` (a loop's wake-ups are 0.2 s apart) and at most
+        ``HOLD_LIMIT``. Tasks of a millisecond give a message back after a quarter second."""
+        typical = self._typical
+        if typical is None:
+            return HOLD_LIMIT
+        return min(HOLD_LIMIT, max(HOLD_FLOOR, HOLD_RUNTIMES * typical))
 
     def give_back_stale(self, now: float) -> None:
         """Hand back held messages that waited too long for a free process."""
         if self.pool.free_slots() > 0:
             return
         stale = 0
-        while (
-            len(self.waiting) > self.extra_prefetch and now - self.waiting[-1].since >= HOLD_LIMIT
-        ):
+        limit = self.hold_limit()
+        while len(self.waiting) > self.extra_prefetch and now - self.waiting[-1].since >= limit:
             held = self.waiting.pop()
             held.give_back()
             self.finished.append(held)
