@@ -1,8 +1,9 @@
-"""The prefork pool's mailbox: a busy child is offered its next job, which can be taken back."""
+"""The prefork pool's mailbox: a busy child is offered its next jobs, which can be taken back."""
 
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import os
 import signal
 import time
@@ -13,6 +14,7 @@ import pytest
 from celeriac import Celeriac
 from celeriac.brokers.base import Delivery
 from celeriac.message import Message
+from celeriac.worker.mailbox import MAX_DEPTH, Mailbox
 from celeriac.worker.pool import Ending, Finished, Job, job_for
 from celeriac.worker.prefork import SHORT_TASK, PreforkPool
 from celeriac.worker.runner import TaskRunner
@@ -31,7 +33,7 @@ def job(seconds: float) -> Job:
     body = app.serializer.dumps([[seconds], {}])
     message = Message(id=f"nap-{next(_keys)}", task=nap.name, body=body)
     delivery = Delivery(message.encode(), "celeriac", "1", "token", 1)
-    return job_for(next(_keys), message, delivery, "test", soft_time_limit=None, time_limit=None)
+    return job_for(next(_keys), message, delivery, soft_time_limit=None, time_limit=None)
 
 
 def collect(pool: PreforkPool, count: int, timeout: float = 10.0) -> list[Finished]:
@@ -54,19 +56,42 @@ def pool() -> Iterator[PreforkPool]:
     pool.stop(0)
 
 
-def test_an_offered_job_starts_when_the_short_task_ahead_ends(pool: PreforkPool) -> None:
-    first, second = job(0.005), job(0)
+def test_offered_jobs_start_in_order_when_the_short_task_ahead_ends(pool: PreforkPool) -> None:
+    first = job(0.005)
     pool.submit(first)
     assert pool.free_slots() == 0
-    assert pool.offer(second)
-    assert pool.offered() == 1
-    assert not pool.offer(job(0))  # one offer per child
-    done = collect(pool, 2)
+    offered = [job(0) for _ in range(MAX_DEPTH)]
+    assert all(pool.offer(j) for j in offered)  # a task of about nothing: the mailbox fills
+    assert pool.offered() == MAX_DEPTH
+    assert not pool.offer(job(0))
+    done = collect(pool, 1 + MAX_DEPTH)
     assert [(f.job.key, f.ending, f.outcome.state) for f in done] == [
-        (first.key, Ending.RAN, "SUCCESS"),
-        (second.key, Ending.RAN, "SUCCESS"),
+        (j.key, Ending.RAN, "SUCCESS") for j in [first, *offered]
     ]
     assert pool.offered() == 0 and pool.free_slots() == 1
+
+
+def test_a_task_near_the_short_limit_is_offered_one_job_ahead(pool: PreforkPool) -> None:
+    for _ in range(3):
+        pool.submit(job(SHORT_TASK * 0.6))
+        collect(pool, 1)
+    pool.submit(job(SHORT_TASK * 0.6))
+    assert pool.offer(job(0))
+    assert not pool.offer(job(0))
+    collect(pool, 2)
+
+
+def test_the_mailbox_gives_back_its_newest_jobs_first() -> None:
+    mailbox = Mailbox(multiprocessing.get_context("fork"))
+    for n in range(MAX_DEPTH):
+        assert mailbox.offer(n)
+    assert not mailbox.offer("full")
+    assert mailbox.take() == 0
+    assert mailbox.retract(2) == 2  # MAX_DEPTH - 1 and MAX_DEPTH - 2
+    assert [mailbox.take() for _ in range(MAX_DEPTH - 3)] == list(range(1, MAX_DEPTH - 2))
+    assert mailbox.take() is None and mailbox.retract() == 0
+    assert not mailbox.offer(b"x" * 70_000)  # bigger than the mailbox: sent only to an idle child
+    assert mailbox.offer("again") and mailbox.take() == "again"
 
 
 def test_an_offer_behind_a_slow_task_is_taken_back(pool: PreforkPool) -> None:
@@ -111,7 +136,7 @@ def test_terminating_an_offered_job_takes_it_back(pool: PreforkPool) -> None:
     pool.submit(job(0.02))
     offered = job(0)
     assert pool.offer(offered)
-    assert pool.terminate(offered.request.id or "", signal.SIGTERM)
+    assert pool.terminate(offered.task_id, signal.SIGTERM)
     done = {f.job.key: f for f in collect(pool, 2)}
     assert done[offered.key].ending is Ending.RETURNED
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import pickle
 import signal
 from multiprocessing.connection import Connection
 from types import FrameType
@@ -16,26 +17,30 @@ from types import FrameType
 from celeriac import signals
 from celeriac.exceptions import SoftTimeLimitExceeded
 from celeriac.execution import Outcome
+from celeriac.request import current_request
 from celeriac.worker.mailbox import Mailbox
-from celeriac.worker.pool import Job
+from celeriac.worker.pool import JobWire, outcome_wire
 from celeriac.worker.runner import TaskRunner
 
 SOFT_LIMIT_SIGNAL = signal.SIGUSR1
 RETIRING = -1  # sent as the next key with a child's last outcome: it exits, send it nothing
 _PR_SET_PDEATHSIG = 1
-_running: list[str] = []  # the task id being run, for the soft-limit handler
+_running: list[bool] = []  # not empty while a task runs, for the soft-limit handler
+PICKLE = pickle.HIGHEST_PROTOCOL
 
 
 def _soft_limit(signum: int, frame: FrameType | None) -> None:
     if _running:
-        raise SoftTimeLimitExceeded(f"task {_running[0]} reached its soft time limit")
+        request = current_request()
+        task_id = request.id if request is not None else "?"
+        raise SoftTimeLimitExceeded(f"task {task_id} reached its soft time limit")
 
 
-def run_job(runner: TaskRunner, job: Job) -> Outcome:
-    """Run the job, with the soft time limit's signal handler knowing which task runs."""
-    _running[:] = [job.request.id or ""]
+def run_job(runner: TaskRunner, job: JobWire) -> Outcome:
+    """Run the job, with the soft time limit's signal handler knowing that a task runs."""
+    _running[:] = [True]
     try:
-        return runner.run(job)
+        return runner.run_wire(job)
     finally:
         _running.clear()
 
@@ -86,8 +91,9 @@ def child_main(
 ) -> None:
     """Serve jobs until told to stop or a recycling limit is reached.
 
-    Jobs come down ``conn``, or from ``mailbox`` when the main process left the next one there
-    while this child was busy. Each outcome goes back as ``(key, outcome, next_key)``:
+    Jobs (``JobWire``, pickled) come down ``conn``, or from ``mailbox`` when the main process
+    left the next ones there while this child was busy. Each outcome goes back, pickled, as
+    ``(key, next_key, outcome_wire(outcome))``:
     ``next_key`` is the key of the mailbox job taken right after, so the main process knows
     exactly which job this child runs now, or ``RETIRING`` when the child is about to exit
     (a recycling limit), so that no job is sent to it in the meantime. As it exits it sends
@@ -113,11 +119,11 @@ def _serve(
     mailbox: Mailbox,
 ) -> None:
     done = 0
-    job: Job | None = None
+    job: JobWire | None = None
     while True:
         if job is None:
             try:
-                job = conn.recv()
+                job = pickle.loads(conn.recv_bytes())
             except (EOFError, OSError):
                 return
             if job is None:
@@ -128,9 +134,9 @@ def _serve(
             max_memory_kib and resident_kib() > max_memory_kib
         )
         following = None if last else mailbox.take()
-        next_key = RETIRING if last else None if following is None else following.key
+        next_key = RETIRING if last else None if following is None else following[0]
         try:
-            conn.send((job.key, outcome, next_key))
+            conn.send_bytes(pickle.dumps((job[0], next_key, outcome_wire(outcome)), PICKLE))
         except (BrokenPipeError, OSError):
             return
         if last:

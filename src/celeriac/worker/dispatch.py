@@ -205,7 +205,6 @@ class Dispatcher:
             next(self._keys),
             message,
             held.delivery,
-            self.worker.hostname,
             soft_time_limit=_first(message.soft_time_limit, policy.soft_time_limit),
             time_limit=_first(message.time_limit, policy.time_limit),
             binding=self._bindings.get(held.delivery.queue),
@@ -271,7 +270,8 @@ class Dispatcher:
 
     # -- holding back -----------------------------------------------------------------------------
     def ready_ahead(self) -> int:
-        """A message per process kept ready for when it comes free, while tasks are short.
+        """A message per process kept ready for when it comes free, while tasks are short,
+        and as many as the busy processes could be offered (``ExecutionPool.ahead_capacity``).
 
         It saves a trip to the broker between a task and the next (for short tasks, most of
         their cost). Long tasks keep nothing ahead, and a message that waited here longer than
@@ -280,7 +280,7 @@ class Dispatcher:
         """
         short = self._typical is not None and self._typical < READY_AHEAD_UNDER
         ready = short and time.monotonic() >= self._ready_ahead_from
-        return self.pool.size() if ready else 0
+        return self.pool.size() + self.pool.ahead_capacity() if ready else 0
 
     def hold_limit(self) -> float:
         """Seconds a message kept ready may wait for a process: ``HOLD_RUNTIMES`` typical run

@@ -23,46 +23,103 @@ from celeriac.exceptions import (
     TimeLimitExceeded,
     WorkerLostError,
 )
-from celeriac.execution import Outcome, failure
+from celeriac.execution import Action, Outcome, failure
 from celeriac.message import Message
-from celeriac.request import Request, request_for
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Job:
-    """One task call for a pool: everything a child needs, and nothing it must not have."""
+    """One task call for a pool, and the main process's book-keeping of it.
+
+    ``message`` is the decoded message, which a pool running tasks in this process (threads,
+    solo) runs from; a prefork child is sent only :meth:`wire`: the message's bytes as the broker
+    stored them, which the child decodes itself, so the main process pickles no objects.
+    """
 
     key: int
-    task: str
-    body: bytes
-    content_type: str
-    request: Request
+    message: Message
+    raw: bytes
+    queue: str
+    attempt: int
+    binding: tuple[str, str] | None = None  # the exchange and routing key of its queue
     soft_time_limit: float | None = None
     time_limit: float | None = None
+
+    @property
+    def task(self) -> str:
+        """The task's name."""
+        return self.message.task
+
+    @property
+    def task_id(self) -> str:
+        """The call's id."""
+        return self.message.id
+
+    def wire(self) -> JobWire:
+        """What a prefork child needs, as plain values (cheap to pickle)."""
+        return (
+            self.key,
+            self.raw,
+            self.queue,
+            self.attempt,
+            self.binding,
+            self.soft_time_limit,
+            self.time_limit,
+        )
+
+
+# key, message bytes, queue, attempt, binding, soft time limit, time limit
+JobWire = tuple[int, bytes, str, int, tuple[str, str] | None, float | None, float | None]
 
 
 def job_for(
     key: int,
     message: Message,
     delivery: Delivery,
-    hostname: str,
     *,
     soft_time_limit: float | None,
     time_limit: float | None,
     binding: tuple[str, str] | None = None,
 ) -> Job:
-    """The job that runs ``message``: the body stays serialized for the child to decode.
+    """The job that runs ``message``: the body stays serialized for where it runs to decode.
     ``binding`` is the exchange and routing key its queue is declared with (``task_queues``)."""
-    request = request_for(
-        message,
-        hostname=hostname,
-        queue=delivery.queue,
-        attempt=delivery.attempt,
-        binding=binding,
-    )
     return Job(
-        key, message.task, message.body, message.content_type, request, soft_time_limit, time_limit
+        key,
+        message,
+        delivery.body,
+        delivery.queue,
+        delivery.attempt,
+        binding,
+        soft_time_limit,
+        time_limit,
     )
+
+
+# An outcome on its way back from a prefork child: the common case (a run that asks only for
+# its message to be acked, with nothing sent meanwhile) as the four values it comes to; any
+# other outcome whole.
+OutcomeWire = tuple[str, bytes, str, float] | Outcome
+
+
+def outcome_wire(outcome: Outcome) -> OutcomeWire:
+    """``outcome`` as a prefork child sends it back."""
+    if (
+        outcome.action is Action.ACK
+        and outcome.record
+        and outcome.retry is None
+        and not outcome.children
+        and outcome.replacement is None
+    ):
+        return outcome.state, outcome.payload, outcome.content_type, outcome.runtime
+    return outcome
+
+
+def outcome_from_wire(wire: OutcomeWire) -> Outcome:
+    """The outcome a prefork child sent back."""
+    if isinstance(wire, Outcome):
+        return wire
+    state, payload, content_type, runtime = wire
+    return Outcome(state, payload, content_type, runtime)
 
 
 class Ending(enum.Enum):
@@ -102,9 +159,14 @@ def lost(job: Job, reason: str, ending: Ending = Ending.DIED) -> Finished:
     return Finished(job, failure(WorkerLostError(reason)), ending)
 
 
+# A job taken back before it started has no outcome to record: one shared placeholder, so no
+# exception and traceback are built for each of the many offers taken back.
+_NOT_STARTED = failure(WorkerLostError("not started"))
+
+
 def returned(job: Job) -> Finished:
     """A job taken back before it started."""
-    return lost(job, "not started", Ending.RETURNED)
+    return Finished(job, _NOT_STARTED, Ending.RETURNED)
 
 
 def killed(job: Job, reason: Ending) -> Finished:
@@ -139,6 +201,10 @@ class ExecutionPool(abc.ABC):
 
     def offered(self) -> int:
         """How many offered jobs have not started yet."""
+        return 0
+
+    def ahead_capacity(self) -> int:
+        """How many jobs its busy processes could be offered, as things run now."""
         return 0
 
     def size(self) -> int:

@@ -5,10 +5,17 @@ signal to that child and a fresh child in its place; a child that dies on its ow
 the same way, and its job is reported lost so the main process can give the message back.
 
 A child running a task that is usually short (under ``SHORT_TASK``, measured here per task
-name) may be offered its next job in its shared-memory mailbox (``mailbox.py``), which it takes
-the moment its task ends, without waiting for a round trip through this process. An offer that
-has not been taken is retracted as soon as the task ahead runs past ``SHORT_TASK`` or another
-child comes free, so an offered job never waits behind a slow one.
+name) may be offered its next jobs in its shared-memory mailbox (``mailbox.py``), which it takes
+the moment its task ends, without waiting for a round trip through this process. How many
+depends on how short: about ``AHEAD_SECONDS`` of work, at most ``MAX_DEPTH`` jobs, one for a
+task near ``SHORT_TASK``. Offers not taken are retracted as soon as the task ahead runs past
+``SHORT_TASK``, or, newest first, when another child comes free, so an offered job never waits
+behind a slow one.
+
+The hand-off is cheap on purpose, since this process is the worker's bottleneck: a job goes down
+as its ``JobWire`` (the message's bytes; the child decodes them), an outcome comes back as the
+few values of ``outcome_wire``, both through ``pickle`` on raw bytes, and the selector keeps
+every pipe registered for the pool's life.
 """
 
 from __future__ import annotations
@@ -17,16 +24,18 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import pickle
 import selectors
 import signal
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from celeriac.worker.child import RETIRING, SOFT_LIMIT_SIGNAL, child_main
-from celeriac.worker.mailbox import Mailbox
+from celeriac.worker.child import PICKLE, RETIRING, SOFT_LIMIT_SIGNAL, child_main
+from celeriac.worker.mailbox import MAX_DEPTH, Mailbox
 from celeriac.worker.pool import (
     Ending,
     ExecutionPool,
@@ -35,13 +44,15 @@ from celeriac.worker.pool import (
     Running,
     killed,
     lost,
+    outcome_from_wire,
     returned,
 )
 from celeriac.worker.runner import TaskRunner
 
 log = logging.getLogger("celeriac.worker")
 KILL_GRACE = 1.0  # seconds between a terminate signal and SIGKILL
-SHORT_TASK = 0.05  # seconds: a child running a task usually shorter may be offered the next job
+SHORT_TASK = 0.05  # seconds: a child running a task usually shorter may be offered next jobs
+AHEAD_SECONDS = 0.005  # a child's mailbox holds about this much work (at most MAX_DEPTH jobs)
 
 
 @dataclass
@@ -50,14 +61,23 @@ class _Child:
     conn: Connection
     mailbox: Mailbox
     running: Running | None = None
-    offered: Job | None = None  # in the mailbox, or taken and about to be reported
-    terminate_next: int | None = None  # signal for the offered job once it has started
+    # in the mailbox, oldest first; the oldest may be taken already and about to be reported
+    offered: deque[Job] = field(default_factory=deque)
+    terminate_next: dict[int, int] = field(default_factory=dict)  # offered key -> signal
     retiring: bool = False  # it said its last outcome came: it exits, and gets no more jobs
 
     def jobs(self) -> list[Job]:
         """The jobs this child holds: running, then offered."""
         held = [self.running.job] if self.running is not None else []
-        return held + ([self.offered] if self.offered is not None else [])
+        return held + list(self.offered)
+
+    def send(self, message: object) -> None:
+        """Pickle ``message`` down the pipe (a dead child's exit is reported by its sentinel).
+
+        Raises:
+            OSError: the pipe is broken.
+        """
+        self.conn.send_bytes(pickle.dumps(message, PICKLE))
 
 
 def _describe_exit(code: int | None) -> str:
@@ -172,43 +192,60 @@ class PreforkPool(ExecutionPool):
         child.running = Running(job)
         # If the child died, its exit is reported soon, with this job as lost.
         with contextlib.suppress(OSError):
-            child.conn.send(job)
+            child.send(job.wire())
 
     def running(self) -> list[Job]:
         """Jobs in flight, offered ones included."""
         return [job for c in self._children for job in c.jobs()]
 
     def offer(self, job: Job) -> bool:
-        """Leave ``job`` in the mailbox of a child running a short task; see the module."""
+        """Leave ``job`` in the mailbox of a child running a short task, the one with the
+        fewest offers; see the module."""
         now = time.monotonic()
+        best: _Child | None = None
         for child in self._children:
-            run = child.running
-            if (
-                run is not None
-                and not child.retiring
-                and child.offered is None
-                and run.kill_reason is None
-                and self._typical.get(run.job.task, SHORT_TASK) < SHORT_TASK
-                and now - run.started < SHORT_TASK
-                and child.mailbox.offer(job)
+            if self._room(child, now) > 0 and (
+                best is None or len(child.offered) < len(best.offered)
             ):
-                child.offered = job
-                return True
-        return False
+                best = child
+        if best is None or not best.mailbox.offer(job.wire()):
+            return False
+        best.offered.append(job)
+        return True
+
+    def _room(self, child: _Child, now: float) -> int:
+        """How many more jobs ``child`` may be offered now."""
+        run = child.running
+        if run is None or child.retiring or run.kill_reason is not None:
+            return 0
+        typical = self._typical.get(run.job.task, SHORT_TASK)
+        if typical >= SHORT_TASK or now - run.started >= SHORT_TASK:
+            return 0
+        return _depth(typical) - len(child.offered)
 
     def offered(self) -> int:
         """Offered jobs not known to have started."""
-        return sum(1 for c in self._children if c.offered is not None)
+        return sum(len(c.offered) for c in self._children)
+
+    def ahead_capacity(self) -> int:
+        """How many jobs the busy children running short tasks could hold in their mailboxes."""
+        now = time.monotonic()
+        return sum(max(0, self._room(c, now)) + len(c.offered) for c in self._children)
 
     def retract_offers(self) -> list[Finished]:
         """Take back the offers not taken yet; see :meth:`ExecutionPool.retract_offers`."""
-        return [f for c in self._children if (f := self._retract(c)) is not None]
+        return [f for c in self._children for f in self._retract(c)]
 
-    def _retract(self, child: _Child) -> Finished | None:
-        if child.offered is None or not child.mailbox.retract():
-            return None  # nothing offered, or taken already: its start is reported soon
-        job, child.offered = child.offered, None
-        return returned(job)
+    def _retract(self, child: _Child, most: int = MAX_DEPTH) -> list[Finished]:
+        """Take back up to ``most`` of ``child``'s newest offers not taken yet (one taken
+        already is about to be reported as started)."""
+        if not child.offered:
+            return []
+        count = child.mailbox.retract(most)
+        back = [child.offered.pop() for _ in range(count)]
+        for job in back:
+            child.terminate_next.pop(job.key, None)
+        return [returned(job) for job in reversed(back)]
 
     def poll(self, timeout: float, wake_fds: list[Any]) -> list[Finished]:
         """Collect outcomes and deaths, enforce time limits; see :meth:`ExecutionPool.poll`."""
@@ -236,11 +273,9 @@ class PreforkPool(ExecutionPool):
         behind_slow = [
             c
             for c in self._children
-            if c.offered is not None
-            and c.running is not None
-            and now - c.running.started >= SHORT_TASK
+            if c.offered and c.running is not None and now - c.running.started >= SHORT_TASK
         ]
-        return [f for c in behind_slow if (f := self._retract(c)) is not None]
+        return [f for c in behind_slow for f in self._retract(c)]
 
     def _watch_wake_fds(self, wake_fds: list[Any]) -> None:
         if wake_fds == self._wake_fds:
@@ -255,20 +290,21 @@ class PreforkPool(ExecutionPool):
         finished = []
         while child.running is not None and not child.conn.closed and child.conn.poll():
             try:
-                key, outcome, next_key = child.conn.recv()
+                key, next_key, wire = pickle.loads(child.conn.recv_bytes())
             except (EOFError, OSError):
                 break
             if key != child.running.job.key:
                 continue
+            outcome = outcome_from_wire(wire)
             finished.append(Finished(child.running.job, outcome))
             self._learn(child.running.job.task, outcome.runtime)
             child.running = None
             child.retiring = next_key == RETIRING
-            if child.offered is not None and child.offered.key == next_key:
-                child.running, child.offered = Running(child.offered), None
-                if child.terminate_next is not None:
-                    self.terminate(child.running.job.request.id or "", child.terminate_next)
-                    child.terminate_next = None
+            if child.offered and child.offered[0].key == next_key:
+                child.running = Running(child.offered.popleft())
+                signum = child.terminate_next.pop(next_key, None)
+                if signum is not None:
+                    self.terminate(child.running.job.task_id, signum)
         return finished
 
     def _learn(self, task: str, runtime: float) -> None:
@@ -282,12 +318,11 @@ class PreforkPool(ExecutionPool):
         """Report the dead child's job lost (if it had one) and start a child in its place."""
         child.process.join(1)  # its sentinel fired: it has exited, or is about to be reaped
         finished = [self._lost(child)] if child.running is not None else []
-        if child.offered is not None:  # taken (it ran, and died too) unless it can be retracted
-            back = self._retract(child)
-            if back is None:
-                child.running, child.offered = Running(child.offered), None
-                back = self._lost(child)
-            finished.append(back)
+        finished.extend(self._retract(child))
+        if child.offered:  # taken: it started, and died with the process
+            child.running = Running(child.offered.popleft())
+            finished.append(self._lost(child))
+        child.offered.clear()
         self._selector.unregister(child.conn)
         self._selector.unregister(child.process.sentinel)
         child.conn.close()
@@ -300,9 +335,7 @@ class PreforkPool(ExecutionPool):
         if reason is not None:
             return killed(job, reason)
         how = _describe_exit(child.process.exitcode)
-        log.warning(
-            "process %s running %s[%s] %s", child.process.pid, job.task, job.request.id, how
-        )
+        log.warning("process %s running %s[%s] %s", child.process.pid, job.task, job.task_id, how)
         return lost(job, f"the process running the task was {how}")
 
     def _next_deadline(self) -> float:
@@ -317,7 +350,7 @@ class PreforkPool(ExecutionPool):
                     soonest = min(soonest, run.started + limit - now)
             if run.kill_sent_at is not None:
                 soonest = min(soonest, run.kill_sent_at + KILL_GRACE - now)
-            if child.offered is not None:
+            if child.offered:
                 soonest = min(soonest, run.started + SHORT_TASK - now)
         return max(soonest, 0.0)
 
@@ -351,18 +384,20 @@ class PreforkPool(ExecutionPool):
         """Signal the child running ``task_id``; SIGKILL follows if it does not die."""
         for child in self._children:
             run = child.running
-            if run is not None and run.job.request.id == task_id and run.kill_reason is None:
+            if run is not None and run.job.task_id == task_id and run.kill_reason is None:
                 run.kill_reason = Ending.TERMINATED
                 run.kill_sent_at = time.monotonic()
                 self._signal(child, signum)
                 return True
-            offered = child.offered
-            if offered is not None and offered.request.id == task_id:
-                back = self._retract(child)
-                if back is None:
-                    child.terminate_next = signum  # it has started: kill it once reported
-                else:  # comes back from the next poll; the worker refuses it as revoked
-                    self._returned.append(back)
+            keys = [job.key for job in child.offered if job.task_id == task_id]
+            if keys:
+                # Take it back with the offers after it; they come back from the next poll,
+                # and the worker refuses it as revoked. If it was taken, it has started: kill
+                # it once its start is reported.
+                behind = len(child.offered) - [j.key for j in child.offered].index(keys[0])
+                self._returned.extend(self._retract(child, behind))
+                if child.offered and child.offered[-1].key == keys[0]:
+                    child.terminate_next[keys[0]] = signum
                 return True
         return False
 
@@ -385,7 +420,8 @@ class PreforkPool(ExecutionPool):
                 self._signal(child, signal.SIGKILL)
                 child.process.join(5)
             finished.extend(lost(job, "worker shut down", Ending.SHUTDOWN) for job in held)
-            child.running = child.offered = None
+            child.running = None
+            child.offered.clear()
         for child in self._children:
             child.process.join(2)
             if child.process.is_alive():
@@ -407,12 +443,18 @@ class PreforkPool(ExecutionPool):
                 self._tell_to_stop(child)
             elif not child.process.is_alive():
                 finished.append(self._lost(child))
-                if child.offered is not None:
-                    finished.append(lost(child.offered, "worker shut down"))
-                child.running = child.offered = None
+                finished.extend(lost(job, "worker shut down") for job in child.offered)
+                child.running = None
+                child.offered.clear()
         return finished
 
     @staticmethod
     def _tell_to_stop(child: _Child) -> None:
         with contextlib.suppress(BrokenPipeError, OSError):
-            child.conn.send(None)
+            child.send(None)
+
+
+def _depth(typical: float) -> int:
+    """How many jobs a child running tasks of ``typical`` seconds may hold ahead: about
+    ``AHEAD_SECONDS`` of work, at least one and at most ``MAX_DEPTH``."""
+    return max(1, min(MAX_DEPTH, int(AHEAD_SECONDS / max(typical, 1e-6))))

@@ -138,7 +138,13 @@ class Worker:
 
     def _make_pool(self) -> ExecutionPool:
         app, opts = self.app, self.options
-        runner = TaskRunner(app.tasks, app.serializer, app.middleware)
+        runner = TaskRunner(
+            app.tasks,
+            app.serializer,
+            app.middleware,
+            hostname=self.hostname,
+            max_bytes=int(app.conf.message_max_bytes),
+        )
         if opts.pool == "threads":
             return ThreadPool(runner, self.concurrency)
         if opts.pool == "solo":
@@ -272,7 +278,7 @@ class Worker:
             self._read_commands(now)
         self._take_in(taken)
         # Outcomes that came in meanwhile: start their successors before the broker round trip.
-        dispatcher.collect(self.pool.poll(0, []))
+        dispatcher.collect(self.pool.poll(0, self._wake_fds()))
         dispatcher.dispatch()
         if self.autoscaler is not None:
             self._autoscale()
@@ -298,6 +304,10 @@ class Worker:
         return [] if self._draining else [self.consumer.wakeup, self._wakeup]
 
     def _take_in(self, deliveries: list[Delivery]) -> None:
+        if deliveries:
+            # Processes that came free during the broker round trip take the new messages
+            # first, rather than the mailboxes of the busy ones.
+            self.dispatcher.collect(self.pool.poll(0, self._wake_fds()))
         self.dispatcher.admit(deliveries)
         self.dispatcher.dispatch()
 
