@@ -18,6 +18,7 @@ from celeriac import signals
 from celeriac.exceptions import SoftTimeLimitExceeded
 from celeriac.execution import Outcome
 from celeriac.request import current_request
+from celeriac.worker.frames import write_frame
 from celeriac.worker.mailbox import Mailbox
 from celeriac.worker.pool import JobWire, outcome_wire
 from celeriac.worker.runner import TaskRunner
@@ -82,7 +83,8 @@ def _become_child(parent_pid: int) -> bool:
 
 
 def child_main(
-    conn: Connection,
+    jobs: Connection,
+    outcomes: int,
     runner: TaskRunner,
     max_tasks: int | None,
     max_memory_kib: int | None,
@@ -91,9 +93,9 @@ def child_main(
 ) -> None:
     """Serve jobs until told to stop or a recycling limit is reached.
 
-    Jobs (``JobWire``, pickled) come down ``conn``, or from ``mailbox`` when the main process
-    left the next ones there while this child was busy. Each outcome goes back, pickled, as
-    ``(key, next_key, outcome_wire(outcome))``:
+    Jobs (``JobWire``, pickled) come down ``jobs``, or from ``mailbox`` when the main process
+    left the next ones there while this child was busy. Each outcome goes back, pickled, in a
+    frame (``frames.py``) on the pipe ``outcomes``, as ``(key, next_key, outcome_wire(outcome))``:
     ``next_key`` is the key of the mailbox job taken right after, so the main process knows
     exactly which job this child runs now, or ``RETIRING`` when the child is about to exit
     (a recycling limit), so that no job is sent to it in the meantime. As it exits it sends
@@ -104,7 +106,7 @@ def child_main(
     runner.middleware.child_start()
     exitcode = 1
     try:
-        _serve(conn, runner, max_tasks, max_memory_kib, mailbox)
+        _serve(jobs, outcomes, runner, max_tasks, max_memory_kib, mailbox)
         exitcode = 0
     finally:
         if signals.worker_process_shutdown.has_receivers():
@@ -112,7 +114,8 @@ def child_main(
 
 
 def _serve(
-    conn: Connection,
+    jobs: Connection,
+    outcomes: int,
     runner: TaskRunner,
     max_tasks: int | None,
     max_memory_kib: int | None,
@@ -123,7 +126,7 @@ def _serve(
     while True:
         if job is None:
             try:
-                job = pickle.loads(conn.recv_bytes())
+                job = pickle.loads(jobs.recv_bytes())
             except (EOFError, OSError):
                 return
             if job is None:
@@ -136,7 +139,7 @@ def _serve(
         following = None if last else mailbox.take()
         next_key = RETIRING if last else None if following is None else following[0]
         try:
-            conn.send_bytes(pickle.dumps((job[0], next_key, outcome_wire(outcome)), PICKLE))
+            write_frame(outcomes, pickle.dumps((job[0], next_key, outcome_wire(outcome)), PICKLE))
         except (BrokenPipeError, OSError):
             return
         if last:

@@ -150,8 +150,12 @@ class Dispatcher:
                 if bucket is not None:
                     bucket.take()
                 self._start(held, policy)
-            elif bucket is not None or not (policy.acks_late and not policy.track_started):
-                break  # acknowledged, marked STARTED or rate-limited: never offered ahead
+            elif (
+                bucket is not None
+                or not (policy.acks_late and not policy.track_started)
+                or not self.pool.can_offer()
+            ):
+                break  # acknowledged, marked STARTED, rate-limited (never offered), or no room
             else:
                 job = self._job(held, policy)
                 if not self.pool.offer(job):
@@ -234,9 +238,11 @@ class Dispatcher:
         self.app.backend.store(record, expires=self.app.conf.seconds("result_expires"))
 
     def _reclaim_offers_for_idle(self) -> None:
-        """An idle process with nothing to start takes back what was offered elsewhere."""
-        if self.pool.free_slots() > len(self.waiting) and self.pool.offered():
-            self.collect(self.pool.retract_offers())
+        """An idle process with nothing to start takes back what was offered elsewhere (as
+        many as the idle processes can start, newest first)."""
+        idle = self.pool.free_slots() - len(self.waiting)
+        if idle > 0 and self.pool.offered():
+            self.collect(self.pool.retract_offers(idle))
 
     def terminate(self, task_id: str, signum: int) -> bool:
         """Kill the process running ``task_id`` (``revoke(terminate=True)``); True if it runs

@@ -38,6 +38,10 @@ class Stage(enum.Enum):
     SETTLED = "settled"  # recorded and settled: the worker holds it no more
     LOST = "lost"  # its lease was lost (another worker may run it): nothing was recorded
 
+    # Members are singletons: hashing by identity is right, and much cheaper than Enum's
+    # hash of the name (a stage is looked up several times a task in the main process).
+    __hash__ = object.__hash__
+
 
 _MOVES = {
     Stage.FETCHED: {Stage.WAITING, Stage.FINISHED},

@@ -195,8 +195,13 @@ class ExecutionPool(abc.ABC):
         when none can take it. An offered job comes back ``RETURNED`` if it is taken back."""
         return False
 
-    def retract_offers(self) -> list[Finished]:
-        """Take back every offered job that has not started (they come back ``RETURNED``)."""
+    def can_offer(self) -> bool:
+        """True when a busy process could be offered a job now."""
+        return False
+
+    def retract_offers(self, most: int | None = None) -> list[Finished]:
+        """Take back offered jobs that have not started (they come back ``RETURNED``): all of
+        them, or up to ``most``, newest first, from the processes offered the most."""
         return []
 
     def offered(self) -> int:

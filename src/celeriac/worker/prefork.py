@@ -14,8 +14,9 @@ behind a slow one.
 
 The hand-off is cheap on purpose, since this process is the worker's bottleneck: a job goes down
 as its ``JobWire`` (the message's bytes; the child decodes them), an outcome comes back as the
-few values of ``outcome_wire``, both through ``pickle`` on raw bytes, and the selector keeps
-every pipe registered for the pool's life.
+few values of ``outcome_wire`` in a frame on a pipe of its own (``frames.py``: every waiting
+outcome read at once, without blocking), both through ``pickle`` on plain values, and the
+selector keeps every pipe registered for the pool's life.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from celeriac.worker.child import PICKLE, RETIRING, SOFT_LIMIT_SIGNAL, child_main
+from celeriac.worker.frames import FrameReader
 from celeriac.worker.mailbox import MAX_DEPTH, Mailbox
 from celeriac.worker.pool import (
     Ending,
@@ -58,13 +60,15 @@ AHEAD_SECONDS = 0.005  # a child's mailbox holds about this much work (at most M
 @dataclass
 class _Child:
     process: BaseProcess
-    conn: Connection
+    conn: Connection  # jobs go down
+    outcomes: FrameReader  # outcomes come back
     mailbox: Mailbox
     running: Running | None = None
     # in the mailbox, oldest first; the oldest may be taken already and about to be reported
     offered: deque[Job] = field(default_factory=deque)
     terminate_next: dict[int, int] = field(default_factory=dict)  # offered key -> signal
     retiring: bool = False  # it said its last outcome came: it exits, and gets no more jobs
+    depth: int = 0  # how many jobs it may be offered behind the one it runs
 
     def jobs(self) -> list[Job]:
         """The jobs this child holds: running, then offered."""
@@ -78,6 +82,11 @@ class _Child:
             OSError: the pipe is broken.
         """
         self.conn.send_bytes(pickle.dumps(message, PICKLE))
+
+    def close(self) -> None:
+        """Close both pipes."""
+        self.conn.close()
+        self.outcomes.close()
 
 
 def _describe_exit(code: int | None) -> str:
@@ -124,12 +133,14 @@ class PreforkPool(ExecutionPool):
             self._children.append(self._spawn())
 
     def _spawn(self) -> _Child:
-        parent_end, child_end = self._ctx.Pipe(duplex=True)
+        job_reader, job_writer = self._ctx.Pipe(duplex=False)
+        outcome_reader, outcome_writer = os.pipe()
         mailbox = Mailbox(self._ctx)
         process = self._ctx.Process(
             target=child_main,
             args=(
-                child_end,
+                job_reader,
+                outcome_writer,
                 self.runner,
                 self.max_tasks_per_child,
                 self.max_memory_per_child,
@@ -140,9 +151,10 @@ class PreforkPool(ExecutionPool):
             daemon=True,
         )
         process.start()
-        child_end.close()
-        child = _Child(process, parent_end, mailbox)
-        self._selector.register(parent_end, selectors.EVENT_READ, ("outcome", child))
+        job_reader.close()
+        os.close(outcome_writer)
+        child = _Child(process, job_writer, FrameReader(outcome_reader), mailbox)
+        self._selector.register(outcome_reader, selectors.EVENT_READ, ("outcome", child))
         self._selector.register(process.sentinel, selectors.EVENT_READ, ("exit", child))
         return child
 
@@ -162,10 +174,10 @@ class PreforkPool(ExecutionPool):
         idle = [c for c in self._children if not c.jobs() and not c.retiring][:n]
         for child in idle:
             self._children.remove(child)
-            self._selector.unregister(child.conn)
+            self._selector.unregister(child.outcomes.fd)
             self._selector.unregister(child.process.sentinel)
             self._tell_to_stop(child)  # it exits (worker_process_shutdown), and is reaped later
-            child.conn.close()
+            child.close()
             self._leaving.append(child.process)
         self.concurrency -= len(idle)
         self._reap()
@@ -189,7 +201,7 @@ class PreforkPool(ExecutionPool):
     def submit(self, job: Job) -> None:
         """Send a job to an idle child."""
         child = next(c for c in self._children if c.running is None and not c.retiring)
-        child.running = Running(job)
+        self._run(child, job)
         # If the child died, its exit is reported soon, with this job as lost.
         with contextlib.suppress(OSError):
             child.send(job.wire())
@@ -213,15 +225,28 @@ class PreforkPool(ExecutionPool):
         best.offered.append(job)
         return True
 
+    def _run(self, child: _Child, job: Job) -> None:
+        """Book ``job`` as running in ``child``, and how many it may be offered behind it."""
+        child.running = Running(job)
+        typical = self._typical.get(job.task, SHORT_TASK)
+        child.depth = _depth(typical) if typical < SHORT_TASK else 0
+
     def _room(self, child: _Child, now: float) -> int:
         """How many more jobs ``child`` may be offered now."""
         run = child.running
-        if run is None or child.retiring or run.kill_reason is not None:
+        if (
+            run is None
+            or child.retiring
+            or run.kill_reason is not None
+            or now - run.started >= SHORT_TASK
+        ):
             return 0
-        typical = self._typical.get(run.job.task, SHORT_TASK)
-        if typical >= SHORT_TASK or now - run.started >= SHORT_TASK:
-            return 0
-        return _depth(typical) - len(child.offered)
+        return child.depth - len(child.offered)
+
+    def can_offer(self) -> bool:
+        """True when a child running a short task has room in its mailbox."""
+        now = time.monotonic()
+        return any(self._room(c, now) > 0 for c in self._children)
 
     def offered(self) -> int:
         """Offered jobs not known to have started."""
@@ -232,9 +257,18 @@ class PreforkPool(ExecutionPool):
         now = time.monotonic()
         return sum(max(0, self._room(c, now)) + len(c.offered) for c in self._children)
 
-    def retract_offers(self) -> list[Finished]:
-        """Take back the offers not taken yet; see :meth:`ExecutionPool.retract_offers`."""
-        return [f for c in self._children for f in self._retract(c)]
+    def retract_offers(self, most: int | None = None) -> list[Finished]:
+        """Take back offers not taken yet; see :meth:`ExecutionPool.retract_offers`."""
+        if most is None:
+            return [f for c in self._children for f in self._retract(c)]
+        back: list[Finished] = []
+        for _ in range(most):
+            fullest = max(self._children, key=lambda c: len(c.offered), default=None)
+            taken = self._retract(fullest, 1) if fullest is not None else []
+            if not taken:
+                break
+            back.extend(taken)
+        return back
 
     def _retract(self, child: _Child, most: int = MAX_DEPTH) -> list[Finished]:
         """Take back up to ``most`` of ``child``'s newest offers not taken yet (one taken
@@ -288,12 +322,9 @@ class PreforkPool(ExecutionPool):
 
     def _outcomes_of(self, child: _Child) -> list[Finished]:
         finished = []
-        while child.running is not None and not child.conn.closed and child.conn.poll():
-            try:
-                key, next_key, wire = pickle.loads(child.conn.recv_bytes())
-            except (EOFError, OSError):
-                break
-            if key != child.running.job.key:
+        for frame in child.outcomes.read():
+            key, next_key, wire = pickle.loads(frame)
+            if child.running is None or key != child.running.job.key:
                 continue
             outcome = outcome_from_wire(wire)
             finished.append(Finished(child.running.job, outcome))
@@ -301,10 +332,11 @@ class PreforkPool(ExecutionPool):
             child.running = None
             child.retiring = next_key == RETIRING
             if child.offered and child.offered[0].key == next_key:
-                child.running = Running(child.offered.popleft())
+                started = child.offered.popleft()
+                self._run(child, started)
                 signum = child.terminate_next.pop(next_key, None)
                 if signum is not None:
-                    self.terminate(child.running.job.task_id, signum)
+                    self.terminate(started.task_id, signum)
         return finished
 
     def _learn(self, task: str, runtime: float) -> None:
@@ -323,9 +355,9 @@ class PreforkPool(ExecutionPool):
             child.running = Running(child.offered.popleft())
             finished.append(self._lost(child))
         child.offered.clear()
-        self._selector.unregister(child.conn)
+        self._selector.unregister(child.outcomes.fd)
         self._selector.unregister(child.process.sentinel)
-        child.conn.close()
+        child.close()
         self._children[self._children.index(child)] = self._spawn()
         return finished
 
@@ -426,7 +458,7 @@ class PreforkPool(ExecutionPool):
             child.process.join(2)
             if child.process.is_alive():
                 self._signal(child, signal.SIGKILL)
-            child.conn.close()
+            child.close()
         self._children.clear()
         for process in self._leaving:
             process.join(2)
@@ -436,7 +468,7 @@ class PreforkPool(ExecutionPool):
 
     def _stop_round(self, timeout: float) -> list[Finished]:
         busy = [c for c in self._children if c.running is not None]
-        wait([c.conn for c in busy] + [c.process.sentinel for c in busy], max(timeout, 0))
+        wait([c.outcomes.fd for c in busy] + [c.process.sentinel for c in busy], max(timeout, 0))
         finished = self._collect_outcomes()
         for child in busy:
             if child.running is None:
