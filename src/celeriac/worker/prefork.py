@@ -124,6 +124,7 @@ class PreforkPool(ExecutionPool):
         self._selector = selectors.DefaultSelector()
         self._wake_fds: list[Any] = []
         self._typical: dict[str, float] = {}  # task name -> moving average of its run time
+        self._overall: float | None = None  # moving average of every task's run time
         self._returned: list[Finished] = []  # taken back outside of a poll
         self._leaving: list[BaseProcess] = []  # stopped by pool_shrink, not reaped yet
 
@@ -253,9 +254,13 @@ class PreforkPool(ExecutionPool):
         return sum(len(c.offered) for c in self._children)
 
     def ahead_capacity(self) -> int:
-        """How many jobs the busy children running short tasks could hold in their mailboxes."""
-        now = time.monotonic()
-        return sum(max(0, self._room(c, now)) + len(c.offered) for c in self._children)
+        """How many jobs the children could hold in their mailboxes, by the typical run time
+        of the tasks lately (not only the busy ones: children that all came free during a
+        round trip need the most next)."""
+        overall = self._overall
+        if overall is None or overall >= SHORT_TASK:
+            return 0
+        return len(self._children) * _depth(overall)
 
     def retract_offers(self, most: int | None = None) -> list[Finished]:
         """Take back offers not taken yet; see :meth:`ExecutionPool.retract_offers`."""
@@ -342,6 +347,8 @@ class PreforkPool(ExecutionPool):
     def _learn(self, task: str, runtime: float) -> None:
         previous = self._typical.get(task)
         self._typical[task] = runtime if previous is None else 0.8 * previous + 0.2 * runtime
+        overall = self._overall
+        self._overall = runtime if overall is None else 0.9 * overall + 0.1 * runtime
 
     def _collect_outcomes(self) -> list[Finished]:
         return [f for child in self._children for f in self._outcomes_of(child)]
@@ -446,6 +453,10 @@ class PreforkPool(ExecutionPool):
         deadline = time.monotonic() + timeout
         while self.running() and time.monotonic() < deadline:
             finished.extend(self._stop_round(deadline - time.monotonic()))
+        # Outcomes already sent are kept, even when there is no time to wait for more: their
+        # tasks ran, and must not run again. Then offers the children did not take come back.
+        finished.extend(self._collect_outcomes())
+        finished.extend(self.retract_offers())
         for child in self._children:
             held = child.jobs()
             if held:
