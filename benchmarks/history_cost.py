@@ -1,0 +1,70 @@
+"""What task events and history cost a worker: the throughput scenario with ``task_history``
+on and off, interleaved, on SQLite and on Redis.
+
+Run: ``.venv/bin/python -m benchmarks.history_cost [tasks] [repeat] [suite ...]`` (default
+20,000 no-op tasks, 3 runs of each side, both suites). The Redis half needs an empty
+``$BENCH_REDIS_URL`` (as ``benchmarks/redis_suite.py``). Prints each run and the ratio of the
+medians (history on / off).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from benchmarks import redis_suite, sqlite_suite
+
+
+def _sqlite_runs(workdir: Path, tasks: int) -> dict[str, Callable[[int], float]]:
+    on = sqlite_suite.PEERS[0]
+    command = [("celeriac_nohistory_app" if c == "celeriac_app" else c) for c in on.command]
+    off = replace(on, name="celeriac-history-off", command=command)
+
+    def runner(peer: sqlite_suite.Peer) -> Callable[[int], float]:
+        return lambda run: sqlite_suite.throughput(peer, workdir, run, tasks)[0]
+
+    return {"on": runner(on), "off": runner(off)}
+
+
+def _redis_runs(workdir: Path, tasks: int) -> dict[str, Callable[[int], float]]:
+    on = redis_suite.PEERS[0]
+    off_command = [
+        ("celeriac_redis_nohistory_app" if c == "celeriac_redis_app" else c)
+        for c in redis_suite.COMMANDS["celeriac"]
+    ]
+    redis_suite.COMMANDS["celeriac-history-off"] = off_command
+    off = redis_suite.Peer("celeriac-history-off", on.client)
+    db = redis_suite.Database(os.environ.get(redis_suite.URL_ENV, redis_suite.DEFAULT_URL))
+    db.check_empty()
+
+    def runner(peer: redis_suite.Peer) -> Callable[[int], float]:
+        return lambda run: redis_suite.throughput(peer, db, workdir, tasks)[0]
+
+    return {"on": runner(on), "off": runner(off)}
+
+
+def main() -> None:
+    tasks = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+    repeat = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    suites = sys.argv[3:] or ["sqlite", "redis"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for suite in suites:
+            build = _sqlite_runs if suite == "sqlite" else _redis_runs
+            runs = build(Path(tmp), tasks)
+            rates: dict[str, list[float]] = {"on": [], "off": []}
+            for run in range(repeat):
+                for side in ("off", "on") if run % 2 else ("on", "off"):
+                    rate = runs[side](run)
+                    rates[side].append(rate)
+                    print(f"{suite} history {side:3}: {rate:8.0f} tasks/s", flush=True)
+            on, off = statistics.median(rates["on"]), statistics.median(rates["off"])
+            print(f"{suite}: median on {on:.0f}/s, off {off:.0f}/s, on/off = {on / off:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,290 @@
+"""Task history and events of the Redis backend: hashes, sorted sets and a stream.
+
+The key layout is in the header of ``redis_lua/history_record.lua``, which merges a batch of
+events in one script run (queued with the worker's broker batch when one is open, so a turn's
+events cost no round trip of their own). Searches run ``history_query.lua``: a page by rank in
+one sorted set when one filter (or none) is given, else a walk of the smallest set. Everything
+lives under ``<global_keyprefix>celeriac:hist:``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from celeriac._redis.connect import as_bytes
+from celeriac._redis.scripts import Arg
+from celeriac.exceptions import BackendError
+from celeriac.history import (
+    Folded,
+    SecondStats,
+    TaskEntry,
+    TaskEvent,
+    TaskPage,
+    TaskQuery,
+    WorkerEntry,
+    fold,
+    series,
+    stats_by_second,
+)
+
+if TYPE_CHECKING:
+    from celeriac._redis.database import RedisDatabase
+
+FEED_ENTRIES = 1000  # writes the feed keeps (each holds one worker turn's events)
+PRUNE_LIMIT = 1000  # expired entries one write deletes at most, so that no script runs long
+_TIMES = ("sent", "received", "started", "finished", "runtime")
+_TEXTS = (
+    *("name", "args", "kwargs", "result", "exception", "traceback", "worker", "queue"),
+    *("parent_id", "root_id", "group_id", "state"),
+)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6f}"
+    if isinstance(value, tuple | list | dict):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+_NAMED = frozenset({"args", "kwargs", "result"})
+
+
+def _task_args(task_id: str, f: Folded) -> list[Arg]:
+    """history_record.lua's arguments for one task's folded events."""
+    pairs: list[Arg] = []
+    for name, value in f.patch.items():
+        pairs += [name, _text(value)]
+    patch = f.patch
+    return [
+        task_id,
+        f.state,
+        f"{f.state_time:.6f}",
+        "1" if f.takes else "0",
+        f"{f.seen:.6f}",
+        patch.get("name", ""),
+        patch.get("worker", ""),
+        "1" if _NAMED.intersection(patch) else "0",
+        "\n".join(f.lines),
+        len(patch),
+        *pairs,
+    ]
+
+
+def _entry(task_id: str, flat: Sequence[Any]) -> TaskEntry:
+    raw = {
+        as_bytes(k).decode(): as_bytes(v).decode()
+        for k, v in zip(flat[::2], flat[1::2], strict=True)
+    }
+    times: dict[str, Any] = {n: float(raw[n]) if raw.get(n) else None for n in _TIMES}
+    texts: dict[str, Any] = {name: raw.get(name, "") for name in _TEXTS}
+    progress = raw.get("progress")
+    return TaskEntry(
+        task_id=task_id,
+        **texts,
+        **times,
+        retries=int(raw.get("retries") or 0),
+        children=tuple(json.loads(raw.get("children") or "[]")),
+        progress=None if progress is None else json.loads(progress),
+        seen=float(raw.get("seen") or 0.0),
+        state_time=float(raw.get("state_time") or 0.0),
+    )
+
+
+def _lines(chunks: Sequence[Any]) -> list[TaskEvent]:
+    """The events in chunks of JSON lines (a timeline's elements, a feed entry)."""
+    return [TaskEvent.from_json(line) for chunk in chunks for line in as_bytes(chunk).splitlines()]
+
+
+def _bound(value: float | None, default: str) -> str:
+    return default if value is None else repr(float(value))
+
+
+class RedisHistory:
+    """What ``RedisBackend``'s history methods do, on its server (see the module docstring)."""
+
+    def __init__(
+        self,
+        db: RedisDatabase,
+        prefix: str,
+        now: Callable[[], str],
+        clock: Callable[[], float],
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.prefix = prefix + "hist:"  # the backend's "<global_keyprefix>celeriac:"
+        self._now = now
+        self._record = db.script("celeriac.backends", "history_record")
+        self._query = db.script("celeriac.backends", "history_query")
+
+    def _errors(self, what: str) -> Any:
+        return self.db.errors(what, BackendError)
+
+    def record_events(self, events: Sequence[TaskEvent], *, retention: float | None) -> None:
+        """See ``ResultBackend.record_events``.
+
+        Raises:
+            BackendError: Redis cannot be reached.
+        """
+        ttl = "" if retention is None else repr(float(retention))
+        folded = fold(events)
+        args: list[Arg] = [self._now(), ttl, self.prefix, FEED_ENTRIES, PRUNE_LIMIT, len(folded)]
+        for task_id, f in folded.items():
+            args += _task_args(task_id, f)
+        seconds = stats_by_second(events)
+        args.append(len(seconds))
+        for second, stats in seconds.items():
+            args += [second, *stats.as_tuple()]
+        with self._errors("record events"):
+            if not self.db.defer(self._record, [], args, lambda reply: None):
+                self.db.run(self._record, [], args)
+
+    def history_task(self, task_id: str) -> TaskEntry | None:
+        """See ``ResultBackend.history_task``.
+
+        Raises:
+            BackendError: Redis cannot be reached.
+        """
+        with self._errors("read a task's history"):
+            flat, timeline = self.db.direct_execute(
+                [
+                    ("HGETALL", self.prefix + "task:" + task_id),
+                    ("LRANGE", self.prefix + "tl:" + task_id, 0, -1),
+                ]
+            )
+        if not flat:
+            return None
+        if isinstance(flat, dict):  # a RESP3 connection answers HGETALL with a map
+            flat = [x for pair in flat.items() for x in pair]
+        events = sorted(_lines(timeline), key=lambda e: e.timestamp)
+        return replace(_entry(task_id, flat), events=tuple(events))
+
+    def history_tasks(self, query: TaskQuery) -> TaskPage:
+        """See ``ResultBackend.history_tasks``.
+
+        Raises:
+            BackendError: Redis cannot be reached.
+        """
+        p = self.prefix
+        sets = [p + f"by-{f}:" + v for f in ("state", "name", "worker") if (v := getattr(query, f))]
+        args: list[Arg] = [
+            p,
+            _bound(query.since, "-inf"),
+            _bound(query.until, "+inf"),
+            query.text or "",
+            query.offset,
+            query.limit,
+            *(sets or [p + "all"]),
+        ]
+        with self._errors("search the history"):
+            reply = self.db.direct_execute([self._query.command([], args)])[0]
+        total, rest = int(reply[0]), reply[1:]
+        tasks = [
+            _entry(as_bytes(task_id).decode(), flat)
+            for task_id, flat in zip(rest[::2], rest[1::2], strict=True)
+        ]
+        return TaskPage(tasks=tuple(tasks), total=total)
+
+    def history_counts(self) -> dict[str, dict[str, int]]:
+        """See ``ResultBackend.history_counts``.
+
+        Raises:
+            BackendError: Redis cannot be reached.
+        """
+        with self._errors("count the history"):
+            raw = self.db.direct().hgetall(self.prefix + "counts")
+        counts: dict[str, dict[str, int]] = {}
+        for field, value in raw.items():
+            state, _, name = as_bytes(field).decode().partition("\n")
+            if int(value) > 0:
+                counts.setdefault(state, {})[name] = int(value)
+        return counts
+
+    def history_series(self, since: float, bucket: float) -> list[dict[str, Any]]:
+        """See ``ResultBackend.history_series``.
+
+        Raises:
+            BackendError: Redis cannot be reached.
+            ValueError: ``bucket`` is not positive.
+        """
+        with self._errors("read the history's series"):
+            found = self.db.direct_execute(
+                [("ZRANGEBYSCORE", self.prefix + "seconds", int(since - bucket), "+inf")]
+            )[0]
+            values = self.db.execute([("HMGET", self.prefix + "stats", *found)])[0] if found else []
+        seconds: dict[int, SecondStats] = {}
+        for second, value in zip(found, values, strict=True):
+            if value is not None:
+                words = as_bytes(value).split()
+                seconds[int(second)] = SecondStats(
+                    succeeded=int(words[0]),
+                    failed=int(words[1]),
+                    retried=int(words[2]),
+                    runtime_sum=float(words[3]),
+                    runtime_count=int(words[4]),
+                    runtime_max=float(words[5]),
+                )
+        return series(seconds, since, bucket, self.clock())
+
+    def read_events(self, cursor: str | None, limit: int = 1000) -> tuple[list[TaskEvent], str]:
+        """See ``ResultBackend.read_events``. A cursor is ``<stream id>/<events read of it>``
+        (``all``: every one).
+
+        Raises:
+            BackendError: Redis cannot be reached.
+        """
+        feed = self.prefix + "feed"
+        with self._errors("read events"):
+            if cursor is None:
+                newest = self.db.direct_execute([("XREVRANGE", feed, "+", "-", "COUNT", 1)])[0]
+                return [], (as_bytes(newest[0][0]).decode() if newest else "0-0") + "/all"
+            entry, _, done_text = cursor.partition("/")
+            command = ("XRANGE", feed, entry, "+", "COUNT", limit + 1)
+            found: list[Any] = self.db.direct_execute([command])[0]
+        events: list[TaskEvent] = []
+        for raw_id, fields in found:
+            stream_id = as_bytes(raw_id).decode()
+            chunk = _lines([fields[1]])
+            start = 0
+            if stream_id == entry:
+                start = len(chunk) if done_text in ("all", "") else int(done_text)
+            take = chunk[start : start + limit - len(events)]
+            events += take
+            cursor = f"{stream_id}/{start + len(take)}"
+            if len(events) >= limit:
+                break
+        return events, cursor
+
+    def record_worker(self, entry: WorkerEntry, *, ttl: float) -> None:
+        """See ``ResultBackend.record_worker``.
+
+        Raises:
+            BackendError: Redis cannot be reached.
+        """
+        value = f"{self.clock() + ttl:.6f}\n{json.dumps(entry.to_dict())}"
+        with self._errors("record a worker"):
+            self.db.direct().hset(self.prefix + "workers", entry.hostname, value)
+
+    def workers(self) -> list[WorkerEntry]:
+        """See ``ResultBackend.workers``.
+
+        Raises:
+            BackendError: Redis cannot be reached.
+        """
+        key = self.prefix + "workers"
+        now = self.clock()
+        with self._errors("read the workers"):
+            raw = self.db.direct().hgetall(key)
+            live, gone = [], []
+            for host, value in raw.items():
+                expiry, _, text = as_bytes(value).decode().partition("\n")
+                if float(expiry or 0) > now:
+                    live.append(WorkerEntry.from_dict(json.loads(text)))
+                else:
+                    gone.append(host)
+            if gone:
+                self.db.direct().hdel(key, *gone)
+        return sorted(live, key=lambda w: w.hostname)

@@ -1,0 +1,151 @@
+-- include: lib
+-- history_record.lua: merge task events into their tasks' history entries, add them to the
+-- live feed and to the per-second counts, and prune what is past its retention.
+--
+-- Keys (all under ARGV[3], the history prefix "<global_keyprefix>celeriac:hist:"; built here,
+-- as they depend on the entries' fields, which only this script reads):
+--   task:<id>          hash    one entry: the fields of celeriac.history.TaskEntry as text
+--   tl:<id>            list    the entry's timeline: one element a write, its events as JSON
+--                              lines, in arrival order
+--   all                zset    every entry id, scored by `seen` (its first event's time)
+--   by-state:<state>   zset    the ids in that state, by `seen` (likewise by-name:, by-worker:)
+--   expiry             zset    the ids by when their entry goes (seen + retention)
+--   text               hash    id -> "<args>\0<kwargs>\0<result>", for text searches
+--   counts             hash    "<state>\n<name>" -> how many entries
+--   feed               stream  the live feed: one entry a write (field e: its events as JSON
+--                              lines), capped at about ARGV[4] entries
+--   stats              hash    "<second>" -> "succeeded failed retried runtime_sum
+--                              runtime_count runtime_max" (celeriac.history.SecondStats)
+--   seconds            zset    the seconds in stats, by themselves (for ranges and pruning)
+--
+-- ARGV[1]  now, epoch seconds ('' = Redis's own clock, TIME)
+-- ARGV[2]  retention in seconds ('' = forever)
+-- ARGV[3]  the history prefix; ARGV[4] feed length; ARGV[5] entries pruned per call at most
+-- ARGV[6]  how many tasks, then per task (its events folded: celeriac.history.fold): task id,
+--          state, the time of that state, '1' when it may replace a stored state ('0': only
+--          task-sent), seen (its first event's time), its name and worker ('' = not said),
+--          '1' when args, kwargs or result changed, its events as JSON lines, n, then n
+--          field/value pairs (the fields its events set)
+-- then     how many seconds, then per second: the second and its six counts
+--
+-- Returns the number of entries pruned. The merge rule is celeriac.history.apply's: the later
+-- event's state wins, a task-sent's never replaces one, the earliest `seen` stays. Why a script: an entry's state, its
+-- indexes and the counts move together, whichever worker or client writes.
+
+local now = clock()
+local retention = ARGV[2] ~= '' and finite(ARGV[2]) or nil
+local P, feed_length, prune_limit = ARGV[3], ARGV[4], tonumber(ARGV[5])
+
+local function indexes(state, name, worker)
+  return {P .. 'all', P .. 'by-state:' .. state, P .. 'by-name:' .. name, P .. 'by-worker:' .. worker}
+end
+
+local function count(state, name, by)
+  local field = state .. '\n' .. name
+  if redis.call('HINCRBY', P .. 'counts', field, by) <= 0 then
+    redis.call('HDEL', P .. 'counts', field)
+  end
+end
+
+-- Pruning: entries past their retention, and the counts of seconds past it.
+local doomed = redis.call('ZRANGEBYSCORE', P .. 'expiry', '-inf', now, 'LIMIT', 0, prune_limit)
+for _, id in ipairs(doomed) do
+  local f = redis.call('HMGET', P .. 'task:' .. id, 'state', 'name', 'worker')
+  if f[1] then
+    for _, key in ipairs(indexes(f[1], f[2] or '', f[3] or '')) do
+      redis.call('ZREM', key, id)
+    end
+    count(f[1], f[2] or '', -1)
+  end
+  redis.call('DEL', P .. 'task:' .. id, P .. 'tl:' .. id)
+  redis.call('ZREM', P .. 'expiry', id)
+  redis.call('HDEL', P .. 'text', id)
+end
+if retention then
+  local old = redis.call('ZRANGEBYSCORE', P .. 'seconds', '-inf', now - retention)
+  for _, second in ipairs(old) do
+    redis.call('HDEL', P .. 'stats', second)
+  end
+  redis.call('ZREMRANGEBYSCORE', P .. 'seconds', '-inf', now - retention)
+end
+
+local i, lines = 7, {}
+for _ = 1, tonumber(ARGV[6]) do
+  local id, state, st_text, takes, seen_text = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local name, worker, has_text, timeline = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
+  local n = tonumber(ARGV[i + 9])
+  local key = P .. 'task:' .. id
+  local cur = redis.call('HMGET', key, 'state', 'state_time', 'seen', 'name', 'worker')
+  local old_state, old_name, old_worker = cur[1], cur[4] or '', cur[5] or ''
+  local fields = {}
+  for j = i + 10, i + 9 + 2 * n do
+    fields[#fields + 1] = ARGV[j]
+  end
+  i = i + 10 + 2 * n
+  local new_state = old_state
+  if not old_state or (takes == '1' and tonumber(st_text) >= (tonumber(cur[2]) or 0)) then
+    new_state = state
+    fields[#fields + 1], fields[#fields + 2] = 'state', state
+    fields[#fields + 1], fields[#fields + 2] = 'state_time', st_text
+  end
+  local seen, old_seen = tonumber(seen_text), tonumber(cur[3])
+  local reseen = not old_seen or seen < old_seen
+  if reseen then
+    fields[#fields + 1], fields[#fields + 2] = 'seen', seen_text
+  else
+    seen = old_seen
+  end
+  if #fields > 0 then
+    redis.call('HSET', key, unpack(fields))
+  end
+  local new_name = name ~= '' and name or old_name
+  local new_worker = worker ~= '' and worker or old_worker
+  local moved = old_state ~= new_state or old_name ~= new_name or old_worker ~= new_worker
+  if old_state and moved then
+    for _, index in ipairs(indexes(old_state, old_name, old_worker)) do
+      redis.call('ZREM', index, id)
+    end
+    count(old_state, old_name, -1)
+  end
+  if moved then
+    count(new_state, new_name, 1)
+  end
+  if moved or reseen then
+    for _, index in ipairs(indexes(new_state, new_name, new_worker)) do
+      redis.call('ZADD', index, seen, id)
+    end
+    if retention then
+      redis.call('ZADD', P .. 'expiry', seen + retention, id)
+    end
+  end
+  if has_text == '1' then
+    local t = redis.call('HMGET', key, 'args', 'kwargs', 'result')
+    redis.call('HSET', P .. 'text', id, (t[1] or '') .. '\0' .. (t[2] or '') .. '\0' .. (t[3] or ''))
+  end
+  redis.call('RPUSH', P .. 'tl:' .. id, timeline)
+  lines[#lines + 1] = timeline
+end
+if #lines > 0 then
+  redis.call('XADD', P .. 'feed', 'MAXLEN', '~', feed_length, '*', 'e', table.concat(lines, '\n'))
+end
+
+for _ = 1, tonumber(ARGV[i]) do
+  local second = ARGV[i + 1]
+  local old = redis.call('HGET', P .. 'stats', second)
+  local v = {0, 0, 0, 0, 0, 0}
+  if old then
+    local j = 1
+    for word in string.gmatch(old, '%S+') do
+      v[j] = tonumber(word) or 0
+      j = j + 1
+    end
+  end
+  for j = 1, 5 do
+    v[j] = v[j] + tonumber(ARGV[i + 1 + j])
+  end
+  v[6] = math.max(v[6], tonumber(ARGV[i + 7]))
+  redis.call('HSET', P .. 'stats', second, string.format('%d %d %d %.6f %d %.6f', unpack(v)))
+  redis.call('ZADD', P .. 'seconds', second, second)
+  i = i + 7
+end
+return #doomed

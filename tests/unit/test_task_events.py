@@ -1,0 +1,92 @@
+"""The pieces of task events that need no worker: the merge rule (``history.apply``/``fold``),
+the worker's buffer (what it holds back), and the one-line form ``celeriac events`` prints.
+The backends' side is tests/backends/test_history.py; real workers, tests/test_events.py."""
+
+from __future__ import annotations
+
+import time
+
+from celeriac.events import describe
+from celeriac.history import (
+    FAILED,
+    PROGRESS,
+    RECEIVED,
+    SENT,
+    STARTED,
+    SUCCEEDED,
+    TaskEvent,
+    apply,
+    fold,
+)
+from celeriac.middleware.events import EventBuffer, EventOptions
+
+
+def test_fold_merges_a_batch_as_apply_does_event_by_event() -> None:
+    events = [
+        TaskEvent(RECEIVED, "a", 10.0, "w1", {"name": "x", "args": "[1]"}),
+        TaskEvent(SENT, "a", 9.0, "", {"name": "x", "queue": "q"}),
+        TaskEvent(STARTED, "a", 11.0, "w1"),
+        TaskEvent(FAILED, "a", 12.0, "w1", {"exception": "E: x", "runtime": 1.0}),
+        TaskEvent(SENT, "b", 5.0, "", {"name": "y"}),
+    ]
+    folded = fold(events)
+    entry = None
+    for event in events[:4]:
+        entry = apply(entry, event)
+    assert entry is not None
+    a = folded["a"]
+    assert (a.state, a.state_time, a.takes, a.seen) == ("FAILURE", 12.0, True, 9.0)
+    assert (entry.state, entry.seen, entry.sent, entry.finished) == ("FAILURE", 9.0, 9.0, 12.0)
+    assert a.patch["exception"] == entry.exception == "E: x"
+    assert a.patch["queue"] == entry.queue == "q" and entry.worker == "w1"
+    assert len(a.lines) == 4 and TaskEvent.from_json(a.lines[0]) == events[0]
+    assert (folded["b"].state, folded["b"].takes) == ("PENDING", False)
+
+
+def test_progress_takes_its_own_state_and_meta() -> None:
+    entry = apply(
+        None, TaskEvent(PROGRESS, "a", 1.0, "w", {"state": "UPLOADING", "meta": {"n": 1}})
+    )
+    assert (entry.state, entry.progress) == ("UPLOADING", {"n": 1})
+
+
+def test_the_buffer_holds_a_running_task_s_events_until_it_ends_or_half_a_second() -> None:
+    buffer = EventBuffer(EventOptions(), "w1")
+    now = time.time()
+    buffer.pending = [
+        TaskEvent(RECEIVED, "short", now, "w1"),
+        TaskEvent(RECEIVED, "long", now, "w1"),
+        TaskEvent(RECEIVED, "old", now - 1.0, "w1"),
+        TaskEvent(SUCCEEDED, "short", now, "w1"),
+    ]
+    due = buffer.take()
+    assert [(e.task_id, e.type) for e in due] == [
+        ("short", RECEIVED),
+        ("old", RECEIVED),
+        ("short", SUCCEEDED),
+    ]
+    assert [e.task_id for e in buffer.pending] == ["long"]
+    assert [e.task_id for e in buffer.take(everything=True)] == ["long"]
+
+
+def test_a_buffer_that_cannot_write_keeps_the_newest_events() -> None:
+    buffer = EventBuffer(EventOptions(), "w1")
+    buffer.pending = [TaskEvent(RECEIVED, "new", 2.0)]
+    buffer.restore([TaskEvent(RECEIVED, "old", 1.0)])
+    assert [e.task_id for e in buffer.pending] == ["old", "new"]
+
+
+def test_a_disabled_buffer_takes_nothing_in() -> None:
+    buffer = EventBuffer(EventOptions(enabled=False), "w1")
+    buffer.started([])
+    assert buffer.take(everything=True) == []
+
+
+def test_one_readable_line_per_event() -> None:
+    at = time.mktime((2026, 12, 2, 18, 2, 8, 0, 0, -1)) + 0.661
+    line = describe(TaskEvent(SUCCEEDED, "id-1", at, "w1@h", {"result": "4", "runtime": 0.00012}))
+    assert line == "18:02:08.661 task-succeeded  id-1 @w1@h 4 in 0.0001s"
+    received = TaskEvent(
+        RECEIVED, "id-2", at, "w1@h", {"name": "t.add", "args": "[2,2]", "kwargs": "{}"}
+    )
+    assert describe(received).endswith("task-received   id-2 @w1@h t.add args=[2,2] kwargs={}")
