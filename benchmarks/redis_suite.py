@@ -4,6 +4,9 @@ Each peer runs its own worker command with 2 worker processes and stores every r
 celeriac (``celeriac -A celeriac_redis_app worker -c 2 -P prefork``), Celery (``celery -A
 celery_redis_app worker -c 2 -P prefork``, Redis broker and Redis result backend, otherwise
 Celery's defaults) and Huey (``huey_consumer huey_redis_app.huey -k process -w 2``, a RedisHuey).
+A fourth column, ``celeriac-nohistory``, runs the throughput scenario only, with the same worker
+and ``task_history = False``: the ratio celeriac/celeriac-nohistory is what recording every
+task's events and history costs.
 They all use the Redis database at ``$BENCH_REDIS_URL`` (default: db 12 of the shared server on
 127.0.0.1:6379), which must be empty at the start; it is flushed after every run and at the end.
 
@@ -68,6 +71,14 @@ BIN = Path(sys.executable).parent
 _TWO = ("-c", str(WORKERS), "-P", "prefork", "-l", "warning")
 COMMANDS = {
     "celeriac": [str(BIN / "celeriac"), "-A", "celeriac_redis_app", "worker", *_TWO],
+    # the same worker with task_history = False: what recording each task's history costs
+    "celeriac-nohistory": [
+        str(BIN / "celeriac"),
+        "-A",
+        "celeriac_redis_nohistory_app",
+        "worker",
+        *_TWO,
+    ],
     "celery": [str(BIN / "celery"), "-A", "celery_redis_app", "worker", *_TWO],
     "huey": [str(BIN / "huey_consumer"), "huey_redis_app.huey", "-k", "process", "-w", "2", "-q"],
 }
@@ -229,6 +240,7 @@ class Peer:
 
     name: str
     client: Callable[..., Any]
+    throughput_only: bool = False  # a variant of celeriac, run in the throughput scenario only
 
     def worker(self, url: str, log: Path, **env: str) -> WorkerProcess:
         """The peer's worker command on ``url``, logging to ``log``."""
@@ -239,7 +251,12 @@ class Peer:
         return WorkerProcess(self.name, COMMANDS[self.name], env=full, log_path=log)
 
 
-PEERS = (Peer("celeriac", CeleriacClient), Peer("celery", CeleryClient), Peer("huey", HueyClient))
+PEERS = (
+    Peer("celeriac", CeleriacClient),
+    Peer("celery", CeleryClient),
+    Peer("huey", HueyClient),
+    Peer("celeriac-nohistory", CeleriacClient, throughput_only=True),
+)
 
 
 class Database:
@@ -414,6 +431,8 @@ def _settings(options: RunOptions, tasks: int, url: str, load: str) -> list[str]
         f"setup:   {WORKERS} worker processes per peer, results stored, peers interleaved,"
         f" repetitions: {options.repeat}; N = {tasks}",
         f"celeriac: {' '.join(COMMANDS['celeriac'][1:])}",
+        "celeriac-nohistory: the same worker with task_history = False (throughput only): what"
+        " recording every task's events and history in Redis costs",
         f"celery:   {' '.join(COMMANDS['celery'][1:])} (Redis result backend, Celery defaults)",
         f"huey:     {' '.join(COMMANDS['huey'][1:])} (RedisHuey, store_none=True;"
         " notify_result=True for the round trips)",
@@ -445,6 +464,12 @@ def run(options: RunOptions, workdir: Path) -> Report:
         for repetition in range(1, options.repeat + 1):
             order = PEERS if repetition % 2 else PEERS[::-1]
             for peer in order:
+                if peer.throughput_only:
+                    drained, used = throughput(peer, db, workdir, tasks)
+                    samples.add("throughput", peer.name, drained)
+                    samples.cpu_per_task.setdefault(peer.name, []).append(used)
+                    _progress(f"redis {repetition}/{options.repeat} {peer.name}: {drained:.0f}/s")
+                    continue
                 for key, group in (("enqueue", False), ("group", True)):
                     rate = enqueue(peer, db, tasks, group=group)
                     if rate is not None:

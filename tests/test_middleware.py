@@ -155,9 +155,9 @@ def test_a_raising_middleware_is_logged_and_loses_nothing(
 def test_middleware_given_by_setting_as_a_dotted_path(tmp_path: Path) -> None:
     app = Celeriac("dotted", broker="memory://dotted-hooks", middleware=["apps.hooklog:Broken"])
     names = [type(m).__name__ for m in app.middleware.middleware]
-    assert names == ["CelerySignals", "TaskHandlers", "Broken"]
+    assert names == ["CelerySignals", "TaskHandlers", "TaskEvents", "Broken"]
     app.conf.middleware = ["apps.hooklog.Broken", Broken]
-    assert len(app.middleware.middleware) == 4
+    assert len(app.middleware.middleware) == 5
     app.conf.middleware = ["no_such_module.Thing"]
     with pytest.raises(Exception, match=r"cannot import middleware 'no_such_module\.Thing'"):
         _ = app.middleware

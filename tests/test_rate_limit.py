@@ -51,7 +51,7 @@ def test_a_worker_not_named_in_destination_keeps_its_limit(
             "throttled.free", "10/m", destination=[f"one@{socket.gethostname()}"]
         )
         worker.wait_for("rate limit of throttled.free set to 10/m", 10)
-    assert "throttled.paced" not in worker.output
+    assert "rate limit of throttled.paced" not in worker.output
 
 
 def test_task_default_rate_limit_applies_to_tasks_without_their_own(

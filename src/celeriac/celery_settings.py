@@ -12,7 +12,7 @@ Celery's configuration guide. Each name is one of three kinds:
   section of ``docs/migrating-from-celery.md``.
 
 ``same_value`` is a value with which Celery already behaves as celeriac does: a setting given
-that value needs no note (``worker_send_task_events = False``). ``docs/migrating-from-celery.md``
+that value needs no note (``worker_send_task_events = True``). ``docs/migrating-from-celery.md``
 shows this table to people; a test keeps the two alike.
 """
 
@@ -127,7 +127,13 @@ REDIS_OPTIONS = (
 )
 BROKER_URL = "give the host, port, user and password in broker_url"
 CHORDS = "the last member of a chord to finish starts its body, once: nothing polls or joins"
-EVENTS = "celeriac sends no monitoring events yet; middleware hooks see every step of a task"
+EVENTS = (
+    "workers always record task events and each task's history in the result backend "
+    "(task_history, task_history_expires): there is no event queue to set up"
+)
+EVENTS_DAEMON = (
+    "`celeriac events` prints the live stream in the foreground; it has no daemon options yet"
+)
 CONTROL = (
     "remote control commands (revoke) go to a broadcast log in the broker, kept for a day, "
     "that every worker reads"
@@ -420,21 +426,22 @@ TABLE: tuple[CelerySetting, ...] = (
               "wait in the broker, not in worker memory"),
     ),
     *_group("Events",
-        _later("worker_send_task_events", "CELERY_SEND_EVENTS", EVENTS, same_value=False),
-        _later("task_send_sent_event", "CELERY_SEND_TASK_SENT_EVENT", EVENTS, same_value=False),
-        _later("event_queue_ttl", "CELERY_EVENT_QUEUE_TTL", EVENTS),
-        _later("event_queue_expires", "CELERY_EVENT_QUEUE_EXPIRES", EVENTS),
-        _later("event_queue_durable", "CELERY_EVENT_QUEUE_DURABLE", EVENTS),
-        _later("event_queue_exclusive", "CELERY_EVENT_QUEUE_EXCLUSIVE", EVENTS),
-        _later("event_queue_prefix", "CELERY_EVENT_QUEUE_PREFIX", EVENTS),
-        _later("event_exchange", "CELERY_EVENT_EXCHANGE", EVENTS),
-        _later("event_serializer", "CELERY_EVENT_SERIALIZER", EVENTS),
-        _later("events_logfile", None, EVENTS),
-        _later("events_pidfile", None, EVENTS),
-        _later("events_uid", None, EVENTS),
-        _later("events_gid", None, EVENTS),
-        _later("events_umask", None, EVENTS),
-        _later("events_executable", None, EVENTS),
+        _moot("worker_send_task_events", "CELERY_SEND_EVENTS", EVENTS, same_value=True),
+        _same("task_send_sent_event", "CELERY_SEND_TASK_SENT_EVENT",
+              "the client writes task-sent to the result backend's task history"),
+        _moot("event_queue_ttl", "CELERY_EVENT_QUEUE_TTL", EVENTS),
+        _moot("event_queue_expires", "CELERY_EVENT_QUEUE_EXPIRES", EVENTS),
+        _moot("event_queue_durable", "CELERY_EVENT_QUEUE_DURABLE", EVENTS),
+        _moot("event_queue_exclusive", "CELERY_EVENT_QUEUE_EXCLUSIVE", EVENTS),
+        _moot("event_queue_prefix", "CELERY_EVENT_QUEUE_PREFIX", EVENTS),
+        _moot("event_exchange", "CELERY_EVENT_EXCHANGE", EVENTS),
+        _moot("event_serializer", "CELERY_EVENT_SERIALIZER", EVENTS),
+        _later("events_logfile", None, EVENTS_DAEMON),
+        _later("events_pidfile", None, EVENTS_DAEMON),
+        _later("events_uid", None, EVENTS_DAEMON),
+        _later("events_gid", None, EVENTS_DAEMON),
+        _later("events_umask", None, EVENTS_DAEMON),
+        _later("events_executable", None, EVENTS_DAEMON),
     ),
     *_group("Remote Control Commands",
         _moot("control_queue_ttl", "CONTROL_QUEUE_TTL", CONTROL),

@@ -64,6 +64,11 @@ DEFAULTS: dict[str, Any] = {
     "task_soft_time_limit": None,
     "task_ignore_result": False,
     "task_track_started": False,
+    # task history and events (docs/design/monitoring.md)
+    "task_history": True,  # False: workers record no task events (nor the history)
+    "task_history_expires": 7 * 86400.0,  # seconds an entry of the history is kept
+    "task_send_sent_event": False,  # True: the client records task-sent as it publishes
+    "dashboard_hide_args": False,  # True: the history keeps no args or kwargs
     "task_max_deliveries": 5,
     "task_default_rate_limit": None,  # a task's rate_limit when it has none: '10/s', '100/m'
     "task_always_eager": False,

@@ -21,6 +21,7 @@ from celeriac.canvas.signature import Signature, maybe_signature
 from celeriac.eager import apply_eagerly
 from celeriac.exceptions import ConfigurationError, MaxRetriesExceededError, Retry
 from celeriac.execution import Replaced, replacement_plan
+from celeriac.middleware.events import record_progress
 from celeriac.rates import Rate, parse_rate
 from celeriac.request import (
     Request,
@@ -254,6 +255,30 @@ class Task(Generic[P, R]):
         """
         return self.app.send_task(self.name, args, kwargs, task=self, **options)
 
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
+        """:meth:`delay` from asyncio code: the same message, published without blocking the
+        event loop; ``await`` the result (or its ``aget(timeout=...)``) for the value.
+
+        Raises:
+            PublishError: the message was not enqueued.
+        """
+        return await self.aapply_async(args, kwargs)
+
+    async def aapply_async(
+        self,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> AsyncResult[R]:
+        """:meth:`apply_async` from asyncio code (``app.asend_task``); the same options.
+
+        Raises:
+            TypeError: the arguments do not fit the function.
+            ConfigurationError: an unknown option.
+            PublishError: the message was not enqueued.
+        """
+        return await self.app.asend_task(self.name, args, kwargs, task=self, **options)
+
     def apply(
         self,
         args: tuple[Any, ...] | list[Any] | None = None,
@@ -320,6 +345,8 @@ class Task(Generic[P, R]):
             raise ValueError(f"{self.name}.update_state(): a state is required")
         record = state_record(self.app, task_id, state, meta, task=self.name, request=request)
         self.app.backend.store(record, expires=self.app.conf.seconds("result_expires"))
+        hostname = request.hostname if request is not None else ""
+        record_progress(self.app.conf, self.app.backend, task_id, state, meta, hostname or "")
 
     def replace(self, sig: Signature) -> NoReturn:
         """Replace this call with ``sig``, which inherits its task id (Celery's

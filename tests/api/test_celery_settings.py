@@ -170,7 +170,7 @@ def test_moot_is_said_once_at_info_and_not_yet_once_at_warning(
     caplog.set_level(logging.INFO, "celeriac.config")
     mem.conf.update(
         CELERY_REJECT_ON_WORKER_LOST=True,
-        worker_send_task_events=True,
+        result_extended=True,
         task_store_errors_even_if_ignored=True,
     )
     for _ in range(3):
@@ -182,20 +182,20 @@ def test_moot_is_said_once_at_info_and_not_yet_once_at_warning(
     assert level == logging.INFO
     assert moot.startswith("task_reject_on_worker_lost (CELERY_REJECT_ON_WORKER_LOST) is not")
     assert "lease" in moot
-    level, events = logged["worker_send_task_events"]
+    level, extended = logged["result_extended"]
     assert level == logging.WARNING
-    assert "worker_send_task_events (CELERY_SEND_EVENTS) is not supported yet" in events
-    assert f'"Events" under Settings in {GUIDE}' in events
+    assert "result_extended (CELERY_RESULT_EXTENDED) is not supported yet" in extended
+    assert f'"Task result backend settings" under Settings in {GUIDE}' in extended
     level, errors = logged["task_store_errors_even_if_ignored"]
     assert level == logging.WARNING
     assert f'"Task execution settings" under Settings in {GUIDE}' in errors
-    Celeriac("another", broker="memory://another", worker_send_task_events=True).check()
+    Celeriac("another", broker="memory://another", result_extended=True).check()
     assert len(notes_logged(caplog)) == 3  # once a process, not once an app
 
 
 def test_celerys_behaviour_that_is_celeriacs_needs_no_note(mem: Celeriac) -> None:
     mem.conf.update(
-        worker_send_task_events=False,
+        worker_send_task_events=True,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=True,
         enable_utc=True,
@@ -445,7 +445,6 @@ def test_a_worker_with_old_names_runs_tasks_and_says_each_note_once(tmp_path: Pa
     assert sum("concurrency 2" in line and "ready:" in line for line in lines) == 1
     expected = [
         ("INFO", "task_reject_on_worker_lost (CELERY_REJECT_ON_WORKER_LOST) is not needed"),
-        ("WARNING", "worker_send_task_events (CELERY_SEND_EVENTS) is not supported yet"),
         ("WARNING", "worker_hijack_root_logger (CELERYD_HIJACK_ROOT_LOGGER) is not supported"),
     ]
     for level, text in expected:
@@ -453,3 +452,4 @@ def test_a_worker_with_old_names_runs_tasks_and_says_each_note_once(tmp_path: Pa
         assert len(found) == 1, (text, worker.output)
         assert f"{level}/MainProcess" in found[0]
     assert not any("broker_connection_retry_on_startup" in line for line in lines)
+    assert not any("worker_send_task_events" in line for line in lines)  # True: as celeriac does

@@ -18,7 +18,7 @@ class OldConfig:
     CELERY_ACKS_LATE = True
     CELERY_TIMEZONE = "Europe/Paris"
     CELERY_REJECT_ON_WORKER_LOST = True  # moot: leases
-    CELERY_SEND_EVENTS = True  # not yet: events
+    CELERY_SEND_EVENTS = True  # what celeriac does anyway: no note
     CELERYD_HIJACK_ROOT_LOGGER = False  # not yet
     BROKER_CONNECTION_RETRY_ON_STARTUP = True  # Celery's behaviour is celeriac's: no note
 

@@ -35,6 +35,17 @@ def _redis(tmp_path: Path, clock: FakeClock) -> Broker:
     return RedisBroker(redis_test_url(), redis_test_options(), clock=clock)
 
 
-FACTORIES: dict[str, Factory[Broker]] = {"memory": _memory, "sqlite": _sqlite, "redis": _redis}
+def _amqp(tmp_path: Path, clock: FakeClock) -> Broker:
+    from support.rabbitmq import disposable_broker
+
+    return disposable_broker(clock)
+
+
+FACTORIES: dict[str, Factory[Broker]] = {
+    "memory": _memory,
+    "sqlite": _sqlite,
+    "redis": _redis,
+    "amqp": _amqp,
+}
 
 clock, broker = store_fixtures("broker", FACTORIES)

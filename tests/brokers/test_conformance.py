@@ -722,3 +722,88 @@ def test_publish_once_from_many_threads_enqueues_one(broker: Broker) -> None:
         thread.join()
     assert sorted(results) == [False] * 7 + [True]
     assert len(fetch(broker)) == 1
+
+
+# -- requeueing and deleting dead letters ----------------------------------------------------------
+
+
+def _bury(broker: Broker, *queues: str) -> list[Message]:
+    """Publish one message per queue named, fetch them and dead-letter each (oldest first)."""
+    messages = [make_message(queue) for queue in queues]
+    broker.publish_many(messages)
+    for delivery in fetch(broker, tuple(sorted(set(queues)))):
+        assert broker.dead_letter(delivery, "gave up") is True
+    return messages
+
+
+def test_requeue_dead_letters_by_tag_puts_them_back_in_their_queue(broker: Broker) -> None:
+    first, _ = _bury(broker, "a", "b")
+    newest, oldest = broker.dead_letters()
+    assert broker.requeue_dead_letters([oldest.tag]) == 1
+    assert [d.tag for d in broker.dead_letters()] == [newest.tag]
+    back = fetch_one(broker, ("a", "b"))
+    assert (back.queue, back.body, back.attempt) == ("a", first.encode(), 1)
+    assert broker.ack(back) is True
+    assert broker.queue_lengths(["a", "b"]) == {"a": 0, "b": 0}
+
+
+def test_requeue_every_dead_letter_keeps_their_order(broker: Broker) -> None:
+    messages = _bury(broker, "q", "q", "q")
+    assert broker.requeue_dead_letters(None) == 3
+    assert broker.dead_letters() == []
+    assert bodies(fetch(broker)) == [m.encode() for m in messages]
+
+
+def test_requeue_dead_letters_into_another_queue(broker: Broker) -> None:
+    (message,) = _bury(broker, "a")
+    assert broker.requeue_dead_letters(None, queue="elsewhere") == 1
+    assert fetch(broker, ("a",)) == []
+    assert bodies(fetch(broker, ("elsewhere",))) == [message.encode()]
+
+
+def test_requeue_dead_letters_skips_unknown_tags_and_twice_is_once(broker: Broker) -> None:
+    _bury(broker, "q")
+    (letter,) = broker.dead_letters()
+    assert broker.requeue_dead_letters(["no-such-tag"]) == 0
+    assert broker.requeue_dead_letters([]) == 0
+    assert broker.requeue_dead_letters([letter.tag]) == 1
+    assert broker.requeue_dead_letters([letter.tag]) == 0
+    assert broker.queue_lengths(["q"]) == {"q": 1}
+
+
+def test_a_requeued_dead_letter_that_dies_again_is_a_new_dead_letter(broker: Broker) -> None:
+    _bury(broker, "q")
+    (letter,) = broker.dead_letters()
+    broker.requeue_dead_letters([letter.tag])
+    assert broker.dead_letter(fetch_one(broker), "again") is True
+    (again,) = broker.dead_letters()
+    assert again.tag != letter.tag and again.reason == "again"
+
+
+def test_delete_dead_letters_by_tag_and_all(broker: Broker) -> None:
+    _bury(broker, "q", "q", "q")
+    newest, middle, oldest = broker.dead_letters()
+    assert broker.delete_dead_letters([middle.tag, "no-such-tag"]) == 1
+    assert [d.tag for d in broker.dead_letters()] == [newest.tag, oldest.tag]
+    assert broker.delete_dead_letters([]) == 0
+    assert broker.delete_dead_letters(None) == 2
+    assert broker.dead_letters() == []
+    assert broker.queue_lengths(["q"]) == {"q": 0}
+    assert broker.delete_dead_letters(None) == 0
+
+
+def test_redis_dead_letters_that_are_damaged_are_skipped_and_kept() -> None:
+    from celeriac.brokers.redis import RedisBroker
+    from support.stores import redis_test_options, redis_test_url
+
+    broker = RedisBroker(redis_test_url(), redis_test_options())
+    try:
+        _bury(broker, "q")
+        broker.db.direct().lpush(broker.keys.dead, b"no newline", b"{not json\nbytes")
+        (letter,) = broker.dead_letters()
+        assert broker.requeue_dead_letters(None) == 1
+        assert broker.dead_letters() == [] and broker.db.direct().llen(broker.keys.dead) == 2
+        assert broker.queue_lengths(["q"]) == {"q": 1}
+        assert broker.delete_dead_letters([letter.tag]) == 0
+    finally:
+        broker.close()

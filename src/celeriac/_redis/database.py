@@ -140,6 +140,7 @@ class RedisDatabase:
         self.url = mask_url(url)
         self.options = options
         self.client = connect(url, options)
+        self.address = url  # unmasked (never shown): the asyncio clients' (async_connect.py)
         self.clock = RedisClock(self._redis_time)
         self._local = threading.local()
         self._scripts: dict[tuple[str, str], LuaScript] = {}

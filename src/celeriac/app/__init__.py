@@ -10,17 +10,20 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
 from celeriac.annotations import annotate
+from celeriac.app.asending import asend_task
 from celeriac.app.discovery import Discovery, Packages
 from celeriac.backends import ResultBackend, create_backend
-from celeriac.brokers import Broker, create_broker
+from celeriac.brokers import Broker, create_broker, results_url
 from celeriac.canvas.signature import Signature, links_workflow
 from celeriac.config import Settings, import_object
 from celeriac.control import Control
 from celeriac.current import current_app, set_current_app
 from celeriac.eager import apply_eagerly
+from celeriac.events import Events
 from celeriac.exceptions import ConfigurationError, NotRegistered
 from celeriac.fixups.django import DjangoFixup, django_in_use, setup_django
 from celeriac.middleware import CelerySignals, Middleware, MiddlewareStack, TaskHandlers
+from celeriac.middleware.events import TaskEvents
 from celeriac.periodic import APPLY_SCHEDULED, apply_scheduled, periodic_entry
 from celeriac.request import current_request, note_children, sender_lineage
 from celeriac.result import AsyncResult
@@ -81,6 +84,7 @@ class Celeriac:
         self._sender: Sender | None = None
         self._middleware: tuple[tuple[Any, ...], MiddlewareStack] | None = None
         self.control = Control(self)
+        self.events = Events(self)  # app.events.Receiver: the task events (events.py)
         self.on_after_configure = Signal("on_after_configure")
         self.on_after_finalize = Signal("on_after_finalize")
         self._discovery = Discovery()
@@ -173,7 +177,8 @@ class Celeriac:
             ConfigurationError: the URL names no known backend.
         """
         if self._backend is None:
-            url = self.conf.result_backend_or_default() or self.conf.broker_url_or_default()
+            url = self.conf.result_backend_or_default()
+            url = url or results_url(self.conf.broker_url_or_default())
             self._backend = create_backend(url, self.conf.broker_transport_options)
         return self._backend
 
@@ -195,8 +200,8 @@ class Celeriac:
 
     @property
     def middleware(self) -> MiddlewareStack:
-        """The built-in middleware (Celery's signals, the task classes' handlers, and the
-        Django fixup when Django is in use), then the ``middleware`` setting's.
+        """The built-in middleware (Celery's signals, the task classes' handlers, task events,
+        and the Django fixup when Django is in use), then the ``middleware`` setting's.
 
         Raises:
             ConfigurationError: an entry is not a middleware, or its class cannot be imported.
@@ -206,6 +211,7 @@ class Celeriac:
             built = [
                 CelerySignals(lambda: self.serializer),
                 TaskHandlers(),
+                TaskEvents(lambda: self.conf, lambda: self.backend),  # middleware/events.py
                 *([DjangoFixup()] if django_in_use() else []),
                 *map(_middleware, given),
             ]
@@ -481,6 +487,26 @@ class Celeriac:
         if options.get("add_to_parent", True):
             note_children([message.id])
         return AsyncResult(message.id, self)
+
+    async def asend_task(
+        self,
+        name: str,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        task: _Task[Any, Any] | None = None,
+        **options: Any,
+    ) -> AsyncResult[Any]:
+        """:meth:`send_task` from asyncio code: the same message, published without blocking
+        the event loop (``app/asending.py``); ``await`` the result, or its ``aget()``.
+
+        Raises:
+            ConfigurationError: an unknown option, or a bad priority or time.
+            TypeError: the arguments do not fit a task registered here, or do not serialize.
+            MessageTooLarge: the message is over ``message_max_bytes``.
+            PublishError: the message was not enqueued.
+        """
+        return await asend_task(self, name, args, kwargs, task, options)
 
     def AsyncResult(self, task_id: str) -> AsyncResult[Any]:
         """A handle on a task call by its id."""

@@ -10,15 +10,18 @@ One conformance suite (``tests/backends/``) runs the same assertions against eve
 from __future__ import annotations
 
 import abc
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from celeriac import states
+from celeriac.history import TaskEntry, TaskEvent, TaskPage, TaskQuery, WorkerEntry
 from celeriac.serialization import JSON
 
 Clock = Callable[[], float]
+AWAIT_SLICE = 1.0  # seconds: the longest wait in a thread of the default await_result
 
 
 @dataclass(frozen=True)
@@ -128,3 +131,107 @@ class ResultBackend(abc.ABC):
 
     def close(self) -> None:
         """Release connections; the backend may be used again and reconnects."""
+
+    # -- from asyncio code (docs/design/asyncio.md): a thread here, a native client on Redis ----
+    async def await_result(self, task_id: str, timeout: float | None) -> ResultRecord | None:
+        """:meth:`wait` from a coroutine, without blocking the event loop; same return.
+
+        By default :meth:`wait` runs in a thread of the loop's executor (SQLite's driver and
+        the memory backend's condition have no asyncio side), in slices of at most
+        ``AWAIT_SLICE`` seconds, so that a cancelled coroutine leaves no thread waiting long.
+        The Redis backend waits on redis-py's asyncio client instead.
+
+        Raises:
+            BackendError: the backend cannot be reached.
+        """
+        loop = asyncio.get_running_loop()
+        until = None if timeout is None else loop.time() + max(0.0, timeout)
+        while True:
+            left = AWAIT_SLICE if until is None else min(AWAIT_SLICE, until - loop.time())
+            record = await asyncio.to_thread(self.wait, task_id, max(0.0, left))
+            if (record is not None and record.ready) or (until is not None and left <= 0):
+                return record
+
+    async def aput_document(
+        self, key: str, document: dict[str, Any], *, expires: float | None
+    ) -> None:
+        """:meth:`put_document` from a coroutine (see :meth:`await_result`).
+
+        Raises:
+            BackendError: the backend cannot be reached.
+        """
+        await asyncio.to_thread(self.put_document, key, document, expires=expires)
+
+    # -- task history and events (``celeriac.history``; docs/design/monitoring.md) ------------
+    @abc.abstractmethod
+    def record_events(self, events: Sequence[TaskEvent], *, retention: float | None) -> None:
+        """Add ``events`` to the live feed and merge them into their tasks' history entries,
+        which are kept ``retention`` seconds after their task was first seen (None: forever).
+        Entries past their retention are pruned on the way.
+
+        Raises:
+            BackendError: the backend cannot be reached.
+        """
+
+    @abc.abstractmethod
+    def history_task(self, task_id: str) -> TaskEntry | None:
+        """One task's history entry with its timeline (``events``), or None.
+
+        Raises:
+            BackendError: the backend cannot be reached.
+        """
+
+    @abc.abstractmethod
+    def history_tasks(self, query: TaskQuery) -> TaskPage:
+        """The entries that match ``query``, newest first (by the time first seen), one page
+        of them (without their timelines), and how many matched.
+
+        Raises:
+            BackendError: the backend cannot be reached.
+        """
+
+    @abc.abstractmethod
+    def history_counts(self) -> dict[str, dict[str, int]]:
+        """How many tasks of the history are in each state: ``{state: {task name: count}}``.
+
+        Raises:
+            BackendError: the backend cannot be reached.
+        """
+
+    @abc.abstractmethod
+    def history_series(self, since: float, bucket: float) -> list[dict[str, Any]]:
+        """What finished from ``since`` to now, per ``bucket`` seconds (whole seconds at
+        least): dicts of ``start``, ``succeeded``, ``failed``, ``retried``, ``runtime_avg``,
+        ``runtime_max``, oldest first, empty buckets included (see ``history.series``).
+
+        Raises:
+            BackendError: the backend cannot be reached.
+            ValueError: ``bucket`` is not positive.
+        """
+
+    @abc.abstractmethod
+    def read_events(self, cursor: str | None, limit: int = 1000) -> tuple[list[TaskEvent], str]:
+        """The live feed: up to ``limit`` events recorded after ``cursor``, oldest first, and
+        the cursor to read on from. ``cursor`` None means "from now": no events, and the
+        cursor of the newest. The feed is capped (its oldest events are dropped), so a reader
+        that falls far behind misses events.
+
+        Raises:
+            BackendError: the backend cannot be reached.
+        """
+
+    @abc.abstractmethod
+    def record_worker(self, entry: WorkerEntry, *, ttl: float) -> None:
+        """Store a worker's heartbeat, shown by :meth:`workers` for ``ttl`` seconds.
+
+        Raises:
+            BackendError: the backend cannot be reached.
+        """
+
+    @abc.abstractmethod
+    def workers(self) -> list[WorkerEntry]:
+        """The workers whose latest heartbeat has not expired, by hostname.
+
+        Raises:
+            BackendError: the backend cannot be reached.
+        """

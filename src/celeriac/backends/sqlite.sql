@@ -1,5 +1,6 @@
 -- Schema of the SQLite result backend (celeriac/backends/sqlite.py).
--- Tables: celeriac_results, celeriac_sets, celeriac_documents.
+-- Tables: celeriac_results, celeriac_sets, celeriac_documents; and the task history tables
+-- at the end (celeriac_tasks, celeriac_event_feed, celeriac_task_stats, celeriac_workers).
 --
 -- One row per task id. A row in a final state (SUCCESS, FAILURE, REVOKED) is only replaced
 -- once it has expired; expires_at NULL means it never expires.
@@ -29,4 +30,66 @@ CREATE TABLE IF NOT EXISTS celeriac_documents (
     key        TEXT PRIMARY KEY,
     document   TEXT NOT NULL,
     expires_at REAL
+) WITHOUT ROWID;
+
+-- Task history (celeriac/backends/sqlite_history.py; docs/design/monitoring.md).
+-- Tables: celeriac_tasks, celeriac_event_feed, celeriac_task_stats, celeriac_workers.
+--
+-- One row per task: its events merged (celeriac.history.fold, then the upsert in
+-- sqlite_history.py), and its timeline, `events`, as JSON lines. `seen` is the time of its
+-- first event: listings go newest first by it, and the row is pruned once `seen` is older than
+-- task_history_expires. Only `seen` is indexed (besides the key): a worker rewrites the rows
+-- of its tasks every turn, and every index would be rewritten with them; a search by state,
+-- name, worker or text scans the rows newest first (see the module).
+CREATE TABLE IF NOT EXISTS celeriac_tasks (
+    task_id    TEXT PRIMARY KEY,
+    name       TEXT NOT NULL DEFAULT '',
+    state      TEXT NOT NULL,
+    args       TEXT NOT NULL DEFAULT '',
+    kwargs     TEXT NOT NULL DEFAULT '',
+    result     TEXT NOT NULL DEFAULT '',
+    exception  TEXT NOT NULL DEFAULT '',
+    traceback  TEXT NOT NULL DEFAULT '',
+    worker     TEXT NOT NULL DEFAULT '',
+    queue      TEXT NOT NULL DEFAULT '',
+    parent_id  TEXT NOT NULL DEFAULT '',
+    root_id    TEXT NOT NULL DEFAULT '',
+    group_id   TEXT NOT NULL DEFAULT '',
+    retries    INTEGER NOT NULL DEFAULT 0,
+    children   TEXT NOT NULL DEFAULT '[]',
+    sent       REAL,
+    received   REAL,
+    started    REAL,
+    finished   REAL,
+    runtime    REAL,
+    progress   TEXT,
+    seen       REAL NOT NULL,
+    state_time REAL NOT NULL,
+    events     TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS celeriac_tasks_seen ON celeriac_tasks (seen);
+
+-- The live feed: one row per write, its events as JSON lines; the newest FEED_ROWS
+-- (sqlite_history.py) rows stay.
+CREATE TABLE IF NOT EXISTS celeriac_event_feed (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    events TEXT NOT NULL
+);
+
+-- What finished in each whole second (celeriac.history.SecondStats), for history_series.
+CREATE TABLE IF NOT EXISTS celeriac_task_stats (
+    second        INTEGER PRIMARY KEY,
+    succeeded     INTEGER NOT NULL,
+    failed        INTEGER NOT NULL,
+    retried       INTEGER NOT NULL,
+    runtime_sum   REAL    NOT NULL,
+    runtime_count INTEGER NOT NULL,
+    runtime_max   REAL    NOT NULL
+) WITHOUT ROWID;
+
+-- Workers' latest heartbeats (celeriac.history.WorkerEntry.to_dict as JSON).
+CREATE TABLE IF NOT EXISTS celeriac_workers (
+    hostname   TEXT PRIMARY KEY,
+    entry      TEXT NOT NULL,
+    expires_at REAL NOT NULL
 ) WITHOUT ROWID;

@@ -14,6 +14,7 @@ One conformance suite (``tests/brokers/``) runs these same assertions against ev
 from __future__ import annotations
 
 import abc
+import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -182,6 +183,27 @@ class Broker(abc.ABC):
         """The most recent dead letters, newest first."""
 
     @abc.abstractmethod
+    def requeue_dead_letters(self, tags: Sequence[str] | None, queue: str | None = None) -> int:
+        """Put dead letters back in a queue as new messages (ready now, priority 0, attempt
+        count from 0) and remove them from the dead-letter store; return how many moved.
+
+        ``tags`` names them (``DeadLetter.tag``; None: every one); each goes back to the
+        queue it died in, or to ``queue`` when given. The bytes are published as they were
+        kept (the broker never parses them). Tags that are not dead letters are skipped.
+
+        Raises:
+            BrokerError: the broker cannot be reached.
+        """
+
+    @abc.abstractmethod
+    def delete_dead_letters(self, tags: Sequence[str] | None) -> int:
+        """Delete dead letters for good (``tags``; None: every one); return how many went.
+
+        Raises:
+            BrokerError: the broker cannot be reached.
+        """
+
+    @abc.abstractmethod
     def recover(self) -> int:
         """Release leases whose deadline has passed; return how many messages came back."""
 
@@ -216,3 +238,29 @@ class Broker(abc.ABC):
 
     def close(self) -> None:
         """Release connections; the broker may be used again and reconnects."""
+
+    # -- from asyncio code (docs/design/asyncio.md): a thread here, a native client on Redis ----
+    async def apublish_many(self, messages: Sequence[Message]) -> None:
+        """:meth:`publish_many` from a coroutine, without blocking the event loop. By default
+        in a thread of the loop's executor (SQLite's driver and the memory broker's lock have
+        no asyncio side); the Redis broker publishes on redis-py's asyncio client instead.
+
+        Raises:
+            PublishError: the messages were not enqueued.
+        """
+        await asyncio.to_thread(self.publish_many, messages)
+
+    async def apublish_retrying(
+        self, messages: Sequence[Message], retry: PublishRetry, *, timeout: float
+    ) -> None:
+        """:meth:`publish_retrying` from a coroutine (see :meth:`apublish_many`).
+
+        Raises:
+            PublishError: the messages were not enqueued, after the last try.
+        """
+        await asyncio.to_thread(self.publish_retrying, messages, retry, timeout=timeout)
+
+    async def aprepare_clock(self) -> None:
+        """Make sure that the next :attr:`clock` reading does not wait on the network, so that
+        building a message in a coroutine does not block the loop. Nothing to do by default: a
+        broker whose clock is remote (Redis reads its server's once a minute) reads it here."""

@@ -167,6 +167,31 @@ class MemoryBroker(Broker):
         with self._cond:
             return list(reversed(self._dead[-limit:])) if limit > 0 else []
 
+    def requeue_dead_letters(self, tags: Sequence[str] | None, queue: str | None = None) -> int:
+        """Dead letters back in a queue; see :meth:`Broker.requeue_dead_letters`."""
+        now = self.clock()
+        with self._cond:
+            moving = self._take_dead(tags)
+            for letter in moving:
+                seq = next(self._seq)
+                self._messages[str(seq)] = _Stored(
+                    str(seq), queue or letter.queue, letter.body, 0, seq, now
+                )
+            self._cond.notify_all()
+            return len(moving)
+
+    def delete_dead_letters(self, tags: Sequence[str] | None) -> int:
+        """Delete dead letters; see :meth:`Broker.delete_dead_letters`."""
+        with self._cond:
+            return len(self._take_dead(tags))
+
+    def _take_dead(self, tags: Sequence[str] | None) -> list[DeadLetter]:
+        """Remove and return the dead letters named (all when ``tags`` is None), oldest first."""
+        wanted = None if tags is None else set(tags)
+        taken = [d for d in self._dead if wanted is None or d.tag in wanted]
+        self._dead = [d for d in self._dead if wanted is not None and d.tag not in wanted]
+        return taken
+
     def recover(self) -> int:
         """Release expired leases; see :meth:`Broker.recover`."""
         now = self.clock()

@@ -49,7 +49,7 @@ from celeriac.brokers.redis_calls import (
 from celeriac.exceptions import BrokerError, CeleriacError, PublishError
 from celeriac.message import Message
 
-SCRIPTS = ("publish", "fetch", "settle", "extend", "recover", "purge", "broadcast")
+SCRIPTS = ("publish", "fetch", "settle", "extend", "recover", "purge", "broadcast", "deadletters")
 CHUNK = 500  # messages or settlements per script call, so that one call never blocks Redis long
 MIN_BLOCK = 0.001  # seconds: BLPOP's timeout 0 would mean "for ever"
 BROADCAST_NEWS = 0.05  # seconds for which a fetch's report of the newest broadcast is trusted
@@ -364,9 +364,45 @@ class RedisBroker(Broker):
         letters = []
         for entry in entries:
             head, _, body = as_bytes(entry).partition(b"\n")
-            tag, queue, reason, dead_at = json.loads(head)
-            letters.append(DeadLetter(str(tag), queue, body, reason, float(dead_at)))
+            try:
+                tag, queue, reason, dead_at = json.loads(head)
+                letters.append(DeadLetter(str(tag), str(queue), body, str(reason), float(dead_at)))
+            except (ValueError, TypeError):  # written by hand, or damaged: not one of ours
+                log.warning("skipping a dead letter that is damaged in Redis: %r", head[:100])
         return letters
+
+    def requeue_dead_letters(self, tags: Sequence[str] | None, queue: str | None = None) -> int:
+        """Dead letters back in a queue; see :meth:`Broker.requeue_dead_letters`.
+
+        Raises:
+            BrokerError: Redis cannot be reached.
+        """
+        if queue:
+            queues = [queue]
+        else:  # the script must be given the keys of every queue it writes to
+            chosen = None if tags is None else set(tags)
+            letters = self.dead_letters(limit=2**31)
+            queues = sorted({d.queue for d in letters if chosen is None or d.tag in chosen})
+        return self._dead_letters_call("requeue", tags, queues, 1 if queue else 0)
+
+    def delete_dead_letters(self, tags: Sequence[str] | None) -> int:
+        """Delete dead letters; see :meth:`Broker.delete_dead_letters`.
+
+        Raises:
+            BrokerError: Redis cannot be reached.
+        """
+        return self._dead_letters_call("delete", tags, [], 0)
+
+    def _dead_letters_call(
+        self, mode: str, tags: Sequence[str] | None, queues: Sequence[str], target: int
+    ) -> int:
+        if tags is not None and not tags:
+            return 0
+        keys = [self.keys.seq, self.keys.messages, self.keys.dead, *self._queue_keys(queues)]
+        which = "all" if tags is None else "some"
+        args: list[Arg] = [self._now(), mode, which, target, len(queues), *queues, *(tags or [])]
+        with self._errors(f"{mode} dead letters"):
+            return int(self.db.run(self._scripts["deadletters"], keys, args))
 
     def recover(self) -> int:
         """Release expired leases in every queue; see :meth:`Broker.recover`.
@@ -471,3 +507,32 @@ class RedisBroker(Broker):
     def close(self) -> None:
         """Close this broker's connections; the next call opens new ones."""
         self.db.disconnect()
+
+    # -- from asyncio code: on redis-py's asyncio client (brokers/redis_async.py) -------------
+    async def apublish_many(self, messages: Sequence[Message]) -> None:
+        """:meth:`publish_many` from a coroutine; see :meth:`Broker.apublish_many`.
+
+        Raises:
+            PublishError: Redis did not take the messages within ``publish_timeout``.
+        """
+        from celeriac.brokers.redis_async import publish
+
+        await publish(self, messages, None)
+
+    async def apublish_retrying(
+        self, messages: Sequence[Message], retry: PublishRetry, *, timeout: float
+    ) -> None:
+        """:meth:`publish_retrying` from a coroutine; see :meth:`Broker.apublish_retrying`.
+
+        Raises:
+            PublishError: Redis refused them, or the tries ran out or the time did.
+        """
+        from celeriac.brokers.redis_async import publish
+
+        await publish(self, messages, retry.pauses())
+
+    async def aprepare_clock(self) -> None:
+        """Read Redis's clock now if it is due; see :meth:`Broker.aprepare_clock`."""
+        from celeriac.brokers.redis_async import read_clock
+
+        await read_clock(self)

@@ -10,6 +10,7 @@ consumers can never take the same row; ack, extend and requeue match on ``(tag, 
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import sqlite3
 import time
@@ -34,6 +35,13 @@ def _pairs_clause(count: int) -> str:
     tags = ",".join("?" * count)
     pairs = ",".join(["(?, ?)"] * count)
     return f"tag IN ({tags}) AND (tag, token) IN (VALUES {pairs})"
+
+
+def _dead_clause(tags: Sequence[str] | None) -> tuple[str, list[object]]:
+    """The WHERE clause choosing dead letters by tag (every one when ``tags`` is None)."""
+    if tags is None:
+        return "", []
+    return "WHERE tag IN (SELECT value FROM json_each(?))", [json.dumps(list(tags))]
 
 
 def _pairs(deliveries: Sequence[Delivery]) -> list[object]:
@@ -280,6 +288,37 @@ class SqliteBroker(Broker):
         return [
             DeadLetter(tag, queue, bytes(body), reason, at) for tag, queue, body, reason, at in rows
         ]
+
+    def requeue_dead_letters(self, tags: Sequence[str] | None, queue: str | None = None) -> int:
+        """Dead letters back in a queue; see :meth:`Broker.requeue_dead_letters`.
+
+        One transaction moves them: a crash leaves each either dead or queued, never both.
+
+        Raises:
+            BrokerError: the file cannot be used.
+        """
+        where, params = _dead_clause(tags)
+        with self._file.errors("requeue dead letters"), self._file.db.transaction() as conn:
+            rows = conn.execute(
+                f"DELETE FROM celeriac_dead_letters {where} RETURNING id, queue, body", params
+            ).fetchall()
+            now = self.clock()
+            conn.executemany(
+                "INSERT INTO celeriac_messages (queue, priority, ready, available_at, body)"
+                " VALUES (?, 0, 1, ?, ?)",
+                [(queue or q, now, body) for _, q, body in sorted(rows)],
+            )
+            return len(rows)
+
+    def delete_dead_letters(self, tags: Sequence[str] | None) -> int:
+        """Delete dead letters; see :meth:`Broker.delete_dead_letters`.
+
+        Raises:
+            BrokerError: the file cannot be used.
+        """
+        where, params = _dead_clause(tags)
+        with self._file.errors("delete dead letters"), self._file.db.transaction() as conn:
+            return conn.execute(f"DELETE FROM celeriac_dead_letters {where}", params).rowcount
 
     def recover(self) -> int:
         """Clear expired lease tokens; see :meth:`Broker.recover`.

@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from celeriac.canvas.plan import IMMEDIATE, Context, publish
+from celeriac.canvas.asending import apublish_plan
+from celeriac.canvas.plan import IMMEDIATE, Context, Plan, publish
 from celeriac.canvas.signature import Signature, as_list
 
 if TYPE_CHECKING:
+    from celeriac.app import Celeriac
     from celeriac.canvas.signature import Result
 
 
@@ -65,6 +67,23 @@ class Container(Signature):
             return self.apply(args, kwargs, **options)
         return apply_canvas(self, args or (), kwargs or {}, options)
 
+    async def aapply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        """:meth:`apply_async` from asyncio code: the same documents and messages, stored and
+        published without blocking the event loop; eagerly when ``task_always_eager`` is set.
+
+        Raises:
+            PublishError: the messages were not enqueued.
+            ConfigurationError, TypeError, MessageTooLarge: a message cannot be built.
+        """
+        if self.app.conf.task_always_eager:
+            return self.apply(args, kwargs, **options)
+        return await aapply_canvas(self, args or (), kwargs or {}, options)
+
     def _prepared(self, options: dict[str, Any]) -> tuple[Container, Result, dict[str, Any]]:
         """A frozen copy with ``options`` taken in: the copy, its result, the options for the
         messages sent now."""
@@ -93,6 +112,34 @@ def apply_canvas(
     Raises:
         PublishError: the messages were not enqueued.
     """
+    app, result, plan = plan_canvas(sig, args, kwargs, options)
+    publish(app, plan)
+    return result
+
+
+async def aapply_canvas(
+    sig: Signature, args: Sequence[Any], kwargs: dict[str, Any], options: dict[str, Any]
+) -> Any:
+    """:func:`apply_canvas` from asyncio code (``canvas.asending``).
+
+    Raises:
+        PublishError: the messages were not enqueued.
+    """
+    await sig.app.broker.aprepare_clock()
+    app, result, plan = plan_canvas(sig, args, kwargs, options)
+    await apublish_plan(app, plan)
+    return result
+
+
+def plan_canvas(
+    sig: Signature, args: Sequence[Any], kwargs: dict[str, Any], options: dict[str, Any]
+) -> tuple[Celeriac, Any, Plan]:
+    """What :func:`apply_canvas` sends, before it is sent: the app, the result handle and
+    the plan of a frozen copy of ``sig`` (``aapply_async`` publishes it from a coroutine).
+
+    Raises:
+        ConfigurationError, TypeError, MessageTooLarge: a message cannot be built.
+    """
     frozen: Signature
     if isinstance(sig, Container):
         frozen, result, now = sig._prepared(options)
@@ -103,5 +150,4 @@ def apply_canvas(
     lineage = {k: now.pop(k) for k in ("parent_id", "root_id", "group_id") if k in now}
     now.pop("throw", None)
     ctx = Context(frozen.app, immediate=now, **lineage)
-    publish(frozen.app, frozen._plan(ctx, args, kwargs))
-    return result
+    return frozen.app, result, frozen._plan(ctx, args, kwargs)

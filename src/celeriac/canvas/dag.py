@@ -27,6 +27,7 @@ that succeeded, and releases those whose parents all did; the run resumes from t
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Sequence
@@ -171,6 +172,17 @@ class Dag:
         return DagRun(document["id"], app)
 
     __call__ = apply_async
+
+    async def aapply_async(self, run_id: str | None = None) -> DagRun:
+        """:meth:`apply_async` from asyncio code. A run's start reads and writes several
+        backend keys and publishes each root node once (``publish_once``), steps that have no
+        asyncio side yet: it runs in a thread of the loop's executor, the loop running on.
+
+        Raises:
+            BackendError: the run could not be stored.
+            PublishError: a node was not enqueued.
+        """
+        return await asyncio.to_thread(self.apply_async, run_id)
 
     def apply(self, run_id: str | None = None) -> DagRun:
         """Run every node here, in dependency order; the run is stored as a sent one is."""

@@ -49,6 +49,20 @@ def send_flat(
         BackendError: the group's result was not saved.
         PublishError: the messages were not enqueued.
     """
+    result, plan = plan_flat(sig, args, kwargs, options)
+    publish(sig.app, plan)
+    return result
+
+
+def plan_flat(
+    sig: group, args: Sequence[Any], kwargs: dict[str, Any], options: dict[str, Any]
+) -> tuple[GroupResult, Plan]:
+    """What :func:`send_flat` sends, before it is sent: the result and the plan (the saved
+    group, the messages); ``aapply_async`` publishes it from a coroutine.
+
+    Raises:
+        ConfigurationError, TypeError, MessageTooLarge: a message cannot be built.
+    """
     app = sig.app
     options = {k: v for k, v in options.items() if k not in LINKS}
     task_id = options.pop("task_id", None)
@@ -89,8 +103,7 @@ def send_flat(
             runs.append((member.task, member_options, [call]))
     messages = [message for run in runs for message in _run_messages(ctx, *run)]
     result = GroupResult(group_id, results, app)
-    publish(app, Plan([(group_key(group_id), {"result": result_tree(result)})], messages))
-    return result
+    return result, Plan([(group_key(group_id), {"result": result_tree(result)})], messages)
 
 
 def _run_messages(

@@ -20,9 +20,10 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from celeriac import states
+from celeriac.canvas.asending import apublish_plan
 from celeriac.canvas.callbacks import failed_result
 from celeriac.canvas.container import Container
-from celeriac.canvas.flat import is_flat, send_flat
+from celeriac.canvas.flat import is_flat, plan_flat, send_flat
 from celeriac.canvas.plan import Context, Plan, chord_key
 from celeriac.canvas.signature import Signature, maybe_signature
 from celeriac.exceptions import ChordError
@@ -158,6 +159,26 @@ class group(Container):
             return send_flat(self, args or (), kwargs or {}, options)
         result: GroupResult = super().apply_async(args, kwargs, **options)
         return result
+
+    async def aapply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> GroupResult:
+        """:meth:`apply_async` from asyncio code (flat groups by the same fast path); see
+        ``Container.aapply_async``.
+
+        Raises:
+            PublishError: the messages were not enqueued.
+        """
+        if not self.app.conf.task_always_eager and is_flat(self, options):
+            await self.app.broker.aprepare_clock()
+            result, plan = plan_flat(self, args or (), kwargs or {}, options)
+            await apublish_plan(self.app, plan)
+            return result
+        found: GroupResult = await super().aapply_async(args, kwargs, **options)
+        return found
 
     def apply(  # type: ignore[override]
         self,

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from celeriac.canvas.container import apply_canvas
+from celeriac.canvas.container import aapply_canvas, apply_canvas
 from celeriac.canvas.group import group as Group  # "group" is also a method of chunks
 from celeriac.canvas.plan import Context, Plan
 from celeriac.canvas.signature import Signature, call_message, maybe_signature
@@ -88,6 +88,21 @@ class xmap(Signature):
         if self.app.conf.task_always_eager:
             return self.apply(args, kwargs, **options)
         return apply_canvas(self, (), {}, options)
+
+    async def aapply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        """:meth:`apply_async` from asyncio code, without blocking the event loop.
+
+        Raises:
+            PublishError: the message was not enqueued.
+        """
+        if self.app.conf.task_always_eager:
+            return self.apply(args, kwargs, **options)
+        return await aapply_canvas(self, (), {}, options)
 
     def apply(
         self,
@@ -203,6 +218,19 @@ class chunks(Signature):
             PublishError: the messages were not enqueued.
         """
         return self.group().apply_async(**options)
+
+    async def aapply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> GroupResult:
+        """:meth:`apply_async` from asyncio code; see ``group.aapply_async``.
+
+        Raises:
+            PublishError: the messages were not enqueued.
+        """
+        return await self.group().aapply_async(**options)
 
     def apply(  # type: ignore[override]
         self,

@@ -181,6 +181,32 @@ class Signature:
         """Send the call with extra arguments; shortcut for :meth:`apply_async`."""
         return self.apply_async(args, kwargs)
 
+    async def aapply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        """:meth:`apply_async` from asyncio code: the same message, published without
+        blocking the event loop (``app.asend_task``).
+
+        Raises:
+            PublishError: the message was not enqueued.
+        """
+        call = self.clone(args, kwargs, **options)
+        task = call.app.tasks.get(call.task)
+        return await call.app.asend_task(
+            call.task, call.args, call.kwargs, task=task, **call.options
+        )
+
+    async def adelay(self, *args: Any, **kwargs: Any) -> Any:
+        """:meth:`delay` from asyncio code; see :meth:`aapply_async`.
+
+        Raises:
+            PublishError: the message was not enqueued.
+        """
+        return await self.aapply_async(args, kwargs)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the task here with these extra arguments (no message, no worker)."""
         call = self.clone(args, kwargs)

@@ -13,18 +13,25 @@ import sys
 
 import click
 
-from celeriac import __version__
+from celeriac import Celeriac, __version__
 from celeriac.beat import embedded_beat
 from celeriac.cli.beat import beat as beat_command
 from celeriac.cli.beat import schedule as schedule_command
 from celeriac.cli.common import app_of, json_argument, one_line_errors
 from celeriac.cli.daemon import DaemonOptions, daemon_options, daemonize, with_settings
 from celeriac.cli.dag import dag as dag_command
+from celeriac.cli.dashboard import dashboard as dashboard_command
+from celeriac.cli.deadletters import deadletters
+from celeriac.cli.events import events as events_command
+from celeriac.cli.inspect import inspect as inspect_command
 from celeriac.cli.logs import LEVELS, setup_logging
 from celeriac.cli.multi import multi
+from celeriac.cli.remote import control as control_command
+from celeriac.cli.status import status as status_command
 from celeriac.cli.worker_flags import WorkerFlags, worker_flags
 from celeriac.exceptions import ConfigurationError
-from celeriac.worker import POOLS, WorkerOptions, run_worker
+from celeriac.worker import POOLS, Worker, WorkerOptions
+from celeriac.worker.banner import banner
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,8 +40,8 @@ from celeriac.worker import POOLS, WorkerOptions, run_worker
 @click.option("--result-backend", "backend", help="Result backend URL.")
 @click.option("--config", metavar="MODULE", help="Load settings from this module too.")
 @click.option("--workdir", type=click.Path(file_okay=False), help="Change to this folder first.")
-@click.option("-q", "--quiet", is_flag=True, help="Accepted: celeriac prints no banner.")
-@click.option("--no-color", is_flag=True, help="Accepted: celeriac's output has no colour.")
+@click.option("-q", "--quiet", is_flag=True, help="No start-up banner.")
+@click.option("--no-color", is_flag=True, help="No colour (there is none off a terminal anyway).")
 @click.option("--skip-checks", is_flag=True, help="Accepted: celeriac runs no Django checks.")
 @click.option("--loader", help="Accepted for Celery's sake: not used (one line says so).")
 @click.version_option(__version__, prog_name="celeriac")
@@ -60,7 +67,12 @@ def cli(
     if loader:
         click.echo(f"--loader {loader} is not used: celeriac has no loaders", err=True)
     ctx.ensure_object(dict).update(
-        reference=reference, broker=broker, backend=backend, config=config
+        reference=reference,
+        broker=broker,
+        backend=backend,
+        config=config,
+        quiet=quiet,
+        no_color=no_color,
     )
 
 
@@ -98,7 +110,7 @@ def worker(
 ) -> None:
     """Start a worker that runs the app's tasks."""
     app = app_of(ctx)  # first: its setup_logging receivers decide how logging is set up
-    setup_logging(loglevel)
+    setup_logging(loglevel, no_color=ctx.obj["no_color"])
     app.import_task_modules()
     flags.import_modules()
     daemonize(
@@ -117,10 +129,19 @@ def worker(
     )
     flags.log_notes()  # after daemonize: the lines go to the --logfile
     if not beat:
-        run_worker(app, options)
+        _serve(ctx, app, options)
         return
     with embedded_beat(app):
-        run_worker(app, options)
+        _serve(ctx, app, options)
+
+
+def _serve(ctx: click.Context, app: Celeriac, options: WorkerOptions) -> None:
+    """Build the worker, print its start-up banner (unless ``-q``), and run it."""
+    node = Worker(app, options)
+    if not ctx.obj["quiet"]:
+        color = not ctx.obj["no_color"] and sys.stdout.isatty()
+        click.echo(banner(node, color=color))
+    node.run()
 
 
 @cli.command()
@@ -195,7 +216,13 @@ def purge(ctx: click.Context, queues: str, force: bool) -> None:
 cli.add_command(beat_command)
 cli.add_command(schedule_command)
 cli.add_command(dag_command)
+cli.add_command(dashboard_command)
 cli.add_command(multi)
+cli.add_command(inspect_command)
+cli.add_command(control_command)
+cli.add_command(status_command)
+cli.add_command(deadletters)
+cli.add_command(events_command)
 
 
 def main() -> None:

@@ -32,7 +32,8 @@ MINGLE = (
     "from the broker's control log (kept a day) instead"
 )
 HEARTBEAT = (
-    "{flag}: celeriac workers send no heartbeats: the leases they renew while tasks run tell "
+    "{flag}: a celeriac worker stores its heartbeat in the result backend every 2 s, for "
+    "monitors (task_history = False turns it off); the leases it renews while tasks run tell "
     "a live worker from a dead one"
 )
 FAIR = (
@@ -40,8 +41,8 @@ FAIR = (
     "short task), so dispatch is already fair"
 )
 EVENTS = (
-    "-E/--task-events: task events are not supported yet (the monitoring work): this worker "
-    "sends none"
+    "-E/--task-events: not needed: celeriac workers always record task events in the result "
+    "backend (task_history = False turns them off)"
 )
 STATEDB = (
     "--statedb: not needed: revoked task ids live in the broker's control log, kept a day, which "
@@ -123,7 +124,7 @@ def _notes(flags: dict[str, Any]) -> tuple[tuple[int, str], ...]:
     if flags["optimization"] is not None:
         notes.append((logging.INFO, FAIR.format(value=flags["optimization"])))
     if flags["task_events"]:
-        notes.append((logging.WARNING, EVENTS))
+        notes.append((logging.INFO, EVENTS))
     if flags["statedb"] is not None:
         notes.append((logging.INFO, STATEDB))
     if flags["schedule_filename"] is not None:
@@ -190,7 +191,7 @@ def worker_flags(fn: F) -> F:
         type=click.Choice(["default", "fair"]),
         help="Accepted: dispatch is always fair.",
     )
-    @click.option("-E", "--task-events", is_flag=True, help="Accepted: no events yet.")
+    @click.option("-E", "--task-events", is_flag=True, help="Accepted: events are always on.")
     @click.option("-S", "--statedb", help="Accepted: revocations live in the broker.")
     @click.option(
         "-s",

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from celeriac.current import current_app
@@ -176,6 +177,42 @@ class ResultSet:
         return values
 
     join_native = join
+
+    async def aget(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 0.5,
+        callback: Callable[[str, Any], None] | None = None,
+        disable_sync_subtasks: bool = True,
+    ) -> list[Any]:
+        """:meth:`get` from asyncio code: the tasks awaited one after another (each with
+        ``AsyncResult.aget``) within one ``timeout`` for all, the event loop running on.
+
+        Raises:
+            TimeoutError: not all finished within ``timeout`` seconds.
+            BaseException: the first failed task's exception, when ``propagate``.
+            RuntimeError: called inside a task (see the module docstring).
+        """
+        if not all(isinstance(r, EagerResult) for r in self.results):
+            assert_will_not_block(disable_sync_subtasks)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        values: list[Any] = []
+        for result in self.results:
+            remaining = None if deadline is None else max(0.0, deadline - loop.time())
+            value = await result.aget(
+                timeout=remaining, propagate=propagate, disable_sync_subtasks=disable_sync_subtasks
+            )
+            if callback is not None:
+                callback(result.id, value)
+            else:
+                values.append(value)
+        return values
+
+    def __await__(self) -> Generator[Any, None, list[Any]]:
+        """``await results``: :meth:`aget` with no timeout."""
+        return self.aget().__await__()
 
     def iterate(self, timeout: float | None = None, propagate: bool = True) -> Iterator[Any]:
         """The values, in order, each as soon as it is there (Celery's deprecated form).

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import json
 import time
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from celeriac import states
@@ -198,6 +199,16 @@ class AsyncResult(Generic[R]):
         """
         self._check_join(disable_sync_subtasks)
         record = self._cached or self.app.backend.wait(self.id, timeout)
+        return self._outcome(record, timeout, propagate)
+
+    wait = get
+
+    def _outcome(self, record: ResultRecord | None, timeout: float | None, propagate: bool) -> R:
+        """What :meth:`get` and :meth:`aget` return (or raise) once the wait is over.
+
+        Raises:
+            TimeoutError, BaseException, TaskRevokedError: as :meth:`get`.
+        """
         if record is None or not record.ready:
             raise TimeoutError(f"task {self.id} did not finish within {timeout} seconds")
         self._cached = record
@@ -208,7 +219,29 @@ class AsyncResult(Generic[R]):
             raise TaskRevokedError(f"task {self.id} was revoked: {value}")
         return value  # type: ignore[no-any-return]
 
-    wait = get
+    async def aget(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 0.5,
+        disable_sync_subtasks: bool = True,
+    ) -> R:
+        """:meth:`get` from asyncio code: the event loop runs on while it waits (the backend's
+        ``await_result``: on Redis, redis-py's asyncio client, woken by the store).
+
+        Raises:
+            TimeoutError: the task did not finish within ``timeout`` seconds.
+            BaseException: the task's own exception when it failed and ``propagate`` is true.
+            TaskRevokedError: the task was revoked and ``propagate`` is true.
+            RuntimeError: called inside a task (see the module docstring).
+        """
+        self._check_join(disable_sync_subtasks)
+        record = self._cached or await self.app.backend.await_result(self.id, timeout)
+        return self._outcome(record, timeout, propagate)
+
+    def __await__(self) -> Generator[Any, None, R]:
+        """``await result``: :meth:`aget` with no timeout, the task's exception raised."""
+        return self.aget().__await__()
 
     def _check_join(self, disable_sync_subtasks: bool) -> None:
         assert_will_not_block(disable_sync_subtasks)

@@ -1,11 +1,14 @@
-"""Reading control commands (revocations, rate limits) from the broker's broadcast log.
+"""Reading control commands (revocations, rate limits, the rest of ``app.control``) from the
+broker's broadcast log.
 
 At start the worker reads every command still kept, so it knows the revocations sent before it
-started; after that it reads only what is new. A rate limit, as in Celery, changes the workers
-running when it is sent (those it names, or all): a worker that starts later keeps the limits
-its tasks declare. It remembers the most recent 100,000 revoked ids,
-as Celery does, so the set cannot grow without bound. While the broker cannot be reached, the
-reads back off (0.25 s doubling to 2 s, one log line a try), as fetching does.
+started; after that it reads only what is new. Every other command, as in Celery, acts on the
+workers running when it is sent (those it names, or all): a worker that starts later keeps the
+limits its tasks declare, and does not answer old pings. Those commands are handed, as read, to
+``worker/answers.py`` (``take_requests``), which acts and replies. It remembers the most
+recent 100,000 revoked ids, as Celery does, so the set cannot grow without bound. While the
+broker cannot be reached, the reads back off (0.25 s doubling to 2 s, one log line a try), as
+fetching does.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from celeriac.brokers.base import Broker
-from celeriac.control import decode_command
+from celeriac.control.commands import decode_command, for_node
 from celeriac.exceptions import BrokerError
 from celeriac.rates import Rate
 
@@ -60,6 +64,7 @@ class CommandReader:
         self.broker = broker
         self.hostname = hostname
         self._rate_changes: list[RateChange] = []
+        self._requests: list[dict[str, Any]] = []
         self._clock = clock
         self._cursor: str | None = None
         self._revoked: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -98,7 +103,10 @@ class CommandReader:
             command = decode_command(payload)
             if command is None:
                 continue
-            if command["op"] == "rate_limit" and not history and self._for_me(command):
+            mine = not history and for_node(command, self.hostname)
+            if mine and (command["op"] != "revoke" or command.get("reply_to")):
+                self._requests.append(command)
+            if command["op"] == "rate_limit" and mine:
                 if not isinstance(command.get("task"), str):
                     continue
                 self._rate_changes.append(RateChange(str(command["task"]), command.get("rate")))
@@ -110,9 +118,16 @@ class CommandReader:
                     terminations.append(Termination(str(task_id), int(command.get("signal", 15))))
         return terminations
 
-    def _for_me(self, command: dict[str, object]) -> bool:
-        destination = command.get("destination")
-        return not isinstance(destination, list) or self.hostname in destination
+    def take_requests(self) -> list[dict[str, Any]]:
+        """The commands for this worker read since the last call (all but the revocations that
+        ask for no reply), oldest first, for ``worker/answers.py``."""
+        taken, self._requests = self._requests, []
+        return taken
+
+    @property
+    def revoked(self) -> list[str]:
+        """The revoked ids remembered, oldest first."""
+        return list(self._revoked)
 
     def take_rate_limits(self) -> list[RateChange]:
         """The rate limits read since the last call, oldest first."""

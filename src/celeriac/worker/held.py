@@ -76,6 +76,9 @@ class Held:
     expired: bool = False
     signum: int | None = None
     since: float = field(default_factory=time.monotonic)
+    # Epoch seconds it was handed to the pool, until told as task-started (middleware/events.py
+    # clears it then; a job taken back and started again is stamped again).
+    started_at: float | None = None
 
     @property
     def task_id(self) -> str | None:
@@ -106,6 +109,8 @@ class Held:
         """Its job ``key`` went to the pool (started, or offered to a busy process)."""
         self.key = key
         self._move(Stage.RUNNING)
+        if self.started_at is None:  # for task-started (middleware/events.py)
+            self.started_at = time.time()
 
     def returned(self) -> None:
         """Its job was taken back unstarted: it waits again, first in line."""

@@ -34,10 +34,12 @@ from celeriac.app import Celeriac
 from celeriac.brokers.base import Delivery
 from celeriac.exceptions import BrokerError, ConfigurationError
 from celeriac.queues import queue_names
+from celeriac.worker.answers import Answers
 from celeriac.worker.autoscale import autoscaler_for
 from celeriac.worker.commands import CommandReader
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.dispatch import Dispatcher
+from celeriac.worker.heartbeat import Heartbeat
 from celeriac.worker.intake import Intake
 from celeriac.worker.leases import LeaseKeeper
 from celeriac.worker.options import POOLS, WorkerOptions, format_hostname
@@ -102,6 +104,8 @@ class Worker:
         )
         self.dispatcher.growth = self.autoscaler.headroom() if self.autoscaler else 0
         self.recorder = Recorder(self)
+        self.heartbeat = Heartbeat(self)  # the backend hears from it every 2 s (issue 11)
+        self.answers = Answers(self)  # app.control's commands and inspect()'s questions
         self._stopping = 0
         self._wakeup = WakePipe()  # written by signal handlers and stop()
         self._last_commands = 0.0
@@ -183,6 +187,7 @@ class Worker:
             self.lease,
         )
         self.app.middleware.worker_start(self)
+        self.heartbeat.start()
         try:
             while not self._stopping:
                 self._turn(COMMAND_INTERVAL)
@@ -225,6 +230,7 @@ class Worker:
         settled = self.recorder.settled
         while self._turn(self._drain_wait()) or self.dispatcher.busy():
             pass
+        self.recorder.write_events()  # the last turn's outcomes
         return self.recorder.settled - settled
 
     def _drain_wait(self) -> float:
@@ -315,6 +321,7 @@ class Worker:
         """Record what finished and fetch what the pool can take, in one broker batch (one
         SQLite transaction settles the old and leases the new)."""
         finished = self.dispatcher.take_finished()
+        self.answers.count(finished)
         wanted = self._wanted()
         fetching = wanted > 0 and (self._draining or not self._starved or bool(finished))
         try:
@@ -365,6 +372,7 @@ class Worker:
                 log.error("rate_limit for %s refused: %s", change.task, exc)
                 continue
             log.info("rate limit of %s set to %s", change.task, change.rate or "none")
+        self.answers.apply(self.commands.take_requests())
 
     def _housekeeping(self, now: float) -> None:
         self._last_housekeeping = now
@@ -387,6 +395,8 @@ class Worker:
         self.recorder.record(self.dispatcher.take_finished())
         self.recorder.flush(deadline=time.monotonic() + SHUTDOWN_RECORD_WAIT)
         self.keeper.stop()
+        self.recorder.write_events()
+        self.heartbeat.stop()
         self.app.middleware.worker_stop(self)
         self.close()
         log.info("%s stopped", self.hostname)
