@@ -34,8 +34,16 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	touch $@
 
-bench: $(VENV)/.bench-installed
-	$(BIN)/python -m benchmarks
+# The asyncio suite's peers pin an older redis-py than celeriac's: a virtualenv of their own.
+PEERS_VENV := .venv-peers
+$(PEERS_VENV)/.installed:
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --quiet arq==0.28.0 saq==0.26.4 taskiq==0.11.20 \
+		taskiq-redis==1.0.9 'redis[hiredis]==5.3.1'
+	touch $@
+
+bench: $(VENV)/.bench-installed $(PEERS_VENV)/.installed
+	BENCH_PEERS_PYTHON=$(PEERS_VENV)/bin/python $(BIN)/python -m benchmarks
 
 # The fault suite (docs/design/faults.md): minutes, so not part of `make test`. Both brokers;
 # Redis is a throw-away redis-server from this machine (without one, it stops at once and says
@@ -51,4 +59,4 @@ chaos-short: $(STAMP)
 	$(BIN)/python -m chaos --short $(CHAOS_ARGS)
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS_VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

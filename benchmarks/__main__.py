@@ -1,7 +1,7 @@
 """``python -m benchmarks [SUITE ...] [--repeat N] [--tasks N] [--calls N] [--markdown]``.
 
-Runs the named suites (default: sqlite, then redis) in a temporary directory that is deleted
-afterwards, and prints one table per suite. Progress goes to stderr, tables to stdout.
+Runs the named suites (default: sqlite, redis, then asyncio) in a temporary directory that is
+deleted afterwards, and prints one table per suite. Progress goes to stderr, tables to stdout.
 """
 
 from __future__ import annotations
@@ -37,10 +37,20 @@ def _redis(options: RunOptions, workdir: Path) -> Report:
     return redis_suite.run(options, workdir)
 
 
+def _asyncio(options: RunOptions, workdir: Path) -> Report:
+    from benchmarks import asyncio_suite
+
+    return asyncio_suite.run(options, workdir)
+
+
 # Each suite imports its peers' packages only when it runs, so a missing optional one (redis,
 # celery) fails only the suite that needs it.
-SUITES: dict[str, Callable[[RunOptions, Path], Report]] = {"sqlite": _sqlite, "redis": _redis}
-DEFAULT_SUITES = ("sqlite", "redis")
+SUITES: dict[str, Callable[[RunOptions, Path], Report]] = {
+    "sqlite": _sqlite,
+    "redis": _redis,
+    "asyncio": _asyncio,
+}
+DEFAULT_SUITES = ("sqlite", "redis", "asyncio")
 
 
 def _positive(text: str) -> int:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import enum
 import json
 import time
+from collections.abc import Callable
+from contextvars import Token
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -114,19 +116,41 @@ def execute(
 
     Never raises for what the task does: its exceptions become FAILURE outcomes. Canvas markers
     in ``request.workflow`` (errbacks, map, DAG failures) are applied here (``canvas.calls``).
+    An ``async def`` task runs on this thread's event loop (``coroutines.settle``); the asyncio
+    pool awaits it on its own loop instead, with the same steps (``worker/arunner.py``).
     """
-    middleware.before_execute(task, request)
-    request.executing = task
-    token = push_request(request)
+    token = begin_execution(task, request, middleware)
     started = time.perf_counter()
     try:
         if request.is_eager:
-            outcome, value = _run(task, request, args, kwargs, serializer, started)
+            outcome, value = run_call(task, request, args, kwargs, serializer, started)
         else:  # a worker's pool: a task that waits for another may starve it (Celery's rule)
             with denied_join_result():
-                outcome, value = _run(task, request, args, kwargs, serializer, started)
+                outcome, value = run_call(task, request, args, kwargs, serializer, started)
     finally:
         pop_request(token)
+    return end_execution(task, request, middleware, outcome, value)
+
+
+def begin_execution(
+    task: Task[Any, Any], request: Request, middleware: MiddlewareStack
+) -> Token[Request | None]:
+    """The steps before a call: ``before_execute``, and ``request`` made ``self.request``
+    (undo with ``pop_request`` on the token returned)."""
+    middleware.before_execute(task, request)
+    request.executing = task
+    return push_request(request)
+
+
+def end_execution(
+    task: Task[Any, Any],
+    request: Request,
+    middleware: MiddlewareStack,
+    outcome: Outcome,
+    value: Any,
+) -> Outcome:
+    """The steps after a call: the middleware's ``on_retry`` / ``on_failure`` and
+    ``after_execute``, and the ids of the calls it sent; returns the final outcome."""
     if outcome.state == states.RETRY:
         middleware.on_retry(task, request, value)
     elif outcome.state == states.FAILURE and not isinstance(value, TaskPredicate):
@@ -137,18 +161,20 @@ def execute(
     return outcome
 
 
-def _run(
+def run_call(
     task: Task[Any, Any],
     request: Request,
     args: list[Any],
     kwargs: dict[str, Any],
     serializer: Serializer,
     started: float,
+    call: Callable[..., Any] = call_task,
 ) -> tuple[Outcome, Any]:
-    """The outcome, and the value returned or the exception raised."""
+    """The outcome, and the value returned or the exception raised, of ``call`` (given these
+    arguments; ``call_task`` unless the asyncio pool awaited the call already)."""
     try:
         try:
-            value = call_task(task, request, args, kwargs, serializer)
+            value = call(task, request, args, kwargs, serializer)
         except (Retry, Reject, Ignore):
             raise
         except Exception as exc:

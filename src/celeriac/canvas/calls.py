@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import base64
 import inspect
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from celeriac.coroutines import settle as settle_here
 from celeriac.exceptions import CeleriacError
 from celeriac.message import Message, decode_arguments
 from celeriac.request import Request
@@ -66,8 +68,13 @@ def call_task(
     args: list[Any],
     kwargs: dict[str, Any],
     serializer: Serializer,
+    settle: Callable[[Any], Any] = settle_here,
 ) -> Any:
     """Call ``task.run`` with these arguments, as the markers in ``request.workflow`` say.
+
+    Each call's value goes through ``settle``: by default, an ``async def`` task's coroutine is
+    run to its end on this thread's event loop (``coroutines.settle``); the asyncio pool passes
+    one that leaves it for its loop to await.
 
     Raises:
         Exception: whatever the task raises.
@@ -79,10 +86,10 @@ def call_task(
         args = [_rebuild_failures(workflow["dag_failed"], args[0]), *args[1:]]
     mode = workflow.get("xmap")
     if mode == "map":
-        return [task.run(item, *args[1:], **kwargs) for item in args[0]]
+        return [settle(task.run(item, *args[1:], **kwargs)) for item in args[0]]
     if mode == "starmap":
-        return [task.run(*item, *args[1:], **kwargs) for item in args[0]]
-    return task.run(*args, **kwargs)
+        return [settle(task.run(*item, *args[1:], **kwargs)) for item in args[0]]
+    return settle(task.run(*args, **kwargs))
 
 
 def _wants_request(task: Task[Any, Any], given: int) -> bool:

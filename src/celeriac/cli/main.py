@@ -83,6 +83,11 @@ def cli(
     "-l", "--loglevel", default="WARNING", type=click.Choice(LEVELS, case_sensitive=False)
 )
 @click.option("-P", "--pool", default="prefork", type=click.Choice(POOLS), show_default=True)
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    help="-P asyncio: child processes, each running -c tasks on its event loop (default 1).",
+)
 @click.option("-n", "--hostname", help="Node name; %h is the host name.")
 @click.option("--max-tasks-per-child", type=click.IntRange(min=1), help="Recycle after N tasks.")
 @click.option("--max-memory-per-child", type=click.IntRange(min=1), help="Recycle above N KiB.")
@@ -99,6 +104,7 @@ def worker(
     queues: str,
     loglevel: str,
     pool: str,
+    processes: int | None,
     hostname: str | None,
     max_tasks_per_child: int | None,
     max_memory_per_child: int | None,
@@ -120,6 +126,7 @@ def worker(
         concurrency=concurrency,
         queues=tuple(q.strip() for q in queues.split(",") if q.strip()),
         pool=pool,
+        processes=processes,
         hostname=hostname,
         max_tasks_per_child=max_tasks_per_child,
         max_memory_per_child=max_memory_per_child,

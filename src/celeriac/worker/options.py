@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
-POOLS = ("prefork", "threads", "solo")
+POOLS = ("prefork", "threads", "solo", "asyncio")
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class WorkerOptions:
     soft_time_limit: float | None = None  # the default task_soft_time_limit of this worker
     purge: bool = False  # --purge: delete the waiting messages of its queues at start-up
     exclude_queues: tuple[str, ...] = ()  # -X: queues of task_queues not to consume
+    processes: int | None = None  # --processes: child processes of the asyncio pool (default 1)
 
 
 def format_hostname(name: str | None) -> str:

@@ -35,6 +35,7 @@ from celeriac.brokers.base import Delivery
 from celeriac.exceptions import BrokerError, ConfigurationError
 from celeriac.queues import queue_names
 from celeriac.worker.answers import Answers
+from celeriac.worker.asyncio_pool import ASYNCIO_CONCURRENCY, AsyncioPool
 from celeriac.worker.autoscale import autoscaler_for
 from celeriac.worker.commands import CommandReader
 from celeriac.worker.consumer import Consumer
@@ -79,9 +80,8 @@ class Worker:
             sender=self.hostname, instance=self, conf=conf, options=options_dict
         )
         self.queues = self._queues()
-        self.concurrency = int(
-            options.concurrency or conf.worker_concurrency or os.cpu_count() or 1
-        )
+        default = ASYNCIO_CONCURRENCY if options.pool == "asyncio" else os.cpu_count()
+        self.concurrency = int(options.concurrency or conf.worker_concurrency or default or 1)
         if options.autoscale is not None:
             self.concurrency = options.autoscale[1]  # it starts at MIN and grows
         self.time_limit = _first(options.time_limit, conf.seconds("task_time_limit"))
@@ -149,6 +149,14 @@ class Worker:
             hostname=self.hostname,
             max_bytes=int(app.conf.message_max_bytes),
         )
+        if opts.processes is not None and opts.pool != "asyncio":
+            raise ConfigurationError("--processes is for the asyncio pool (-P asyncio)")
+        if opts.pool == "asyncio":  # -c coroutines in each of --processes children
+            if opts.autoscale is not None:
+                raise ConfigurationError("--autoscale needs the prefork or threads pool")
+            pool = AsyncioPool(runner, self.concurrency, processes=opts.processes or 1)
+            self.concurrency = pool.size()
+            return pool
         if opts.pool == "threads":
             return ThreadPool(runner, self.concurrency)
         if opts.pool == "solo":

@@ -1,0 +1,432 @@
+"""``-P asyncio``: ``--processes`` children, each running up to ``-c`` jobs at once on one event
+loop (uvloop when installed).
+
+It is the prefork pool's machinery with many jobs per child: a forked child per process, a pipe
+of frames down (jobs, soft limits, cancellations: ``asyncio_child.py``) and a pipe of outcome
+frames back, and this process knows which jobs each child runs. So leases, the message owner
+(``Dispatcher``) and the middleware are the other pools'. Time limits and ``terminate`` are
+cancellations sent down the pipe; a job that has not ended ``CANCEL_GRACE`` seconds after its
+cancellation (a coroutine that swallows it, a plain function in a thread, a loop blocked by
+``time.sleep``) gets its child killed and replaced: the child's other jobs are reported lost, as
+prefork does for a child that died, and their messages go back to the queue.
+
+While tasks are short (under ``AHEAD_UNDER`` on average lately), a child is sent up to ``-c``
+jobs more than it runs: they wait in the child, which starts the next the moment a running one
+ends, so a slot never waits for a round trip through this process. The child says which jobs
+wait (``QUEUED``) and which starts as each ends, so time limits count from the real start. A job
+that waited and never started (the worker stopping, its child replaced) comes back
+``RETURNED``: it runs again, or goes back to the queue. So does every job waiting in a child
+once one has waited ``AHEAD_UNDER``: the tasks ahead turned out long, so no more are sent ahead
+until the run times say they are short again, and the dispatcher gives the messages back to the
+queue for another worker if no slot frees soon (``give_back_stale``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import multiprocessing
+import os
+import pickle
+import selectors
+import signal
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from celeriac.worker.asyncio_child import (
+    CANCEL,
+    QUEUED,
+    RUN,
+    SOFT,
+    TAKE_BACK,
+    TAKEN_BACK,
+    asyncio_child_main,
+)
+from celeriac.worker.child import PICKLE
+from celeriac.worker.frames import FrameReader, write_frame
+from celeriac.worker.pool import (
+    Ending,
+    ExecutionPool,
+    Finished,
+    Job,
+    Running,
+    killed,
+    lost,
+    outcome_from_wire,
+    returned,
+)
+from celeriac.worker.runner import TaskRunner
+
+log = logging.getLogger("celeriac.worker")
+ASYNCIO_CONCURRENCY = 100  # jobs per child without -c (or worker_concurrency)
+CANCEL_GRACE = 2.0  # seconds a cancelled job has to end before its child is replaced
+AHEAD_UNDER = 1.0  # seconds: while tasks take less on average, children get jobs ahead
+MAX_THREADS = 32  # threads per child for plain functions: min(MAX_THREADS, -c)
+PIPE_BYTES = 1 << 20  # the job pipe's size: jobs never wait on a child whose loop is blocked
+_F_SETPIPE_SZ = 1031  # Linux's fcntl to size a pipe
+
+
+@dataclass
+class _Process:
+    process: BaseProcess
+    jobs_fd: int  # frames go down
+    outcomes: FrameReader  # outcome frames come back
+    running: dict[int, Running] = field(default_factory=dict)  # job key -> its book-keeping
+    waiting: dict[int, Running] = field(default_factory=dict)  # in the child, for a slot
+    stopping: bool = False  # told to stop: it gets no more jobs
+    taking_back: bool = False  # asked for its waiting jobs back, not answered yet
+
+    def held(self) -> int:
+        """Jobs sent to it and not ended."""
+        return len(self.running) + len(self.waiting)
+
+    def load(self) -> float:
+        """How busy it is, for the choice of a child to send a job to (one stopping: never)."""
+        return float("inf") if self.stopping else len(self.running) + len(self.waiting)
+
+    def send(self, message: object) -> bool:
+        """Write ``message`` down the pipe; False when the child is gone (its exit is seen
+        through its sentinel)."""
+        try:
+            write_frame(self.jobs_fd, pickle.dumps(message, PICKLE))
+        except OSError:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Close both pipes."""
+        with contextlib.suppress(OSError):
+            os.close(self.jobs_fd)
+        self.outcomes.close()
+
+
+class AsyncioPool(ExecutionPool):
+    """Event-loop children, ``slots`` jobs each; see the module docstring."""
+
+    can_terminate = True
+
+    def __init__(self, runner: TaskRunner, slots: int, *, processes: int = 1) -> None:
+        self.runner = runner
+        self.slots = slots
+        self.processes = processes
+        self.threads = min(MAX_THREADS, slots)
+        self._ctx = multiprocessing.get_context("fork")
+        self._procs: list[_Process] = []
+        self._selector = selectors.DefaultSelector()
+        self._wake_fds: list[Any] = []
+        self._limited = 0  # running jobs with a time limit or a kill pending: poll checks them
+        self._typical: float | None = None  # moving average of the tasks' run times
+        self._acks_late: dict[str, bool] = {}  # task name -> acknowledged after it runs
+
+    def start(self) -> None:
+        """Fork the children."""
+        for _ in range(self.processes):
+            self._procs.append(self._spawn())
+
+    def _spawn(self) -> _Process:
+        job_reader, job_writer = os.pipe()
+        outcome_reader, outcome_writer = os.pipe()
+        with contextlib.suppress(OSError):  # not Linux, or above the system's maximum
+            fcntl.fcntl(job_writer, _F_SETPIPE_SZ, PIPE_BYTES)
+            fcntl.fcntl(outcome_writer, _F_SETPIPE_SZ, PIPE_BYTES)
+        process = self._ctx.Process(
+            target=asyncio_child_main,
+            args=(job_reader, outcome_writer, self.runner, self.slots, self.threads, os.getpid()),
+            name="celeriac-asyncio",
+            daemon=True,
+        )
+        process.start()
+        os.close(job_reader)
+        os.close(outcome_writer)
+        proc = _Process(process, job_writer, FrameReader(outcome_reader))
+        self._selector.register(outcome_reader, selectors.EVENT_READ, ("outcome", proc))
+        self._selector.register(process.sentinel, selectors.EVENT_READ, ("exit", proc))
+        return proc
+
+    def size(self) -> int:
+        """Jobs it runs at once: ``-c`` per child."""
+        return self.slots * self.processes
+
+    def pids(self) -> list[int]:
+        """The process ids of the children."""
+        return [p.process.pid for p in self._procs if p.process.pid is not None]
+
+    def free_slots(self) -> int:
+        """Slots without a job, in children that take jobs, and, while tasks are short, as
+        many again for jobs that wait in the children (see the module)."""
+        typical = self._typical
+        room = self.slots * (2 if typical is not None and typical < AHEAD_UNDER else 1)
+        return sum(max(0, room - p.held()) for p in self._procs if not p.stopping)
+
+    def submit(self, job: Job) -> None:
+        """Send a job to the child holding the fewest (it may wait there for a slot: the
+        child says so)."""
+        procs = self._procs
+        proc = procs[0] if len(procs) == 1 else min(procs, key=_Process.load)
+        proc.running[job.key] = Running(job)
+        if job.soft_time_limit is not None or job.time_limit is not None:
+            self._limited += 1
+        proc.send((RUN, job.wire()))  # a dead child's exit reports this job lost
+
+    def running(self) -> list[Job]:
+        """Jobs in flight, those waiting in a child for a slot included."""
+        return [r.job for p in self._procs for r in [*p.running.values(), *p.waiting.values()]]
+
+    def poll(self, timeout: float, wake_fds: list[Any]) -> list[Finished]:
+        """Collect outcomes and deaths, enforce time limits; see :meth:`ExecutionPool.poll`."""
+        self._watch_wake_fds(wake_fds)
+        finished: list[Finished] = []
+        exited: list[_Process] = []
+        wait_for = min(timeout, self._next_deadline()) if self._limited else timeout
+        for key, _ in self._selector.select(wait_for):
+            kind, proc = key.data
+            if kind == "outcome":
+                finished.extend(self._outcomes_of(proc))
+            elif kind == "exit":
+                exited.append(proc)
+        for proc in exited:
+            finished.extend(self._outcomes_of(proc))
+            finished.extend(self._replace(proc))
+        if self._limited:
+            self._enforce_limits()
+        if self._waiting():
+            self._take_back_stuck()
+        return finished
+
+    def _waiting(self) -> bool:
+        return any(p.waiting for p in self._procs)
+
+    def _watch_wake_fds(self, wake_fds: list[Any]) -> None:
+        if wake_fds == self._wake_fds:
+            return
+        for fd in self._wake_fds:
+            self._selector.unregister(fd)
+        for fd in wake_fds:
+            self._selector.register(fd, selectors.EVENT_READ, ("wake", None))
+        self._wake_fds = list(wake_fds)
+
+    def _outcomes_of(self, proc: _Process) -> list[Finished]:
+        finished = []
+        for frame in proc.outcomes.read():
+            key, next_key, wire = pickle.loads(frame)
+            if next_key == QUEUED:  # these wait in the child: not started
+                for waiting in wire:
+                    if waiting in proc.running:
+                        proc.waiting[waiting] = proc.running.pop(waiting)
+                continue
+            if next_key == TAKEN_BACK:
+                proc.taking_back = False
+                back = [proc.waiting.pop(k) for k in wire if k in proc.waiting]
+                finished.extend(self._returned(back))
+                continue
+            if next_key is not None and next_key in proc.waiting:
+                started = proc.running[next_key] = proc.waiting.pop(next_key)
+                started.started = time.monotonic()
+            run = proc.running.pop(key, None) or proc.waiting.pop(key, None)
+            if run is None:
+                continue
+            self._forget(run)
+            if run.kill_reason is not None:  # cancelled in time: killed, whatever it says
+                finished.append(killed(run.job, run.kill_reason))
+                continue
+            outcome = outcome_from_wire(wire)
+            finished.append(Finished(run.job, outcome))
+            typical = self._typical
+            runtime = outcome.runtime
+            self._typical = runtime if typical is None else 0.9 * typical + 0.1 * runtime
+        return finished
+
+    def _forget(self, run: Running) -> None:
+        job = run.job
+        if job.soft_time_limit is not None or job.time_limit is not None:
+            self._limited -= 1
+        if run.kill_sent_at is not None and job.time_limit is None:
+            self._limited -= 1  # terminate() counted it
+
+    def _replace(self, proc: _Process) -> list[Finished]:
+        """Report the dead child's jobs (killed, or lost) and start a child in its place."""
+        proc.process.join(1)
+        how = _describe_exit(proc.process.exitcode)
+        finished = []
+        for run in proc.running.values():
+            self._forget(run)
+            if run.kill_reason is not None:
+                finished.append(killed(run.job, run.kill_reason))
+                continue
+            job = run.job
+            log.warning(
+                "process %s running %s[%s] %s", proc.process.pid, job.task, job.task_id, how
+            )
+            finished.append(lost(job, f"the process running the task was {how}"))
+        finished.extend(self._take_back(proc))
+        proc.running.clear()
+        self._selector.unregister(proc.outcomes.fd)
+        self._selector.unregister(proc.process.sentinel)
+        proc.close()
+        if proc in self._procs:
+            self._procs[self._procs.index(proc)] = self._spawn()
+        return finished
+
+    def _take_back(self, proc: _Process, *, stopping: bool = False) -> list[Finished]:
+        """The jobs that waited in ``proc`` and never started: back to the dispatcher. When
+        the worker is ``stopping``, one acknowledged already cannot go back to the queue: it
+        is reported lost at shutdown (recorded as a failure), as a running one would be."""
+        runs = list(proc.waiting.values())
+        proc.waiting.clear()
+        if not stopping:
+            return self._returned(runs)
+        late = [run for run in runs if self._late(run.job.task)]
+        finished = self._returned(late)
+        for run in runs:
+            if not self._late(run.job.task):
+                self._forget(run)
+                finished.append(lost(run.job, "worker shut down", Ending.SHUTDOWN))
+        return finished
+
+    def _returned(self, runs: list[Running]) -> list[Finished]:
+        back = []
+        for run in runs:
+            self._forget(run)
+            back.append(killed(run.job, run.kill_reason) if run.kill_reason else returned(run.job))
+        return back
+
+    def _take_back_stuck(self) -> None:
+        """Ask for the jobs waiting in a child back once one has waited ``AHEAD_UNDER`` (its
+        ``started`` is when it was sent), and send no more ahead: the tasks are long now.
+
+        A task acknowledged before it runs (``acks_late=False``) stays: its message is gone
+        from the broker, so it must run here.
+        """
+        limit = time.monotonic() - AHEAD_UNDER
+        for proc in self._procs:
+            if not proc.waiting or proc.stopping or proc.taking_back:
+                continue
+            oldest = next(iter(proc.waiting.values()))
+            if oldest.started < limit:
+                self._typical = max(self._typical or 0.0, 2 * AHEAD_UNDER)
+                keys = [k for k, run in proc.waiting.items() if self._late(run.job.task)]
+                if keys:
+                    proc.taking_back = proc.send((TAKE_BACK, keys))
+
+    def _late(self, task: str) -> bool:
+        """Whether ``task``'s message is acknowledged after it runs (as the dispatcher
+        decides: the task's option, else ``task_acks_late``)."""
+        late = self._acks_late.get(task)
+        if late is None:
+            found = self.runner.tasks.get(task)
+            option = found.acks_late if found is not None else None
+            conf = found.app.conf.task_acks_late if found is not None else True
+            late = self._acks_late[task] = bool(conf if option is None else option)
+        return late
+
+    def _next_deadline(self) -> float:
+        now, soonest = time.monotonic(), 3600.0
+        for proc in self._procs:
+            for run in proc.running.values():
+                job = run.job
+                for limit in (job.soft_time_limit if not run.soft_sent else None, job.time_limit):
+                    if limit is not None:
+                        soonest = min(soonest, run.started + limit - now)
+                if run.kill_sent_at is not None:
+                    soonest = min(soonest, run.kill_sent_at + CANCEL_GRACE - now)
+        return max(soonest, 0.0)
+
+    def _enforce_limits(self) -> None:
+        now = time.monotonic()
+        for proc in self._procs:
+            if proc.stopping:
+                continue
+            for key, run in list(proc.running.items()):
+                job, elapsed = run.job, now - run.started
+                soft = job.soft_time_limit
+                if soft is not None and not run.soft_sent and elapsed >= soft:
+                    run.soft_sent = True
+                    proc.send((SOFT, key))
+                hard = job.time_limit
+                if hard is not None and elapsed >= hard and run.kill_reason is None:
+                    run.kill_reason, run.kill_sent_at = Ending.TIME_LIMIT, now
+                    proc.send((CANCEL, key))
+                if run.kill_sent_at is not None and now - run.kill_sent_at >= CANCEL_GRACE:
+                    log.warning(
+                        "%s[%s] did not end %.0fs after it was cancelled: replacing its "
+                        "process %s (its %d other jobs are lost)",
+                        job.task,
+                        job.task_id,
+                        CANCEL_GRACE,
+                        proc.process.pid,
+                        len(proc.running) - 1,
+                    )
+                    proc.stopping = True  # no more jobs: its exit is seen by the next poll
+                    _kill(proc)
+                    break
+
+    def terminate(self, task_id: str, signum: int) -> bool:
+        """Cancel the job running ``task_id`` (``signum`` is not sent: the job's child runs
+        other jobs too); its child is replaced if it does not end within ``CANCEL_GRACE``."""
+        for proc in self._procs:
+            for key, run in [*proc.running.items(), *proc.waiting.items()]:
+                if run.job.task_id == task_id and run.kill_reason is None:
+                    run.kill_reason, run.kill_sent_at = Ending.TERMINATED, time.monotonic()
+                    if run.job.time_limit is None:
+                        self._limited += 1  # checked by poll until it ends
+                    proc.send((CANCEL, key))
+                    return True
+        return False
+
+    def stop(self, timeout: float) -> list[Finished]:
+        """Let running jobs finish for up to ``timeout``, then kill the rest; see the base."""
+        for proc in self._procs:
+            proc.stopping = True
+            proc.send(None)
+        finished: list[Finished] = []
+        deadline = time.monotonic() + timeout
+        # Jobs waiting in a child for a slot do not start once it is told to stop.
+        while any(p.running for p in self._procs) and time.monotonic() < deadline:
+            busy = [p for p in self._procs if p.running]
+            fds = [p.outcomes.fd for p in busy] + [p.process.sentinel for p in busy]
+            wait(fds, max(deadline - time.monotonic(), 0))
+            for proc in busy:
+                finished.extend(self._outcomes_of(proc))
+                if proc.running and not proc.process.is_alive():
+                    finished.extend(self._outcomes_of(proc))
+                    finished.extend(lost(r.job, "worker shut down") for r in proc.running.values())
+                    proc.running.clear()
+        for proc in self._procs:
+            finished.extend(self._outcomes_of(proc))  # sent already: they ran, keep them
+            finished.extend(self._take_back(proc, stopping=True))  # dropped when told to stop
+            if proc.running:
+                _kill(proc)
+                finished.extend(
+                    lost(r.job, "worker shut down", Ending.SHUTDOWN) for r in proc.running.values()
+                )
+                proc.running.clear()
+        for proc in self._procs:
+            proc.process.join(2)
+            if proc.process.is_alive():
+                _kill(proc)
+                proc.process.join(2)
+            proc.close()
+        self._procs.clear()
+        self._selector.close()
+        return finished
+
+
+def _kill(proc: _Process) -> None:
+    if proc.process.pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.process.pid, signal.SIGKILL)
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"ended with exit code {code}"
