@@ -4,7 +4,8 @@ on and off, interleaved, on SQLite and on Redis.
 Run: ``.venv/bin/python -m benchmarks.history_cost [tasks] [repeat] [suite ...]`` (default
 20,000 no-op tasks, 3 runs of each side, both suites). The Redis half needs an empty
 ``$BENCH_REDIS_URL`` (as ``benchmarks/redis_suite.py``). Prints each run and the ratio of the
-medians (history on / off).
+medians (history on / off), with each run's CPU per task (the worker's main process, its
+children, and the Redis server), measured up to the last stored result, as the throughput.
 """
 
 from __future__ import annotations
@@ -17,21 +18,27 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from benchmarks import redis_suite, sqlite_suite
+from benchmarks import cpu, redis_suite, sqlite_suite
+
+Run = Callable[[int], tuple[float, cpu.CpuSample]]  # run number -> tasks/s, CPU per task
 
 
-def _sqlite_runs(workdir: Path, tasks: int) -> dict[str, Callable[[int], float]]:
+def _sqlite_runs(workdir: Path, tasks: int) -> dict[str, Run]:
     on = sqlite_suite.PEERS[0]
     command = [("celeriac_nohistory_app" if c == "celeriac_app" else c) for c in on.command]
     off = replace(on, name="celeriac-history-off", command=command)
 
-    def runner(peer: sqlite_suite.Peer) -> Callable[[int], float]:
-        return lambda run: sqlite_suite.throughput(peer, workdir, run, tasks)[0]
+    def runner(peer: sqlite_suite.Peer) -> Run:
+        def run_once(run: int) -> tuple[float, cpu.CpuSample]:
+            rate, _first, used = sqlite_suite.throughput(peer, workdir, run, tasks)
+            return rate, used
+
+        return run_once
 
     return {"on": runner(on), "off": runner(off)}
 
 
-def _redis_runs(workdir: Path, tasks: int) -> dict[str, Callable[[int], float]]:
+def _redis_runs(workdir: Path, tasks: int) -> dict[str, Run]:
     on = redis_suite.PEERS[0]
     off_command = [
         ("celeriac_redis_nohistory_app" if c == "celeriac_redis_app" else c)
@@ -42,8 +49,8 @@ def _redis_runs(workdir: Path, tasks: int) -> dict[str, Callable[[int], float]]:
     db = redis_suite.Database(os.environ.get(redis_suite.URL_ENV, redis_suite.DEFAULT_URL))
     db.check_empty()
 
-    def runner(peer: redis_suite.Peer) -> Callable[[int], float]:
-        return lambda run: redis_suite.throughput(peer, db, workdir, tasks)[0]
+    def runner(peer: redis_suite.Peer) -> Run:
+        return lambda run: redis_suite.throughput(peer, db, workdir, tasks)
 
     return {"on": runner(on), "off": runner(off)}
 
@@ -59,9 +66,14 @@ def main() -> None:
             rates: dict[str, list[float]] = {"on": [], "off": []}
             for run in range(repeat):
                 for side in ("off", "on") if run % 2 else ("on", "off"):
-                    rate = runs[side](run)
+                    rate, used = runs[side](run)
                     rates[side].append(rate)
-                    print(f"{suite} history {side:3}: {rate:8.0f} tasks/s", flush=True)
+                    redis = "" if used.redis is None else f", redis {used.redis:5.0f}"
+                    print(
+                        f"{suite} history {side:3}: {rate:8.0f} tasks/s; CPU us/task: main"
+                        f" {used.main:5.0f}, children {used.children:5.0f}{redis}",
+                        flush=True,
+                    )
             on, off = statistics.median(rates["on"]), statistics.median(rates["off"])
             print(f"{suite}: median on {on:.0f}/s, off {off:.0f}/s, on/off = {on / off:.3f}")
 

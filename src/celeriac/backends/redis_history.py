@@ -1,10 +1,10 @@
 """Task history and events of the Redis backend: hashes, sorted sets and a stream.
 
 The key layout is in the header of ``redis_lua/history_record.lua``, which merges a batch of
-events in one script run (queued with the worker's broker batch when one is open, so a turn's
-events cost no round trip of their own). Searches run ``history_query.lua``: a page by rank in
-one sorted set when one filter (or none) is given, else a walk of the smallest set. Everything
-lives under ``<global_keyprefix>celeriac:hist:``.
+events in one script run (a worker calls it from its history writer thread, for up to 100
+tasks at a time; queued with a broker batch when the calling thread has one open). Searches
+run ``history_query.lua``: a page by rank in one sorted set when one filter (or none) is given,
+else a walk of the smallest set. Everything lives under ``<global_keyprefix>celeriac:hist:``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ from celeriac.history import (
 if TYPE_CHECKING:
     from celeriac._redis.database import RedisDatabase
 
-FEED_ENTRIES = 1000  # writes the feed keeps (each holds one worker turn's events)
+# Writes the feed keeps. A worker writes its events every 0.5 s, up to 100 tasks' in one
+# (worker/history_writer.py): 30,000 tasks' events at most, several seconds of a busy worker's.
+FEED_ENTRIES = 300
 PRUNE_LIMIT = 1000  # expired entries one write deletes at most, so that no script runs long
 _TIMES = ("sent", "received", "started", "finished", "runtime")
 _TEXTS = (
@@ -50,7 +52,15 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-_NAMED = frozenset({"args", "kwargs", "result"})
+_NAMED = ("args", "kwargs", "result")
+
+
+def _search_text(patch: dict[str, Any]) -> str:
+    """What the batch says of the searched fields, as history_record.lua takes it: '' when
+    it says nothing of them, else "<args>\\0<kwargs>\\0<result>" ('' for each unsaid)."""
+    if not any(name in patch for name in _NAMED):
+        return ""
+    return "\0".join(str(patch.get(name, "")) for name in _NAMED)
 
 
 def _task_args(task_id: str, f: Folded) -> list[Arg]:
@@ -67,7 +77,7 @@ def _task_args(task_id: str, f: Folded) -> list[Arg]:
         f"{f.seen:.6f}",
         patch.get("name", ""),
         patch.get("worker", ""),
-        "1" if _NAMED.intersection(patch) else "0",
+        _search_text(patch),
         "\n".join(f.lines),
         len(patch),
         *pairs,
@@ -149,16 +159,14 @@ class RedisHistory:
             BackendError: Redis cannot be reached.
         """
         with self._errors("read a task's history"):
-            flat, timeline = self.db.direct_execute(
-                [
-                    ("HGETALL", self.prefix + "task:" + task_id),
-                    ("LRANGE", self.prefix + "tl:" + task_id, 0, -1),
-                ]
-            )
+            (flat,) = self.db.direct_execute([("HGETALL", self.prefix + "task:" + task_id)])
         if not flat:
             return None
         if isinstance(flat, dict):  # a RESP3 connection answers HGETALL with a map
             flat = [x for pair in flat.items() for x in pair]
+        timeline = [
+            v for k, v in zip(flat[::2], flat[1::2], strict=True) if as_bytes(k) == b"events"
+        ]
         events = sorted(_lines(timeline), key=lambda e: e.timestamp)
         return replace(_entry(task_id, flat), events=tuple(events))
 

@@ -38,11 +38,15 @@ CREATE TABLE IF NOT EXISTS celeriac_documents (
 -- One row per task: its events merged (celeriac.history.fold, then the upsert in
 -- sqlite_history.py), and its timeline, `events`, as JSON lines. `seen` is the time of its
 -- first event: listings go newest first by it, and the row is pruned once `seen` is older than
--- task_history_expires. Only `seen` is indexed (besides the key): a worker rewrites the rows
--- of its tasks every turn, and every index would be rewritten with them; a search by state,
--- name, worker or text scans the rows newest first (see the module).
+-- task_history_expires. Rows are kept in the order they were written (the rowid): a write
+-- appends to the table's last pages rather than dirtying a random page a task, as a table
+-- keyed by the task id would (that made the history's commits cost twice a turn's); the task
+-- id is a secondary, UNIQUE, index (small entries: the upsert's lookup). Only `seen` is
+-- indexed besides: every index is written with each row; a search by state, name, worker or
+-- text scans the rows newest first (see the module). The code never names `id`.
 CREATE TABLE IF NOT EXISTS celeriac_tasks (
-    task_id    TEXT PRIMARY KEY,
+    id         INTEGER PRIMARY KEY,
+    task_id    TEXT NOT NULL UNIQUE,
     name       TEXT NOT NULL DEFAULT '',
     state      TEXT NOT NULL,
     args       TEXT NOT NULL DEFAULT '',
@@ -66,7 +70,7 @@ CREATE TABLE IF NOT EXISTS celeriac_tasks (
     seen       REAL NOT NULL,
     state_time REAL NOT NULL,
     events     TEXT NOT NULL DEFAULT ''
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS celeriac_tasks_seen ON celeriac_tasks (seen);
 
 -- The live feed: one row per write, its events as JSON lines; the newest FEED_ROWS

@@ -1,12 +1,14 @@
 """Task history and events of the SQLite backend (tables at the end of ``sqlite.sql``).
 
-``record_events`` runs in one write transaction (inside a worker's broker batch when the broker
-shares the file, so a turn's events cost no commit of their own) and writes each task once: the
-batch is folded per task in Python (``celeriac.history.fold``), then one upsert a task merges
-the fold into the stored row in SQL (a later state wins unless it came from task-sent only,
-the earlier ``seen`` stays, the timeline grows), with no read first. The feed gets one row per
-call. Searches by state use the ``(state, seen)`` index; by name, worker or text they scan the
-rows (``instr``: case-sensitive, as the other backends).
+``record_events`` runs in one write transaction (a worker calls it from its history writer
+thread, with that thread's own connection, for up to 100 tasks at a time) and writes each task
+once: the batch is folded per task in Python (``celeriac.history.fold``), then one
+``executemany`` of an upsert merges each fold into the stored row in SQL (a later state wins
+unless it came from task-sent only, the earlier ``seen`` stays, the timeline grows), with no
+read first. Rows are kept in the order written (the rowid; the task id is a UNIQUE index), so
+a write appends to the table's last pages. The feed gets one row per call. Searches use the
+``seen`` index, newest first; by state, name, worker or text they scan the rows (``instr``:
+case-sensitive, as the other backends).
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from celeriac.history import (
     stats_by_second,
 )
 
-FEED_ROWS = 1000  # writes the feed keeps (each holds one worker turn's events)
+# Writes the feed keeps. A worker writes its events every 0.5 s, up to 100 tasks' in one
+# (worker/history_writer.py): 30,000 tasks' events at most, several seconds of a busy worker's.
+FEED_ROWS = 300
 _TEXT = (
     "name",
     "args",

@@ -2,9 +2,10 @@
 
 In the worker's main process it turns the hooks into events (``after_fetch``: task-received;
 ``after_settle``: task-succeeded, -failed, -retried, -revoked or -rejected) and adds them to the
-worker's :class:`EventBuffer`, which the recorder writes with one backend call a turn, inside
-its broker batch (``worker/recorder.py``). task-started has no hook (a job handed to the pool
-is the dispatcher's business): the recorder stamps it from ``Held.started_at`` as it flushes.
+worker's :class:`EventBuffer`, which the recorder hands each turn to the worker's history
+writer, a thread that writes them in bulk (``worker/recorder.py``, ``worker/history_writer.py``).
+task-started has no hook (a job handed to the pool is the dispatcher's business): the recorder
+stamps it from ``Held.started_at`` as it hands the events over.
 On the client, with ``task_send_sent_event``, ``after_publish`` writes task-sent at once.
 task-progress is written by ``Task.update_state`` (``task.py``). See docs/design/monitoring.md.
 
@@ -179,7 +180,9 @@ def record_progress(
 
 
 class EventBuffer:
-    """One worker's events, waiting for the recorder's next batch (see the module docstring).
+    """One worker's events, waiting for the recorder's next turn (see the module docstring;
+    the worker takes them all each turn, ``take(everything=True)``, and its history writer
+    does the holding back described here).
 
     ``take`` hands them over: those of tasks that ended, and the others once they are
     ``HOLD`` seconds old. A short task's received, started and outcome thus go in one write,

@@ -11,11 +11,10 @@ and an unsettled message, which runs again: at least once, never lost.
 When the store cannot be reached, the batch is kept (``backlog``) and tried again with backoff;
 meanwhile the worker takes no new work, and the leases of what it keeps are still renewed.
 
-Task events (``middleware/events.py``) ride along: the events buffered since the last turn
-(received, started, and the outcomes settled last turn) are written with one
-``record_events`` call inside the same batch, so on SQLite they share its transaction and on
-Redis its one script run. An event write that fails on its own is logged and tried again next
-turn; a batch that fails drops its events, so that they never hold up a result or a message.
+Task events (``middleware/events.py``) stay off this path: each turn hands the events
+buffered since the last one (received, started, and the outcomes settled last turn) to the
+worker's ``HistoryWriter`` (``worker/history_writer.py``), a thread that writes them in bulk
+with a connection of its own, so that they never hold up a result or a message.
 """
 
 from __future__ import annotations
@@ -32,20 +31,19 @@ from celeriac.canvas.plan import publish
 from celeriac.compression import decompress, split_content_type
 from celeriac.exceptions import MalformedMessage
 from celeriac.execution import Action, Outcome
-from celeriac.history import TaskEvent
 from celeriac.message import peek_id
 from celeriac.middleware.events import EventBuffer, EventOptions
 from celeriac.retries import retried_message
 from celeriac.serialization import JSON, exception_info
 from celeriac.worker.followups import Followups
 from celeriac.worker.held import Held, Stage
+from celeriac.worker.history_writer import HistoryWriter
 
 if TYPE_CHECKING:
     from celeriac.worker.worker import Worker
 
 log = logging.getLogger("celeriac.worker")
 MIN_RETRY_DELAY, MAX_RETRY_DELAY = 0.1, 2.0  # seconds between tries to record a batch
-EVENT_ERROR_LOG_INTERVAL = 60.0  # seconds between two warnings that events could not be written
 
 
 class Recorder:
@@ -65,7 +63,11 @@ class Recorder:
         self._retry_at = 0.0
         self._delay = MIN_RETRY_DELAY
         self.events = EventBuffer(EventOptions.from_settings(app.conf), worker.hostname)
-        self._event_error_logged = 0.0
+        retention = self.events.options.retention
+        self.history = HistoryWriter(
+            lambda events: self.backend.record_events(events, retention=retention),
+            name=f"history-{worker.hostname}",
+        )
 
     def wait_time(self, timeout: float) -> float:
         """How long the worker may wait for news before the backlog is due again."""
@@ -91,27 +93,21 @@ class Recorder:
             BrokerError, BackendError: the store failed and ``keep`` is False.
         """
         self.backlog.extend(finished)
-        self.events.started(self.worker.dispatcher.running.values())
+        self._hand_over_events()
         if not self.backlog:
-            return self._events_and_fetch(fetch)
+            return fetch() if fetch is not None else []
         if time.monotonic() < self._retry_at:
             return []
         batch, self.backlog = self.backlog, []
         fresh: list[Delivery] = []
-        events = self.events.take()
         try:
             kept = self._ours(batch)
             with self.broker.batch():
                 refused = self._write(kept)
-                self._write_events(events)
                 if fetch is not None:
                     fresh = fetch()
         except Exception as exc:  # any store error: kept and retried, nothing is lost
             self.keeper.release(fresh)
-            # The events are dropped, not kept: if they were what the store refused, keeping
-            # them would refuse every retry of the outcomes.
-            if events:
-                log.warning("%d task events dropped with a failed batch", len(events))
             if not keep:
                 raise
             self._keep(batch, exc)
@@ -120,36 +116,17 @@ class Recorder:
         self._done(batch, kept, refused)
         return fresh
 
-    def _events_and_fetch(self, fetch: Callable[[], list[Delivery]] | None) -> list[Delivery]:
-        """Nothing to record: write the pending events with the fetch (one batch), if any.
-
-        Raises:
-            BrokerError: ``fetch`` failed.
-        """
-        events = self.events.take()
-        if not events:
-            return fetch() if fetch is not None else []
-        with self.broker.batch():
-            self._write_events(events)
-            return fetch() if fetch is not None else []
+    def _hand_over_events(self) -> None:
+        """Give the events buffered so far to the history writer (it holds a running task's
+        young events itself, waiting for their outcome)."""
+        if self.events.enabled:
+            self.events.started(self.worker.dispatcher.running.values())
+            self.history.submit(self.events.take(everything=True))
 
     def write_events(self) -> None:
-        """Write the pending events now, outside a turn (a drain ended, the worker stops)."""
-        self.events.started(self.worker.dispatcher.running.values())
-        self._write_events(self.events.take(everything=True))
-
-    def _write_events(self, events: list[TaskEvent]) -> None:
-        """One ``record_events`` call; on failure the events wait for the next turn."""
-        if not events:
-            return
-        try:
-            self.backend.record_events(events, retention=self.events.options.retention)
-        except Exception as exc:
-            self.events.restore(events)
-            now = time.monotonic()
-            if now - self._event_error_logged >= EVENT_ERROR_LOG_INTERVAL:
-                self._event_error_logged = now
-                log.warning("could not record %d task events (will retry): %s", len(events), exc)
+        """Write the pending events now, in this thread (a drain ended, the worker stops)."""
+        self._hand_over_events()
+        self.history.flush()
 
     def flush(self, deadline: float) -> None:
         """Keep trying to record the backlog until ``deadline`` (the worker is stopping)."""

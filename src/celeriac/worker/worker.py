@@ -196,6 +196,7 @@ class Worker:
         )
         self.app.middleware.worker_start(self)
         self.heartbeat.start()
+        self.recorder.history.start()  # the task events' writer thread
         try:
             while not self._stopping:
                 self._turn(COMMAND_INTERVAL)
@@ -404,6 +405,7 @@ class Worker:
         self.recorder.flush(deadline=time.monotonic() + SHUTDOWN_RECORD_WAIT)
         self.keeper.stop()
         self.recorder.write_events()
+        self.recorder.history.stop()
         self.heartbeat.stop()
         self.app.middleware.worker_stop(self)
         self.close()

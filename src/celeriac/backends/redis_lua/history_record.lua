@@ -4,12 +4,12 @@
 --
 -- Keys (all under ARGV[3], the history prefix "<global_keyprefix>celeriac:hist:"; built here,
 -- as they depend on the entries' fields, which only this script reads):
---   task:<id>          hash    one entry: the fields of celeriac.history.TaskEntry as text
---   tl:<id>            list    the entry's timeline: one element a write, its events as JSON
---                              lines, in arrival order
---   all                zset    every entry id, scored by `seen` (its first event's time)
+--   task:<id>          hash    one entry: the fields of celeriac.history.TaskEntry as text,
+--                              and `events`, its timeline: its events as JSON lines, in
+--                              arrival order
+--   all                zset    every entry id, scored by `seen` (its first event's time); also
+--                              what retention prunes by (seen older than now - retention)
 --   by-state:<state>   zset    the ids in that state, by `seen` (likewise by-name:, by-worker:)
---   expiry             zset    the ids by when their entry goes (seen + retention)
 --   text               hash    id -> "<args>\0<kwargs>\0<result>", for text searches
 --   counts             hash    "<state>\n<name>" -> how many entries
 --   feed               stream  the live feed: one entry a write (field e: its events as JSON
@@ -18,14 +18,19 @@
 --                              runtime_count runtime_max" (celeriac.history.SecondStats)
 --   seconds            zset    the seconds in stats, by themselves (for ranges and pruning)
 --
+-- What costs Redis is the number of calls, not the data: an entry is one HMGET and one HSET;
+-- the index, text and count changes of the whole batch are gathered and sent as one ZADD a
+-- zset, one HSET of `text`, one HINCRBY a (state, name) (see `bulk`).
+--
 -- ARGV[1]  now, epoch seconds ('' = Redis's own clock, TIME)
 -- ARGV[2]  retention in seconds ('' = forever)
 -- ARGV[3]  the history prefix; ARGV[4] feed length; ARGV[5] entries pruned per call at most
 -- ARGV[6]  how many tasks, then per task (its events folded: celeriac.history.fold): task id,
 --          state, the time of that state, '1' when it may replace a stored state ('0': only
 --          task-sent), seen (its first event's time), its name and worker ('' = not said),
---          '1' when args, kwargs or result changed, its events as JSON lines, n, then n
---          field/value pairs (the fields its events set)
+--          '' when args, kwargs and result did not change, else what the batch says of them
+--          ("<args>\0<kwargs>\0<result>": right as it is for a new entry), its events as
+--          JSON lines, n, then n field/value pairs (the fields its events set)
 -- then     how many seconds, then per second: the second and its six counts
 --
 -- Returns the number of entries pruned. The merge rule is celeriac.history.apply's: the later
@@ -36,19 +41,39 @@ local now = clock()
 local retention = ARGV[2] ~= '' and finite(ARGV[2]) or nil
 local P, feed_length, prune_limit = ARGV[3], ARGV[4], tonumber(ARGV[5])
 
+-- Gathered changes: zset key -> {score, id, ...}; counts field -> delta; text hash pairs.
+local adds, deltas, texts = {}, {}, {}
+
+-- One call for many arguments, in slices (Lua's unpack has a limit).
+local function bulk(command, key, values)
+  for first = 1, #values, 1000 do
+    redis.call(command, key, unpack(values, first, math.min(#values, first + 999)))
+  end
+end
+
 local function indexes(state, name, worker)
   return {P .. 'all', P .. 'by-state:' .. state, P .. 'by-name:' .. name, P .. 'by-worker:' .. worker}
 end
 
 local function count(state, name, by)
   local field = state .. '\n' .. name
-  if redis.call('HINCRBY', P .. 'counts', field, by) <= 0 then
-    redis.call('HDEL', P .. 'counts', field)
-  end
+  deltas[field] = (deltas[field] or 0) + by
 end
 
--- Pruning: entries past their retention, and the counts of seconds past it.
-local doomed = redis.call('ZRANGEBYSCORE', P .. 'expiry', '-inf', now, 'LIMIT', 0, prune_limit)
+local function add(key, score, id)
+  local list = adds[key]
+  if not list then
+    list = {}
+    adds[key] = list
+  end
+  list[#list + 1], list[#list + 2] = score, id
+end
+
+-- Pruning: entries past their retention (by `seen`), and the counts of seconds past it.
+local doomed = {}
+if retention then
+  doomed = redis.call('ZRANGEBYSCORE', P .. 'all', '-inf', now - retention, 'LIMIT', 0, prune_limit)
+end
 for _, id in ipairs(doomed) do
   local f = redis.call('HMGET', P .. 'task:' .. id, 'state', 'name', 'worker')
   if f[1] then
@@ -57,14 +82,13 @@ for _, id in ipairs(doomed) do
     end
     count(f[1], f[2] or '', -1)
   end
-  redis.call('DEL', P .. 'task:' .. id, P .. 'tl:' .. id)
-  redis.call('ZREM', P .. 'expiry', id)
+  redis.call('DEL', P .. 'task:' .. id)
   redis.call('HDEL', P .. 'text', id)
 end
 if retention then
   local old = redis.call('ZRANGEBYSCORE', P .. 'seconds', '-inf', now - retention)
-  for _, second in ipairs(old) do
-    redis.call('HDEL', P .. 'stats', second)
+  if #old > 0 then
+    bulk('HDEL', P .. 'stats', old)
   end
   redis.call('ZREMRANGEBYSCORE', P .. 'seconds', '-inf', now - retention)
 end
@@ -72,10 +96,10 @@ end
 local i, lines = 7, {}
 for _ = 1, tonumber(ARGV[6]) do
   local id, state, st_text, takes, seen_text = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  local name, worker, has_text, timeline = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
+  local name, worker, text, timeline = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
   local n = tonumber(ARGV[i + 9])
   local key = P .. 'task:' .. id
-  local cur = redis.call('HMGET', key, 'state', 'state_time', 'seen', 'name', 'worker')
+  local cur = redis.call('HMGET', key, 'state', 'state_time', 'seen', 'name', 'worker', 'events')
   local old_state, old_name, old_worker = cur[1], cur[4] or '', cur[5] or ''
   local fields = {}
   for j = i + 10, i + 9 + 2 * n do
@@ -95,15 +119,22 @@ for _ = 1, tonumber(ARGV[6]) do
   else
     seen = old_seen
   end
-  if #fields > 0 then
-    redis.call('HSET', key, unpack(fields))
+  fields[#fields + 1], fields[#fields + 2] = 'events', cur[6] and (cur[6] .. '\n' .. timeline) or timeline
+  if text ~= '' and old_state then  -- an update: the text is the merged entry's
+    local t = redis.call('HMGET', key, 'args', 'kwargs', 'result')
+    local a, k, r = string.match(text, '^(.-)%z(.-)%z(.*)$')
+    text = (a ~= '' and a or t[1] or '') .. '\0' .. (k ~= '' and k or t[2] or '') .. '\0' .. (r ~= '' and r or t[3] or '')
   end
+  redis.call('HSET', key, unpack(fields))
   local new_name = name ~= '' and name or old_name
   local new_worker = worker ~= '' and worker or old_worker
   local moved = old_state ~= new_state or old_name ~= new_name or old_worker ~= new_worker
+  local new_keys = indexes(new_state, new_name, new_worker)
   if old_state and moved then
-    for _, index in ipairs(indexes(old_state, old_name, old_worker)) do
-      redis.call('ZREM', index, id)
+    for n_key, old_key in ipairs(indexes(old_state, old_name, old_worker)) do
+      if old_key ~= new_keys[n_key] then
+        redis.call('ZREM', old_key, id)
+      end
     end
     count(old_state, old_name, -1)
   end
@@ -111,24 +142,29 @@ for _ = 1, tonumber(ARGV[6]) do
     count(new_state, new_name, 1)
   end
   if moved or reseen then
-    for _, index in ipairs(indexes(new_state, new_name, new_worker)) do
-      redis.call('ZADD', index, seen, id)
-    end
-    if retention then
-      redis.call('ZADD', P .. 'expiry', seen + retention, id)
+    for _, index in ipairs(new_keys) do
+      add(index, seen, id)
     end
   end
-  if has_text == '1' then
-    local t = redis.call('HMGET', key, 'args', 'kwargs', 'result')
-    redis.call('HSET', P .. 'text', id, (t[1] or '') .. '\0' .. (t[2] or '') .. '\0' .. (t[3] or ''))
+  if text ~= '' then
+    texts[#texts + 1], texts[#texts + 2] = id, text
   end
-  redis.call('RPUSH', P .. 'tl:' .. id, timeline)
   lines[#lines + 1] = timeline
+end
+for index, values in pairs(adds) do
+  bulk('ZADD', index, values)
+end
+if #texts > 0 then
+  bulk('HSET', P .. 'text', texts)
+end
+for field, by in pairs(deltas) do
+  if by ~= 0 and redis.call('HINCRBY', P .. 'counts', field, by) <= 0 then
+    redis.call('HDEL', P .. 'counts', field)
+  end
 end
 if #lines > 0 then
   redis.call('XADD', P .. 'feed', 'MAXLEN', '~', feed_length, '*', 'e', table.concat(lines, '\n'))
 end
-
 for _ = 1, tonumber(ARGV[i]) do
   local second = ARGV[i + 1]
   local old = redis.call('HGET', P .. 'stats', second)
