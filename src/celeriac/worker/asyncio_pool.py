@@ -47,6 +47,7 @@ from celeriac.worker.asyncio_child import (
     asyncio_child_main,
 )
 from celeriac.worker.child import PICKLE
+from celeriac.worker.children import describe_exit
 from celeriac.worker.frames import FrameReader, write_frame
 from celeriac.worker.pool import (
     Ending,
@@ -250,7 +251,7 @@ class AsyncioPool(ExecutionPool):
     def _replace(self, proc: _Process) -> list[Finished]:
         """Report the dead child's jobs (killed, or lost) and start a child in its place."""
         proc.process.join(1)
-        how = _describe_exit(proc.process.exitcode)
+        how = describe_exit(proc.process.exitcode)
         finished = []
         for run in proc.running.values():
             self._forget(run)
@@ -419,14 +420,3 @@ def _kill(proc: _Process) -> None:
     if proc.process.pid is not None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(proc.process.pid, signal.SIGKILL)
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "still running"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"ended with exit code {code}"

@@ -29,13 +29,12 @@ import pickle
 import selectors
 import signal
 import time
-from collections import deque
-from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from celeriac.worker.child import PICKLE, RETIRING, SOFT_LIMIT_SIGNAL, child_main
+from celeriac.worker.child import RETIRING, SOFT_LIMIT_SIGNAL, child_main
+from celeriac.worker.children import ChildProcess, describe_exit
 from celeriac.worker.frames import FrameReader
 from celeriac.worker.mailbox import MAX_DEPTH, Mailbox
 from celeriac.worker.pool import (
@@ -57,49 +56,6 @@ SHORT_TASK = 0.05  # seconds: a child running a task usually shorter may be offe
 AHEAD_SECONDS = 0.005  # a child's mailbox holds about this much work (at most MAX_DEPTH jobs)
 
 
-@dataclass
-class _Child:
-    process: BaseProcess
-    conn: Connection  # jobs go down
-    outcomes: FrameReader  # outcomes come back
-    mailbox: Mailbox
-    running: Running | None = None
-    # in the mailbox, oldest first; the oldest may be taken already and about to be reported
-    offered: deque[Job] = field(default_factory=deque)
-    terminate_next: dict[int, int] = field(default_factory=dict)  # offered key -> signal
-    retiring: bool = False  # it said its last outcome came: it exits, and gets no more jobs
-    depth: int = 0  # how many jobs it may be offered behind the one it runs
-
-    def jobs(self) -> list[Job]:
-        """The jobs this child holds: running, then offered."""
-        held = [self.running.job] if self.running is not None else []
-        return held + list(self.offered)
-
-    def send(self, message: object) -> None:
-        """Pickle ``message`` down the pipe (a dead child's exit is reported by its sentinel).
-
-        Raises:
-            OSError: the pipe is broken.
-        """
-        self.conn.send_bytes(pickle.dumps(message, PICKLE))
-
-    def close(self) -> None:
-        """Close both pipes."""
-        self.conn.close()
-        self.outcomes.close()
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "still running"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"ended with exit code {code}"
-
-
 class PreforkPool(ExecutionPool):
     """Forked children, one task each; see the module docstring."""
 
@@ -118,7 +74,7 @@ class PreforkPool(ExecutionPool):
         self.max_tasks_per_child = max_tasks_per_child
         self.max_memory_per_child = max_memory_per_child
         self._ctx = multiprocessing.get_context("fork")
-        self._children: list[_Child] = []
+        self._children: list[ChildProcess] = []
         # One selector for the pool's life: building one per poll costs more than the rest of
         # a no-op task's handling.
         self._selector = selectors.DefaultSelector()
@@ -133,7 +89,7 @@ class PreforkPool(ExecutionPool):
         for _ in range(self.concurrency):
             self._children.append(self._spawn())
 
-    def _spawn(self) -> _Child:
+    def _spawn(self) -> ChildProcess:
         job_reader, job_writer = self._ctx.Pipe(duplex=False)
         outcome_reader, outcome_writer = os.pipe()
         mailbox = Mailbox(self._ctx)
@@ -154,7 +110,7 @@ class PreforkPool(ExecutionPool):
         process.start()
         job_reader.close()
         os.close(outcome_writer)
-        child = _Child(process, job_writer, FrameReader(outcome_reader), mailbox)
+        child = ChildProcess(process, job_writer, FrameReader(outcome_reader), mailbox)
         self._selector.register(outcome_reader, selectors.EVENT_READ, ("outcome", child))
         self._selector.register(process.sentinel, selectors.EVENT_READ, ("exit", child))
         return child
@@ -215,7 +171,7 @@ class PreforkPool(ExecutionPool):
         """Leave ``job`` in the mailbox of a child running a short task, the one with the
         fewest offers; see the module."""
         now = time.monotonic()
-        best: _Child | None = None
+        best: ChildProcess | None = None
         for child in self._children:
             if self._room(child, now) > 0 and (
                 best is None or len(child.offered) < len(best.offered)
@@ -226,13 +182,13 @@ class PreforkPool(ExecutionPool):
         best.offered.append(job)
         return True
 
-    def _run(self, child: _Child, job: Job) -> None:
+    def _run(self, child: ChildProcess, job: Job) -> None:
         """Book ``job`` as running in ``child``, and how many it may be offered behind it."""
         child.running = Running(job)
         typical = self._typical.get(job.task, SHORT_TASK)
         child.depth = _depth(typical) if typical < SHORT_TASK else 0
 
-    def _room(self, child: _Child, now: float) -> int:
+    def _room(self, child: ChildProcess, now: float) -> int:
         """How many more jobs ``child`` may be offered now."""
         run = child.running
         if (
@@ -275,7 +231,7 @@ class PreforkPool(ExecutionPool):
             back.extend(taken)
         return back
 
-    def _retract(self, child: _Child, most: int = MAX_DEPTH) -> list[Finished]:
+    def _retract(self, child: ChildProcess, most: int = MAX_DEPTH) -> list[Finished]:
         """Take back up to ``most`` of ``child``'s newest offers not taken yet (one taken
         already is about to be reported as started)."""
         if not child.offered:
@@ -289,7 +245,7 @@ class PreforkPool(ExecutionPool):
     def poll(self, timeout: float, wake_fds: list[Any]) -> list[Finished]:
         """Collect outcomes and deaths, enforce time limits; see :meth:`ExecutionPool.poll`."""
         self._watch_wake_fds(wake_fds)
-        exited: list[_Child] = []
+        exited: list[ChildProcess] = []
         finished, self._returned = self._returned, []
         wait_for = 0.0 if finished else min(timeout, self._next_deadline())
         for key, _ in self._selector.select(wait_for):
@@ -325,7 +281,7 @@ class PreforkPool(ExecutionPool):
             self._selector.register(fd, selectors.EVENT_READ, ("wake", None))
         self._wake_fds = list(wake_fds)
 
-    def _outcomes_of(self, child: _Child) -> list[Finished]:
+    def _outcomes_of(self, child: ChildProcess) -> list[Finished]:
         finished = []
         for frame in child.outcomes.read():
             key, next_key, wire = pickle.loads(frame)
@@ -353,7 +309,7 @@ class PreforkPool(ExecutionPool):
     def _collect_outcomes(self) -> list[Finished]:
         return [f for child in self._children for f in self._outcomes_of(child)]
 
-    def _replace(self, child: _Child) -> list[Finished]:
+    def _replace(self, child: ChildProcess) -> list[Finished]:
         """Report the dead child's job lost (if it had one) and start a child in its place."""
         child.process.join(1)  # its sentinel fired: it has exited, or is about to be reaped
         finished = [self._lost(child)] if child.running is not None else []
@@ -368,12 +324,12 @@ class PreforkPool(ExecutionPool):
         self._children[self._children.index(child)] = self._spawn()
         return finished
 
-    def _lost(self, child: _Child) -> Finished:
+    def _lost(self, child: ChildProcess) -> Finished:
         assert child.running is not None
         job, reason = child.running.job, child.running.kill_reason
         if reason is not None:
             return killed(job, reason)
-        how = _describe_exit(child.process.exitcode)
+        how = describe_exit(child.process.exitcode)
         log.warning("process %s running %s[%s] %s", child.process.pid, job.task, job.task_id, how)
         return lost(job, f"the process running the task was {how}")
 
@@ -414,7 +370,7 @@ class PreforkPool(ExecutionPool):
                 self._signal(child, signal.SIGKILL)
 
     @staticmethod
-    def _signal(child: _Child, signum: int) -> None:
+    def _signal(child: ChildProcess, signum: int) -> None:
         if child.process.pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child.process.pid, signum)
@@ -492,7 +448,7 @@ class PreforkPool(ExecutionPool):
         return finished
 
     @staticmethod
-    def _tell_to_stop(child: _Child) -> None:
+    def _tell_to_stop(child: ChildProcess) -> None:
         with contextlib.suppress(BrokenPipeError, OSError):
             child.send(None)
 

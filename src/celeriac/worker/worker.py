@@ -196,7 +196,8 @@ class Worker:
         )
         self.app.middleware.worker_start(self)
         self.heartbeat.start()
-        self.recorder.history.start()  # the task events' writer thread
+        if self.recorder.events.enabled:  # task_history
+            self.recorder.history.start()  # the task events' writer thread
         try:
             while not self._stopping:
                 self._turn(COMMAND_INTERVAL)
