@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from celeriac import states
 from celeriac.history import TaskEntry, TaskEvent, TaskPage, TaskQuery, WorkerEntry
@@ -45,6 +45,20 @@ class ResultRecord:
     def ready(self) -> bool:
         """True when the state is final."""
         return self.state in states.READY_STATES
+
+
+class HistoryStore(Protocol):
+    """Where a backend keeps task history: the methods of :class:`ResultBackend` below of the
+    same names, which forward to it."""
+
+    def record_events(self, events: Sequence[TaskEvent], *, retention: float | None) -> None: ...
+    def history_task(self, task_id: str) -> TaskEntry | None: ...
+    def history_tasks(self, query: TaskQuery) -> TaskPage: ...
+    def history_counts(self) -> dict[str, dict[str, int]]: ...
+    def history_series(self, since: float, bucket: float) -> list[dict[str, Any]]: ...
+    def read_events(self, cursor: str | None, limit: int = 1000) -> tuple[list[TaskEvent], str]: ...
+    def record_worker(self, entry: WorkerEntry, *, ttl: float) -> None: ...
+    def workers(self) -> list[WorkerEntry]: ...
 
 
 class ResultBackend(abc.ABC):
@@ -163,7 +177,10 @@ class ResultBackend(abc.ABC):
         await asyncio.to_thread(self.put_document, key, document, expires=expires)
 
     # -- task history and events (``celeriac.history``; docs/design/monitoring.md) ------------
-    @abc.abstractmethod
+    # Every store keeps its history in a module of its own (``memory_history.py``,
+    # ``sqlite_history.py``, ``redis_history.py``), set as ``self.history``; these forward to it.
+    history: HistoryStore
+
     def record_events(self, events: Sequence[TaskEvent], *, retention: float | None) -> None:
         """Add ``events`` to the live feed and merge them into their tasks' history entries,
         which are kept ``retention`` seconds after their task was first seen (None: forever).
@@ -172,16 +189,16 @@ class ResultBackend(abc.ABC):
         Raises:
             BackendError: the backend cannot be reached.
         """
+        self.history.record_events(events, retention=retention)
 
-    @abc.abstractmethod
     def history_task(self, task_id: str) -> TaskEntry | None:
         """One task's history entry with its timeline (``events``), or None.
 
         Raises:
             BackendError: the backend cannot be reached.
         """
+        return self.history.history_task(task_id)
 
-    @abc.abstractmethod
     def history_tasks(self, query: TaskQuery) -> TaskPage:
         """The entries that match ``query``, newest first (by the time first seen), one page
         of them (without their timelines), and how many matched.
@@ -189,16 +206,16 @@ class ResultBackend(abc.ABC):
         Raises:
             BackendError: the backend cannot be reached.
         """
+        return self.history.history_tasks(query)
 
-    @abc.abstractmethod
     def history_counts(self) -> dict[str, dict[str, int]]:
         """How many tasks of the history are in each state: ``{state: {task name: count}}``.
 
         Raises:
             BackendError: the backend cannot be reached.
         """
+        return self.history.history_counts()
 
-    @abc.abstractmethod
     def history_series(self, since: float, bucket: float) -> list[dict[str, Any]]:
         """What finished from ``since`` to now, per ``bucket`` seconds (whole seconds at
         least): dicts of ``start``, ``succeeded``, ``failed``, ``retried``, ``runtime_avg``,
@@ -208,8 +225,8 @@ class ResultBackend(abc.ABC):
             BackendError: the backend cannot be reached.
             ValueError: ``bucket`` is not positive.
         """
+        return self.history.history_series(since, bucket)
 
-    @abc.abstractmethod
     def read_events(self, cursor: str | None, limit: int = 1000) -> tuple[list[TaskEvent], str]:
         """The live feed: up to ``limit`` events recorded after ``cursor``, oldest first, and
         the cursor to read on from. ``cursor`` None means "from now": no events, and the
@@ -219,19 +236,20 @@ class ResultBackend(abc.ABC):
         Raises:
             BackendError: the backend cannot be reached.
         """
+        return self.history.read_events(cursor, limit)
 
-    @abc.abstractmethod
     def record_worker(self, entry: WorkerEntry, *, ttl: float) -> None:
         """Store a worker's heartbeat, shown by :meth:`workers` for ``ttl`` seconds.
 
         Raises:
             BackendError: the backend cannot be reached.
         """
+        self.history.record_worker(entry, ttl=ttl)
 
-    @abc.abstractmethod
     def workers(self) -> list[WorkerEntry]:
         """The workers whose latest heartbeat has not expired, by hostname.
 
         Raises:
             BackendError: the backend cannot be reached.
         """
+        return self.history.workers()

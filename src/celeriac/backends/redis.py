@@ -38,7 +38,6 @@ from celeriac._redis.scripts import Arg, Command
 from celeriac.backends.base import Clock, ResultBackend, ResultRecord
 from celeriac.backends.redis_history import RedisHistory
 from celeriac.exceptions import BackendError
-from celeriac.history import TaskEntry, TaskEvent, TaskPage, TaskQuery, WorkerEntry
 from celeriac.serialization import parse_json
 
 log = logging.getLogger("celeriac.backends.redis")
@@ -305,39 +304,6 @@ class RedisBackend(ResultBackend):
     def close(self) -> None:
         """Close this backend's connections; the next call reconnects."""
         self.db.disconnect()
-
-    # -- task history and events: redis_history.py ------------------------------------------
-    def record_events(self, events: Sequence[TaskEvent], *, retention: float | None) -> None:
-        """Record events; see :meth:`ResultBackend.record_events`."""
-        self.history.record_events(events, retention=retention)
-
-    def history_task(self, task_id: str) -> TaskEntry | None:
-        """One task's history; see :meth:`ResultBackend.history_task`."""
-        return self.history.history_task(task_id)
-
-    def history_tasks(self, query: TaskQuery) -> TaskPage:
-        """Search the history; see :meth:`ResultBackend.history_tasks`."""
-        return self.history.history_tasks(query)
-
-    def history_counts(self) -> dict[str, dict[str, int]]:
-        """Counts by state and name; see :meth:`ResultBackend.history_counts`."""
-        return self.history.history_counts()
-
-    def history_series(self, since: float, bucket: float) -> list[dict[str, Any]]:
-        """Finished tasks over time; see :meth:`ResultBackend.history_series`."""
-        return self.history.history_series(since, bucket)
-
-    def read_events(self, cursor: str | None, limit: int = 1000) -> tuple[list[TaskEvent], str]:
-        """The live feed; see :meth:`ResultBackend.read_events`."""
-        return self.history.read_events(cursor, limit)
-
-    def record_worker(self, entry: WorkerEntry, *, ttl: float) -> None:
-        """Store a heartbeat; see :meth:`ResultBackend.record_worker`."""
-        self.history.record_worker(entry, ttl=ttl)
-
-    def workers(self) -> list[WorkerEntry]:
-        """Workers by their heartbeats; see :meth:`ResultBackend.workers`."""
-        return self.history.workers()
 
     # -- from asyncio code: on redis-py's asyncio client (backends/redis_async.py) ------------
     async def await_result(self, task_id: str, timeout: float | None) -> ResultRecord | None:

@@ -16,7 +16,6 @@ from celeriac._sqlite.store import StoreFile
 from celeriac.backends.base import Clock, ResultBackend, ResultRecord
 from celeriac.backends.sqlite_history import SqliteHistory
 from celeriac.exceptions import BackendError
-from celeriac.history import TaskEntry, TaskEvent, TaskPage, TaskQuery, WorkerEntry
 
 _FINAL = tuple(sorted(states.READY_STATES))
 _UPSERT = (
@@ -178,36 +177,3 @@ class SqliteBackend(ResultBackend):
     def close(self) -> None:
         """Close this thread's connection."""
         self._file.close()
-
-    # -- task history and events: sqlite_history.py -----------------------------------------
-    def record_events(self, events: Sequence[TaskEvent], *, retention: float | None) -> None:
-        """Record events; see :meth:`ResultBackend.record_events`."""
-        self.history.record_events(events, retention=retention)
-
-    def history_task(self, task_id: str) -> TaskEntry | None:
-        """One task's history; see :meth:`ResultBackend.history_task`."""
-        return self.history.history_task(task_id)
-
-    def history_tasks(self, query: TaskQuery) -> TaskPage:
-        """Search the history; see :meth:`ResultBackend.history_tasks`."""
-        return self.history.history_tasks(query)
-
-    def history_counts(self) -> dict[str, dict[str, int]]:
-        """Counts by state and name; see :meth:`ResultBackend.history_counts`."""
-        return self.history.history_counts()
-
-    def history_series(self, since: float, bucket: float) -> list[dict[str, Any]]:
-        """Finished tasks over time; see :meth:`ResultBackend.history_series`."""
-        return self.history.history_series(since, bucket)
-
-    def read_events(self, cursor: str | None, limit: int = 1000) -> tuple[list[TaskEvent], str]:
-        """The live feed; see :meth:`ResultBackend.read_events`."""
-        return self.history.read_events(cursor, limit)
-
-    def record_worker(self, entry: WorkerEntry, *, ttl: float) -> None:
-        """Store a heartbeat; see :meth:`ResultBackend.record_worker`."""
-        self.history.record_worker(entry, ttl=ttl)
-
-    def workers(self) -> list[WorkerEntry]:
-        """Workers by their heartbeats; see :meth:`ResultBackend.workers`."""
-        return self.history.workers()
