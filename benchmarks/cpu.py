@@ -108,7 +108,10 @@ def rows(samples: Mapping[str, Sequence[CpuSample]]) -> list[Row]:
     label = "  CPU per task: {} (µs, lower is better)"
     result = [
         Row(label.format("main process"), {p: [s.main for s in v] for p, v in samples.items()}),
-        Row(label.format("children"), {p: [s.children for s in v] for p, v in samples.items()}),
+        Row(
+            label.format("children (celeriac: pool and events process)"),
+            {p: [s.children for s in v] for p, v in samples.items()},
+        ),
     ]
     if not any(s.redis is not None for v in samples.values() for s in v):
         return result

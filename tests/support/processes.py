@@ -25,6 +25,16 @@ def environment(broker_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
+EVENTS_PROCESS = "celeriac-events"  # celeriac.worker.history_process.PROCESS_NAME
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:  # it exited meanwhile
+        return ""
+
+
 class WorkerProcess:
     """``celeriac -A <app> worker ...`` in a subprocess, with its log captured."""
 
@@ -88,7 +98,16 @@ class WorkerProcess:
         return self.process.pid
 
     def children(self) -> list[int]:
-        """Process ids of the pool children."""
+        """Process ids of the pool children (the task events' process, ``celeriac-events``,
+        is not one of them: see ``events_process``)."""
+        return [pid for pid in self._child_ids() if _comm(pid) != EVENTS_PROCESS]
+
+    def events_process(self) -> int | None:
+        """The process id of the worker's task events process, if it has one."""
+        found = [pid for pid in self._child_ids() if _comm(pid) == EVENTS_PROCESS]
+        return found[0] if found else None
+
+    def _child_ids(self) -> list[int]:
         path = Path(f"/proc/{self.pid}/task/{self.pid}/children")
         try:
             return [int(p) for p in path.read_text().split()]

@@ -2,8 +2,8 @@
 
 In the worker's main process it turns the hooks into events (``after_fetch``: task-received;
 ``after_settle``: task-succeeded, -failed, -retried, -revoked or -rejected) and adds them to the
-worker's :class:`EventBuffer`, which the recorder hands each turn to the worker's history
-writer, a thread that writes them in bulk (``worker/recorder.py``, ``worker/history_writer.py``).
+worker's :class:`EventBuffer`, which the recorder sends each turn to the worker's events
+process, which writes them in bulk (``worker/recorder.py``, ``worker/history_process.py``).
 task-started has no hook (a job handed to the pool is the dispatcher's business): the recorder
 stamps it from ``Held.started_at`` as it hands the events over.
 On the client, with ``task_send_sent_event``, ``after_publish`` writes task-sent at once.

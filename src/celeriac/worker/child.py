@@ -56,7 +56,7 @@ def resident_kib() -> int:
     return pages * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Ask Linux to SIGKILL this process when the worker's main process dies.
 
     Otherwise a child would finish its task as an orphan while the message, whose lease nobody
@@ -73,7 +73,7 @@ def _become_child(parent_pid: int) -> bool:
     """Die with the parent and take the child's signal handling; False if the parent died
     already. A child ignores SIGINT (the main process decides how to shut down), dies on
     SIGTERM (``revoke(terminate=True)``) and turns SIGUSR1 into ``SoftTimeLimitExceeded``."""
-    _die_with_parent()
+    die_with_parent()
     if os.getppid() != parent_pid:  # the parent died before the request took effect
         return False
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -1,13 +1,14 @@
-"""``HistoryWriter``: a thread of the worker's main process that writes its task events.
+"""``HistoryWriter``: a thread that writes a worker's task events in bulk.
 
-The worker's turn only hands the events over (:meth:`HistoryWriter.submit`: a list append under
-a lock); every ``INTERVAL`` seconds the thread writes what came in, with its own backend
-connection (both backends keep one connection a thread), in chunks of at most ``CHUNK_TASKS``
-tasks, each one ``record_events`` call: a short SQLite transaction or one Redis script run of a
-few milliseconds, so that it never holds the file's write lock or Redis for long. The history
-thus costs the turn nothing on the critical path (no rows in the turn's transaction, nothing in
-its script), and a task's received, started and outcome usually land in the same write, folded
-into one entry write. A task shows in the history up to about a second after its events.
+It runs in the worker's events process (``history_process.py``), or in the worker's own process
+when it is drained (tests, burst mode) or its events process died. Events come in by
+:meth:`HistoryWriter.submit` (a list append under a lock); every ``INTERVAL`` seconds the thread
+writes what came in, with its own backend connection (both backends keep one connection a
+thread), in chunks of at most ``CHUNK_TASKS`` tasks, each one ``record_events`` call: a short
+SQLite transaction or one Redis script run of a few milliseconds, so that it never holds the
+file's write lock or Redis for long. A task's received, started and outcome usually land in
+the same write, folded into one entry write. A task shows in the history up to about a second
+after its events.
 
 A running task's events that are younger than ``HOLD`` wait for the next write, in the hope
 that its outcome joins them (one entry write rather than two). A write that fails is logged

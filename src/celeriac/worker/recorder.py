@@ -13,8 +13,9 @@ meanwhile the worker takes no new work, and the leases of what it keeps are stil
 
 Task events (``middleware/events.py``) stay off this path: each turn hands the events
 buffered since the last one (received, started, and the outcomes settled last turn) to the
-worker's ``HistoryWriter`` (``worker/history_writer.py``), a thread that writes them in bulk
-with a connection of its own, so that they never hold up a result or a message.
+worker's events process (``worker/history_process.py``), which writes them in bulk with a
+connection of its own, so that they never hold up a result or a message (``drain()``: to a
+``HistoryWriter`` in this process, ``worker/history_writer.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from celeriac.retries import retried_message
 from celeriac.serialization import JSON, exception_info
 from celeriac.worker.followups import Followups
 from celeriac.worker.held import Held, Stage
+from celeriac.worker.history_process import HistoryProcess
 from celeriac.worker.history_writer import HistoryWriter
 
 if TYPE_CHECKING:
@@ -64,10 +66,18 @@ class Recorder:
         self._delay = MIN_RETRY_DELAY
         self.events = EventBuffer(EventOptions.from_settings(app.conf), worker.hostname)
         retention = self.events.options.retention
-        self.history = HistoryWriter(
-            lambda events: self.backend.record_events(events, retention=retention),
-            name=f"history-{worker.hostname}",
+        self._write_events = lambda events: self.backend.record_events(events, retention=retention)
+        # drain() writes the events from this process; a running worker, from a process of
+        # its own (start_history_process)
+        self.history: HistoryWriter | HistoryProcess = HistoryWriter(
+            self._write_events, name=f"history-{worker.hostname}"
         )
+
+    def start_history_process(self) -> None:
+        """Write the task events from a process of their own from now on (``Worker.run``,
+        before the pool starts: see ``HistoryProcess.start``)."""
+        self.history = HistoryProcess(self._write_events, name=self.history.name)
+        self.history.start()
 
     def wait_time(self, timeout: float) -> float:
         """How long the worker may wait for news before the backlog is due again."""

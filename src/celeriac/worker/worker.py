@@ -181,6 +181,8 @@ class Worker:
             return
         if self.options.purge:
             self._purge()
+        if self.recorder.events.enabled:  # task_history; forked before the pool's children
+            self.recorder.start_history_process()
         self.pool.start()
         self.keeper.start()
         self.consumer.want(self._wanted())
@@ -196,8 +198,6 @@ class Worker:
         )
         self.app.middleware.worker_start(self)
         self.heartbeat.start()
-        if self.recorder.events.enabled:  # task_history
-            self.recorder.history.start()  # the task events' writer thread
         try:
             while not self._stopping:
                 self._turn(COMMAND_INTERVAL)

@@ -1,0 +1,151 @@
+"""The worker's task events process (``worker/history_process.py``): frames, the process on a
+real backend, its fallback when it dies, and a real ``celeriac worker`` that has one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from celeriac import Celeriac
+from celeriac.history import RECEIVED, STARTED, SUCCEEDED, TaskEvent, TaskQuery
+from celeriac.worker.history_process import (
+    PROCESS_NAME,
+    HistoryProcess,
+    decode,
+    encode,
+    frames,
+)
+from support.processes import WorkerProcess
+from support.waiting import wait_for
+
+
+def events_of(task_id: str, at: float, size: int = 10) -> list[TaskEvent]:
+    fields = {"name": "t.add", "args": "[" + "1," * size + "1]", "kwargs": "{}", "retries": 0}
+    return [
+        TaskEvent(RECEIVED, task_id, at, "w@h", fields),
+        TaskEvent(STARTED, task_id, at + 0.001, "w@h", {}),
+        TaskEvent(SUCCEEDED, task_id, at + 0.002, "w@h", {"result": "2", "runtime": 0.001}),
+    ]
+
+
+def gone(pid: int) -> bool:
+    """The process exited (a zombie not reaped yet counts)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Celeriac]:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    app = Celeriac("events", broker=url, backend=url)
+    yield app
+    app.close()
+
+
+def test_a_frame_gives_back_the_events_it_was_made_of() -> None:
+    events = events_of("a", 1.5)
+    assert decode(encode(events)) == events
+    with pytest.raises(ValueError, match="not a frame"):
+        decode(b'{"no": 1}')
+
+
+def test_events_are_cut_into_frames_in_order_and_an_oversized_one_is_left_out() -> None:
+    events = [e for n in range(50) for e in events_of(f"t{n}", n, size=200)]
+    cut = frames(events, limit=4096)
+    assert len(cut) > 1 and all(len(frame) <= 4096 for frame, _ in cut)
+    assert [e for frame, _ in cut for e in decode(frame)] == events
+    assert sum(count for _, count in cut) == len(events)
+
+    huge = events_of("huge", 1.0, size=5000)[:1]
+    cut = frames([*events_of("a", 1.0), *huge, *events_of("b", 2.0)], limit=4096)
+    assert (b"", 1) in cut  # stands for the event left out
+    assert sum(count for _, count in cut) == 7
+    assert [e.task_id for frame, _ in cut if frame for e in decode(frame)] == ["a"] * 3 + ["b"] * 3
+
+
+def _write(app: Celeriac) -> Callable[[Sequence[TaskEvent]], None]:
+    """The backend call the worker's recorder makes."""
+    return lambda events: app.backend.record_events(events, retention=None)
+
+
+def test_the_events_process_writes_what_it_is_sent_and_stops_cleanly(app: Celeriac) -> None:
+    history = HistoryProcess(_write(app), "history-test")
+    history.start()
+    try:
+        pid = history.pid
+        assert pid is not None
+        assert Path(f"/proc/{pid}/comm").read_text().strip() == PROCESS_NAME  # once ready
+        os.kill(pid, signal.SIGTERM)  # ignored: the worker decides when it stops
+        os.kill(pid, signal.SIGINT)
+        now = time.time()
+        for n in range(400):
+            history.submit(events_of(f"task-{n}", now))
+        history.flush()
+    finally:
+        history.stop()
+    assert history.pending == 0
+    page = app.backend.history_tasks(TaskQuery(limit=1))
+    assert page.total == 400
+    assert app.backend.history_task("task-7").state == "SUCCESS"  # type: ignore[union-attr]
+    assert gone(pid)
+
+
+def test_when_the_events_process_dies_a_thread_writes_the_events(app: Celeriac) -> None:
+    history = HistoryProcess(_write(app), "history-test")
+    history.start()
+    pid = history.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: gone(pid), 10)
+    try:
+        history.submit(events_of("after", time.time()))
+        history.flush()
+    finally:
+        history.stop()
+    assert app.backend.history_task("after").state == "SUCCESS"  # type: ignore[union-attr]
+
+
+def test_a_running_worker_writes_its_history_from_its_events_process(sqlite_url: str) -> None:
+    client = Celeriac("client", broker=sqlite_url)
+    try:
+        with WorkerProcess(sqlite_url, "-c", "2", app="monitored") as worker:
+            events_pid = worker.events_process()
+            assert events_pid is not None and events_pid not in worker.children()
+            assert len(worker.children()) == 2
+            results = [client.send_task("monitored.add", (n, n)) for n in range(20)]
+            assert [r.get(timeout=30) for r in results] == [2 * n for n in range(20)]
+
+            def all_recorded() -> bool:
+                return client.backend.history_tasks(TaskQuery(state="SUCCESS")).total == 20
+
+            assert wait_for(all_recorded, 15)
+            worker.signal(signal.SIGTERM)
+            assert worker.wait(30) == 0
+        assert gone(events_pid)
+    finally:
+        client.close()
+
+
+def test_a_worker_whose_events_process_was_killed_keeps_its_history(sqlite_url: str) -> None:
+    client = Celeriac("client", broker=sqlite_url)
+    try:
+        with WorkerProcess(sqlite_url, "-c", "1", app="monitored") as worker:
+            events_pid = worker.events_process()
+            assert events_pid is not None
+            os.kill(events_pid, signal.SIGKILL)
+            results = [client.send_task("monitored.add", (n, 1)) for n in range(10)]
+            assert [r.get(timeout=30) for r in results] == [n + 1 for n in range(10)]
+            worker.signal(signal.SIGTERM)
+            assert worker.wait(30) == 0
+        assert "written by a thread from now on" in worker.output
+        page = client.backend.history_tasks(TaskQuery(state="SUCCESS"))
+        assert page.total == 10
+    finally:
+        client.close()
