@@ -168,7 +168,7 @@ def test_dags_complete_in_dependency_order(client: Celeriac, sqlite_url: str, s:
     assert second.state() == states.SUCCESS
 
 
-def test_a_failed_branch_then_retry_and_status_from_the_cli(
+def test_a_failed_branch_then_list_retry_and_status_from_the_cli(
     client: Celeriac, sqlite_url: str, s: Sig, tmp_path: Path
 ) -> None:
     marker = tmp_path / "marker"
@@ -197,9 +197,15 @@ def test_a_failed_branch_then_retry_and_status_from_the_cli(
             "bad": "FAILURE",
             "joined": "UPSTREAM_FAILED",
         }
+        listed = run_cli(sqlite_url, "-A", "flows", "dag", "list")
+        assert listed.returncode == 0, listed.stderr
+        (row,) = [line for line in listed.stdout.splitlines() if run.id in line]
+        assert "report" in row and "FAILURE" in row and "SUCCESS=2" in row
         first_root = run.get(timeout=5, propagate=False)["root"]
+        refused = run_cli(sqlite_url, "-A", "flows", "dag", "retry", run.id, "--node", "good")
+        assert refused.returncode == 1 and "good" in refused.stderr, refused.stderr
         marker.touch()
-        retried = run_cli(sqlite_url, "-A", "flows", "dag", "retry", run.id)
+        retried = run_cli(sqlite_url, "-A", "flows", "dag", "retry", run.id, "--node", "bad")
         assert retried.returncode == 0, retried.stderr
         assert retried.stdout.strip() == f"run {run.id}: retrying bad, joined"
         values = run.get(timeout=30)

@@ -1,7 +1,7 @@
 """The dashboard in headless Chromium (Debian's ``chromium``, driven by Playwright; no browser
 is downloaded), against a real dashboard process and a real worker: find a task by search,
-terminate a running one, retry a failed one, requeue a dead letter, and see each new state
-without reloading the page.
+terminate a running one, retry a failed one, requeue a dead letter, retry a DAG run's failed
+node found on /dags, and see each new state without reloading the page.
 
 With ``CELERIAC_SCREENSHOTS=<folder>`` it also saves a screenshot of each main page there (how
 docs/screenshots/ is made).
@@ -55,7 +55,9 @@ def _not_reloaded(page: Page) -> bool:
     return bool(page.evaluate("window.notReloaded === true"))
 
 
-def test_search_terminate_retry_and_requeue_live(page: Page, sqlite_url: str) -> None:
+def test_search_terminate_retry_and_requeue_live(
+    page: Page, sqlite_url: str, tmp_path: Path
+) -> None:
     client = Celeriac("board", broker=sqlite_url)
     found = client.send_task("board.add", (7, 31337)).id
     failed = client.send_task("board.fails", ("x",)).id
@@ -105,8 +107,28 @@ def test_search_terminate_retry_and_requeue_live(page: Page, sqlite_url: str) ->
         assert wait_for(lambda: len(client.broker.dead_letters()) == 1, 30), worker.output
         assert client.broker.dead_letters()[0].tag != tag
         assert _not_reloaded(page)
+        _retry_a_dag_node(page, base, client, tmp_path / "marker")
         _shoot_the_rest(page, base, client)
     client.close()
+
+
+def _retry_a_dag_node(page: Page, base: str, client: Celeriac, marker: Path) -> None:
+    """Find a failed run on /dags, retry its failed node: the node turns to SUCCESS live."""
+    flow = dag("nightly", app=client)
+    load = flow.add(client.signature("board.needs_marker", (), {"path": str(marker)}), name="load")
+    flow.add(client.signature("board.add", (1, 1), immutable=True), after=[load], name="publish")
+    run = flow.apply_async()
+    assert wait_for(lambda: run.state() == states.FAILURE, 30)
+    page.goto(base + "/dags")
+    page.click(f'tr[data-run="{run.id}"] a')
+    page.wait_for_selector('tr[data-node="load"] .state:text("FAILURE")')
+    _mark(page)
+    marker.touch()
+    page.click('tr[data-node="load"] button:text("Retry")')
+    page.wait_for_selector('tr[data-node="publish"] .state:text("SUCCESS")')
+    page.wait_for_selector("#dag-state:text('SUCCESS')")
+    assert page.locator('tr[data-node="load"] button').count() == 0
+    assert _not_reloaded(page)
 
 
 def _shoot_the_rest(page: Page, base: str, client: Celeriac) -> None:

@@ -22,7 +22,13 @@ child's set of finished parents (``add_to_set``, for the child's current attempt
 completes a set releases the child with ``publish_once(key=dag:<run>:<node>:<attempt>)``, so a
 node is enqueued once per attempt however many times its parents' follow-ups run.
 ``retry_failed()`` gives the failed nodes a new attempt and a new task id, counts their parents
-that succeeded, and releases those whose parents all did; the run resumes from there.
+that finished and are not retried, and releases those whose parents all did; the run resumes
+from there.
+``retry_failed(nodes=[...])`` does the same for the named nodes, and for the nodes below them
+that did not run because of them only.
+
+Every run is also recorded, when it is applied, in the index of recent runs
+(``canvas.dag_index``), which ``recent_runs(app)`` reads: a run can be found without its id.
 """
 
 from __future__ import annotations
@@ -30,11 +36,22 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from celeriac import states
+from celeriac.canvas import dag_index
+from celeriac.canvas.dag_status import (
+    FAILED_STATES,
+    FINISHED_STATES,
+    RUNNING,
+    WAITING,
+    NodeStatus,
+    current_task_ids,
+    node_statuses,
+    run_state,
+)
 from celeriac.canvas.nodes import UPSTREAM_FAILED, run_eagerly, start
 from celeriac.canvas.plan import dag_key, dag_parents_key, expiry
 from celeriac.canvas.signature import Signature, maybe_signature
@@ -44,14 +61,44 @@ from celeriac.result import decode_record
 
 if TYPE_CHECKING:
     from celeriac.app import Celeriac
+    from celeriac.backends.base import ResultRecord
 
-WAITING = "WAITING"  # some parent has not finished
-RUNNING = "RUNNING"  # the run's state while any node has not finished
-FAILED_STATES = frozenset({states.FAILURE, states.REVOKED, UPSTREAM_FAILED})
+__all__ = [
+    "FAILED_STATES",
+    "RUNNING",
+    "UPSTREAM_FAILED",
+    "WAITING",
+    "Dag",
+    "DagNode",
+    "DagNodeError",
+    "DagNodeNotFailed",
+    "DagRun",
+    "DagRunNotFound",
+    "NodeStatus",
+    "UnknownDagNode",
+    "dag",
+]
 
 
 class DagRunNotFound(CeleriacError, LookupError):
     """No DAG run has this id (it never existed, or its record expired)."""
+
+
+class DagNodeError(CeleriacError, ValueError):
+    """Nodes named in a call on a DAG run that the call cannot take; ``nodes`` names them."""
+
+    def __init__(self, message: str, nodes: Sequence[str]) -> None:
+        super().__init__(message)
+        self.nodes = tuple(nodes)
+
+
+class UnknownDagNode(DagNodeError):
+    """The run has no node of this name."""
+
+
+class DagNodeNotFailed(DagNodeError):
+    """A node asked to be retried did not fail itself: it succeeded, has not finished, or did
+    not run because a parent failed (retry that parent instead)."""
 
 
 @dataclass(frozen=True)
@@ -59,17 +106,6 @@ class DagNode:
     """A node of a :class:`Dag`, to name in another node's ``after``."""
 
     name: str
-
-
-@dataclass(frozen=True)
-class NodeStatus:
-    """One node of a run: its state, its current attempt and that attempt's task id."""
-
-    name: str
-    state: str
-    attempt: int
-    task_id: str
-    parents: tuple[str, ...]
 
 
 class Dag:
@@ -154,8 +190,8 @@ class Dag:
         }
 
     def apply_async(self, run_id: str | None = None) -> DagRun:
-        """Store the run and send the nodes that have no parents; eagerly when
-        ``task_always_eager`` is set.
+        """Store the run (and record it among the recent runs) and send the nodes that have no
+        parents; eagerly when ``task_always_eager`` is set.
 
         Raises:
             BackendError: the run could not be stored.
@@ -164,6 +200,7 @@ class Dag:
         app = self.app
         document = self._document(run_id or str(uuid.uuid4()))
         app.backend.put_document(dag_key(document["id"]), document, expires=expiry(app))
+        dag_index.record(app, document["id"], document["created"])
         if app.conf.task_always_eager:
             run_eagerly(app, document, document["order"])
         else:
@@ -185,10 +222,16 @@ class Dag:
         return await asyncio.to_thread(self.apply_async, run_id)
 
     def apply(self, run_id: str | None = None) -> DagRun:
-        """Run every node here, in dependency order; the run is stored as a sent one is."""
+        """Run every node here, in dependency order; the run is stored (and recorded among the
+        recent runs) as a sent one is.
+
+        Raises:
+            BackendError: the run could not be stored.
+        """
         app = self.app
         document = self._document(run_id or str(uuid.uuid4()))
         app.backend.put_document(dag_key(document["id"]), document, expires=expiry(app))
+        dag_index.record(app, document["id"], document["created"])
         run_eagerly(app, document, document["order"])
         return DagRun(document["id"], app)
 
@@ -232,22 +275,7 @@ class DagRun:
             DagRunNotFound: there is no run with this id.
         """
         document = self.document()
-        nodes = document["nodes"]
-        ids = {name: nodes[name]["task_ids"][-1] for name in document["order"]}
-        records = self.app.backend.get_many(list(ids.values()))
-        found: list[NodeStatus] = []
-        for name in document["order"]:
-            record, parents = records.get(ids[name]), nodes[name]["parents"]
-            if record is None:
-                done = all((r := records.get(ids[p])) is not None and r.ready for p in parents)
-                state = states.PENDING if done else WAITING
-            elif record.state == states.FAILURE and record.meta.get("dag_skipped"):
-                state = UPSTREAM_FAILED
-            else:
-                state = record.state
-            attempt = len(nodes[name]["task_ids"])
-            found.append(NodeStatus(name, state, attempt, ids[name], tuple(parents)))
-        return found
+        return node_statuses(document, self._records(document))
 
     def nodes(self) -> dict[str, str]:
         """``{node name: state}``: a task state, or ``WAITING`` (for its parents) or
@@ -264,10 +292,7 @@ class DagRun:
         Raises:
             DagRunNotFound: there is no run with this id.
         """
-        found = self.nodes().values()
-        if any(s not in states.READY_STATES and s != UPSTREAM_FAILED for s in found):
-            return RUNNING
-        return states.SUCCESS if all(s == states.SUCCESS for s in found) else states.FAILURE
+        return run_state(self.nodes().values())
 
     def get(self, timeout: float | None = None, propagate: bool = True) -> dict[str, Any]:
         """Wait for every node and return ``{node name: result}``.
@@ -302,19 +327,33 @@ class DagRun:
                 raise values[failed[0]]
         return values
 
-    def retry_failed(self) -> list[str]:
-        """Run the failed nodes again (and those that did not run because of them), under a
-        new attempt, without running again what succeeded; returns their names.
+    def retry_failed(self, nodes: Iterable[str] | None = None) -> list[str]:
+        """Run failed nodes again, under a new attempt, and the nodes below them that did not
+        run because of them; what succeeded does not run again. Returns the names retried, in
+        the order the nodes were added.
+
+        Without ``nodes``, every failed or skipped node is retried. With ``nodes`` (names, or
+        one name), only those, which must have failed or been revoked themselves, and each
+        ``UPSTREAM_FAILED`` node below them whose failed parents are all being retried: it
+        waits for them. A node that did not run because of another failed node, not named,
+        stays as it is. An empty ``nodes`` retries nothing.
 
         Raises:
             DagRunNotFound: there is no run with this id.
+            UnknownDagNode: a name in ``nodes`` is no node of this run (nothing is retried).
+            DagNodeNotFailed: a node in ``nodes`` did not fail itself (nothing is retried).
             BackendError: the run could not be updated.
             PublishError: a node was not enqueued.
         """
-        app = self.app
-        document = self.document()
-        found = {node.name: node.state for node in self.status()}
-        retried = [name for name in document["order"] if found[name] in FAILED_STATES]
+        app, document = self.app, self.document()
+        found = {node.name: node.state for node in node_statuses(document, self._records(document))}
+        if nodes is None:
+            retried = [name for name in document["order"] if found[name] in FAILED_STATES]
+        else:
+            named = [nodes] if isinstance(nodes, str) else list(dict.fromkeys(nodes))
+            retried = _with_skipped_below(
+                document, found, _checked(self.id, document, found, named)
+            )
         if not retried:
             return []
         for name in retried:
@@ -326,14 +365,67 @@ class DagRun:
         if app.conf.task_always_eager:
             run_eagerly(app, document, retried)
             return retried
+        start(app, document, self._count_finished_parents(document, retried))
+        return retried
+
+    def _records(self, document: dict[str, Any]) -> dict[str, ResultRecord]:
+        """The results of the nodes' current attempts."""
+        return self.app.backend.get_many(current_task_ids(document))
+
+    def _count_finished_parents(self, document: dict[str, Any], retried: list[str]) -> list[str]:
+        """Add to each retried node's new parents set the parents that have finished and are not
+        retried; returns the nodes whose parents all have. Read after the new attempts were
+        written: a parent that finished before then told the old attempt, and is counted here;
+        one that finishes after tells the new one."""
+        app, again = self.app, set(retried)
+        found = {node.name: node.state for node in node_statuses(document, self._records(document))}
         ready = []
         for name in retried:
             node = document["nodes"][name]
             key = dag_parents_key(self.id, name, len(node["task_ids"]))
-            succeeded = [p for p in node["parents"] if found[p] == states.SUCCESS]
-            for parent in succeeded:
+            done = [p for p in node["parents"] if p not in again and found[p] in FINISHED_STATES]
+            for parent in done:
                 app.backend.add_to_set(key, parent, expires=expiry(app))
-            if len(succeeded) == len(node["parents"]):
+            if len(done) == len(node["parents"]):
                 ready.append(name)
-        start(app, document, ready)
-        return retried
+        return ready
+
+
+def _checked(
+    run_id: str, document: dict[str, Any], found: dict[str, str], named: list[str]
+) -> list[str]:
+    """``named``, once each name is known to be a node of the run that failed itself.
+
+    Raises:
+        UnknownDagNode: a name is no node of the run.
+        DagNodeNotFailed: a node did not fail (or was not revoked) itself.
+    """
+    unknown = [name for name in named if name not in document["nodes"]]
+    if unknown:
+        listed = ", ".join(repr(name) for name in unknown)
+        raise UnknownDagNode(f"DAG run {run_id} has no node named {listed}", unknown)
+    refused = [name for name in named if found[name] not in (states.FAILURE, states.REVOKED)]
+    if refused:
+        listed = ", ".join(f"{name!r} ({found[name]})" for name in refused)
+        hint = ""
+        if any(found[name] == UPSTREAM_FAILED for name in refused):
+            hint = "; a node that did not run because a parent failed runs again with that parent"
+        raise DagNodeNotFailed(
+            f"DAG run {run_id}: only a failed node can be retried, not {listed}{hint}", refused
+        )
+    return named
+
+
+def _with_skipped_below(
+    document: dict[str, Any], found: dict[str, str], named: list[str]
+) -> list[str]:
+    """``named`` and the nodes below them that did not run because of them only, in the order
+    the nodes were added (parents come before their children in it)."""
+    retried = set(named)
+    for name in document["order"]:
+        if name in retried or found[name] != UPSTREAM_FAILED:
+            continue
+        failed = [p for p in document["nodes"][name]["parents"] if found[p] in FAILED_STATES]
+        if failed and all(p in retried for p in failed):
+            retried.add(name)
+    return [name for name in document["order"] if name in retried]

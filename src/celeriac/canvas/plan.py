@@ -79,6 +79,17 @@ def dag_publish_key(run_id: str, node: str, attempt: int) -> str:
     return f"dag:{run_id}:{node}:{attempt}"
 
 
+def dag_runs_key(generation: int) -> str:
+    """One generation of the index of recent DAG runs (``canvas.dag_index``): a set of
+    ``"<created>:<run id>"``."""
+    return f"dag-runs:{generation}"
+
+
+def dag_runs_pointer_key() -> str:
+    """The document that says which generation of the DAG run index is being filled."""
+    return "dag-runs"
+
+
 # -- plans ---------------------------------------------------------------------------------------
 @dataclass
 class Plan:

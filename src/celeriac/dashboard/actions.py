@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from celeriac.beat.schedule_control import ScheduleControl
-from celeriac.canvas.dag import DagRun
+from celeriac.canvas.dag import DagNodeNotFailed, DagRun, UnknownDagNode
 from celeriac.exceptions import CeleriacError
 from celeriac.history import TaskQuery
 
@@ -152,6 +152,25 @@ def retry_dag(app: Celeriac, run_id: str) -> dict[str, Any]:
         PublishError: a node was not enqueued.
     """
     return {"id": run_id, "retried": DagRun(run_id, app).retry_failed()}
+
+
+def retry_dag_node(app: Celeriac, run_id: str, node: str) -> dict[str, Any]:
+    """Run one failed node of a DAG run again, with the nodes below it that did not run
+    because of it only; returns the names retried.
+
+    Raises:
+        DagRunNotFound: no such run.
+        NotFound: the run has no such node.
+        ActionRefused: the node did not fail (the message says its state).
+        PublishError: a node was not enqueued.
+    """
+    try:
+        retried = DagRun(run_id, app).retry_failed([node])
+    except UnknownDagNode as exc:
+        raise NotFound(str(exc)) from None
+    except DagNodeNotFailed as exc:
+        raise ActionRefused(str(exc)) from None
+    return {"id": run_id, "node": node, "retried": retried}
 
 
 def pool(app: Celeriac, hostname: str, what: str, n: int = 1) -> dict[str, Any]:

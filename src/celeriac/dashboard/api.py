@@ -10,6 +10,7 @@ argument, 503 when a store cannot be reached.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -161,6 +162,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         for what in ("pause", "resume", "run")
     ),
     Endpoint(
+        "GET",
+        "/api/dags",
+        lambda a, p, b: reading.dag_runs(a, _limit(p)),
+        f"Recent DAG runs, newest first ({reading.DAG_RUNS_SHOWN} unless limit says, at most "
+        f"{reading.DAG_RUNS_KEPT})",
+        query=("limit",),
+    ),
+    Endpoint(
         "GET", "/api/dags/{run_id}", lambda a, p, b: reading.dag_run(a, p["run_id"]), "A DAG run"
     ),
     Endpoint(
@@ -169,7 +178,26 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         lambda a, p, b: actions.retry_dag(a, p["run_id"]),
         "Retry a DAG run's failed nodes",
     ),
+    Endpoint(
+        "POST",
+        # A node's name may hold a slash: the rest of the path up to /retry is the name.
+        "/api/dags/{run_id}/nodes/{node:path}/retry",
+        lambda a, p, b: actions.retry_dag_node(a, p["run_id"], p["node"]),
+        "Retry one failed node of a DAG run (and the nodes that did not run because of it)",
+    ),
 )
+
+
+def _limit(params: Params) -> int:
+    """The ``limit`` query parameter of a list, when given.
+
+    Raises:
+        ConfigurationError: it is not a positive whole number.
+    """
+    raw = params.get("limit") or str(reading.DAG_RUNS_SHOWN)
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigurationError('"limit" must be a positive whole number')
+    return int(raw)
 
 
 def _task(app: Celeriac, task_id: str) -> dict[str, Any]:
@@ -214,6 +242,11 @@ def route(endpoint: Endpoint) -> Route:
     return Route(endpoint.path, serve, methods=[endpoint.method])
 
 
+def _openapi_path(path: str) -> str:
+    """A route's path as OpenAPI writes it: ``{node}``, not Starlette's ``{node:path}``."""
+    return re.sub(r"\{(\w+):\w+\}", r"{\1}", path)
+
+
 def openapi(title: str, version: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document of :data:`ENDPOINTS`."""
     paths: dict[str, dict[str, Any]] = {}
@@ -229,9 +262,10 @@ def openapi(title: str, version: str) -> dict[str, Any]:
                 "503": {"description": "a store cannot be reached"},
             },
         }
+        path = _openapi_path(endpoint.path)
         parameters = [
             {"name": name[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in endpoint.path.split("/")
+            for name in path.split("/")
             if name.startswith("{")
         ]
         parameters += [
@@ -258,7 +292,7 @@ def openapi(title: str, version: str) -> dict[str, Any]:
                     "application/json": {"schema": {"type": "object", "properties": props}}
                 },
             }
-        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = operation
+        paths.setdefault(path, {})[endpoint.method.lower()] = operation
     for path, summary in (
         ("/api/csrf", "The CSRF token that POSTs send in X-CSRF-Token"),
         ("/api/events", "Live task events (text/event-stream)"),

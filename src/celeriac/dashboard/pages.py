@@ -122,7 +122,7 @@ def _dag(app: Celeriac, request: Request) -> dict[str, Any]:
 
 
 def _dags(app: Celeriac, request: Request) -> dict[str, Any]:
-    return {"title": "DAG runs"}
+    return {"title": "DAG runs", "runs": reading.dag_runs(app)}
 
 
 ROUTES = [

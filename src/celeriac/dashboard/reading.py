@@ -10,12 +10,18 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac.beat.schedule_control import ScheduleControl
 from celeriac.canvas.dag import DagRun
+from celeriac.canvas.dag_index import RUNS_KEPT, recent_runs
+from celeriac.canvas.dag_status import run_state
 from celeriac.exceptions import MalformedMessage
 from celeriac.message import Message
 from celeriac.urls import mask_url
 
 if TYPE_CHECKING:
     from celeriac.app import Celeriac
+
+DAG_RUNS_SHOWN = 50  # recent DAG runs on /dags, and from /api/dags without a limit
+DAG_RUNS_KEPT = RUNS_KEPT  # the most /api/dags returns: the index keeps the newest 200
+RETRYABLE = ("FAILURE", "REVOKED")  # a node in these states has a Retry button
 
 
 def hide_args(app: Celeriac) -> bool:
@@ -129,7 +135,7 @@ def dag_run(app: Celeriac, run_id: str) -> dict[str, Any]:
         "id": run_id,
         "name": document.get("name"),
         "created": document.get("created"),
-        "state": run.state() if finished else "EMPTY",
+        "state": run_state(finished) if finished else "EMPTY",
         "nodes": [
             {
                 "name": node.name,
@@ -138,10 +144,31 @@ def dag_run(app: Celeriac, run_id: str) -> dict[str, Any]:
                 "task_id": node.task_id,
                 "parents": list(node.parents),
                 "depth": depth[node.name],
+                "retryable": node.state in RETRYABLE,
             }
             for node in nodes
         ],
     }
+
+
+def dag_runs(app: Celeriac, limit: int = DAG_RUNS_SHOWN) -> list[dict[str, Any]]:
+    """The newest DAG runs, newest first (at most ``limit``, and the index's 200): id, name,
+    when applied, state, and how many nodes are in each state.
+
+    Raises:
+        BackendError: the backend cannot be reached.
+    """
+    return [
+        {
+            "id": run.id,
+            "name": run.name,
+            "created": run.created,
+            "state": run.state,
+            "nodes": run.total,
+            "counts": run.counts,
+        }
+        for run in recent_runs(app, limit)
+    ]
 
 
 def connection(app: Celeriac) -> dict[str, str]:

@@ -4,6 +4,7 @@ The broker comes from $CELERIAC_BROKER_URL; a beat entry (never run by beat in t
 the schedules page something to pause, resume and run.
 """
 
+import os
 import time
 from typing import Any
 
@@ -42,3 +43,11 @@ def halfway(self: Any, seconds: float) -> str:
     self.update_state(state="PROGRESS", meta={"done": 5, "of": 10})
     time.sleep(seconds)
     return "done"
+
+
+@app.task(name="board.needs_marker")
+def needs_marker(*parents: object, path: str) -> str:
+    """Fails until the file ``path`` exists: a DAG node to retry once it is there."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} does not exist yet")
+    return path
