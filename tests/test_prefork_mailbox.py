@@ -14,6 +14,7 @@ import pytest
 from celeriac import Celeriac
 from celeriac.brokers.base import Delivery
 from celeriac.message import Message
+from celeriac.worker import prefork
 from celeriac.worker.mailbox import MAX_DEPTH, Mailbox
 from celeriac.worker.pool import Ending, Finished, Job, job_for
 from celeriac.worker.prefork import SHORT_TASK, PreforkPool
@@ -68,6 +69,20 @@ def test_offered_jobs_start_in_order_when_the_short_task_ahead_ends(pool: Prefor
     assert [(f.job.key, f.ending, f.outcome.state) for f in done] == [
         (j.key, Ending.RAN, "SUCCESS") for j in [first, *offered]
     ]
+    assert pool.offered() == 0 and pool.free_slots() == 1
+
+
+def test_offers_made_after_the_child_looked_in_its_mailbox_still_run(
+    pool: PreforkPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prefork, "SHORT_TASK", 5.0)  # offers stay allowed however slow the day
+    first = job(0)
+    pool.submit(first)
+    time.sleep(0.05)  # it ends meanwhile, finds its mailbox empty, and waits on its pipe
+    offered = [job(0) for _ in range(3)]
+    assert all(pool.offer(j) for j in offered)  # the pool has not seen the outcome yet
+    done = collect(pool, 4, timeout=5)
+    assert [(f.job.key, f.ending) for f in done] == [(j.key, Ending.RAN) for j in [first, *offered]]
     assert pool.offered() == 0 and pool.free_slots() == 1
 
 

@@ -293,12 +293,36 @@ class PreforkPool(ExecutionPool):
             child.running = None
             child.retiring = next_key == RETIRING
             if child.offered and child.offered[0].key == next_key:
-                started = child.offered.popleft()
-                self._run(child, started)
-                signum = child.terminate_next.pop(next_key, None)
-                if signum is not None:
-                    self.terminate(started.task_id, signum)
+                self._started_offer(child, child.offered.popleft())
+            elif child.offered and not child.retiring:
+                self._send_stranded_offer(child)
         return finished
+
+    def _started_offer(self, child: ChildProcess, job: Job) -> None:
+        """Book an offered job as running in ``child`` (and terminate it if asked meanwhile)."""
+        self._run(child, job)
+        signum = child.terminate_next.pop(job.key, None)
+        if signum is not None:
+            self.terminate(job.task_id, signum)
+
+    def _send_stranded_offer(self, child: ChildProcess) -> None:
+        """``child`` found its mailbox empty when its task ended and now waits on its pipe,
+        while jobs were offered to it since: the oldest goes down the pipe now (the rest stay
+        offered), rather than waiting until the dispatcher takes them back."""
+        count = child.mailbox.retract()  # the child takes nothing while it waits on its pipe
+        stranded = [child.offered.pop() for _ in range(count)][::-1]
+        if not stranded:
+            return
+        first, rest = stranded[0], stranded[1:]
+        for job in rest:
+            if child.mailbox.offer(job.wire()):
+                child.offered.append(job)
+            else:  # cannot happen (it held them a moment ago): given back to be run elsewhere
+                child.terminate_next.pop(job.key, None)
+                self._returned.append(returned(job))
+        with contextlib.suppress(OSError):  # a child that died is reported with the job lost
+            child.send(first.wire())
+        self._started_offer(child, first)
 
     def _learn(self, task: str, runtime: float) -> None:
         previous = self._typical.get(task)
