@@ -1,17 +1,19 @@
 """``python -m benchmarks [SUITE ...] [--repeat N] [--tasks N] [--calls N] [--markdown]``.
 
-Runs the named suites (default: sqlite, redis, then asyncio) in a temporary directory that is
-deleted afterwards, and prints one table per suite. Progress goes to stderr, tables to stdout.
+Runs the named suites (default: sqlite, redis, amqp, then asyncio) in a temporary directory that
+is deleted afterwards, and prints one table per suite. Progress goes to stderr, tables to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -37,6 +39,12 @@ def _redis(options: RunOptions, workdir: Path) -> Report:
     return redis_suite.run(options, workdir)
 
 
+def _amqp(options: RunOptions, workdir: Path) -> Report:
+    from benchmarks import amqp_suite
+
+    return amqp_suite.run(options, workdir)
+
+
 def _asyncio(options: RunOptions, workdir: Path) -> Report:
     from benchmarks import asyncio_suite
 
@@ -48,9 +56,10 @@ def _asyncio(options: RunOptions, workdir: Path) -> Report:
 SUITES: dict[str, Callable[[RunOptions, Path], Report]] = {
     "sqlite": _sqlite,
     "redis": _redis,
+    "amqp": _amqp,
     "asyncio": _asyncio,
 }
-DEFAULT_SUITES = ("sqlite", "redis", "asyncio")
+DEFAULT_SUITES = ("sqlite", "redis", "amqp", "asyncio")
 
 
 def _positive(text: str) -> int:
@@ -78,6 +87,19 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+@contextlib.contextmanager
+def _environment_restored() -> Iterator[None]:
+    """Undo what a suite sets in ``os.environ`` for its workers (the Redis suite sets
+    ``$BENCH_REDIS_URL`` to its default, db 12): each suite starts from the caller's environment
+    and falls back on its own defaults (the AMQP suite's results go to db 13)."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # unwinds through the suites' finally blocks: workers stop
 
@@ -95,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         machine = machine_header(workdir)
         for name in args.suites or DEFAULT_SUITES:
             try:
-                report = SUITES[name](options, workdir)
+                with _environment_restored():
+                    report = SUITES[name](options, workdir)
             except BenchmarkError as exc:
                 print(f"benchmark suite {name!r} failed: {exc}", file=sys.stderr)
                 return 1
