@@ -23,7 +23,7 @@ def _run(ctx: click.Context, run_id: str) -> DagRun:
 
 
 def _nodes_table(nodes: list[NodeStatus]) -> list[str]:
-    rows = [("NODE", "STATE", "ATTEMPT", "TASK ID", "AFTER")]
+    rows: list[tuple[str, ...]] = [("NODE", "STATE", "ATTEMPT", "TASK ID", "AFTER")]
     rows += [(n.name, n.state, str(n.attempt), n.task_id, ",".join(n.parents)) for n in nodes]
     return _table(rows)
 
@@ -74,7 +74,7 @@ def list_runs(ctx: click.Context, limit: int) -> None:
         runs = recent_runs(app_of(ctx), limit)
     except CeleriacError as exc:
         raise click.ClickException(str(exc)) from None
-    rows = [("CREATED", "RUN ID", "NAME", "STATE", "NODES")]
+    rows: list[tuple[str, ...]] = [("CREATED", "RUN ID", "NAME", "STATE", "NODES")]
     for run in runs:
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created))
         counts = ",".join(f"{state}={n}" for state, n in sorted(run.counts.items()))
