@@ -31,7 +31,7 @@ from celeriac.brokers.base import Broker, Clock, DeadLetter, Delivery, PublishRe
 from celeriac.message import Message
 
 T = TypeVar("T")
-WAIT_SLICE = 0.05  # seconds a blocking fetch holds the connection's lock at a time
+WAIT_SLICE = 0.05  # seconds a waiting fetch sleeps, without the lock, between two reads
 
 
 class AmqpBroker(Broker):
@@ -124,7 +124,9 @@ class AmqpBroker(Broker):
         try:
             while not pushed and time.monotonic() < until:
                 with self.link.errors("fetch"):
-                    self.link.drain(min(WAIT_SLICE, until - time.monotonic()))
+                    if self.link.drain(0):
+                        continue
+                self.link.wait_readable(min(WAIT_SLICE, until - time.monotonic()))
         finally:
             with self.link.errors("fetch"):
                 if self.link.generation == generation:

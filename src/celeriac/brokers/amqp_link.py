@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import select
 import ssl
 import threading
 import time
@@ -259,6 +260,22 @@ class Link:
             conn.heartbeat_tick()
             return False
         return True
+
+    def wait_readable(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds, *without* the lock, until RabbitMQ has sent
+        something: a waiting fetch holds the lock only to read what came, so the thread that
+        acks and publishes never waits a slice for it. (py-amqp reads a frame's bytes exactly,
+        so nothing it has read waits unseen in its buffer; TLS may hold decrypted bytes back,
+        hence ``pending``.)"""
+        conn = self._conn
+        sock = getattr(getattr(conn, "transport", None), "sock", None)
+        if sock is None:
+            time.sleep(timeout)  # not connected: the next drain connects or fails
+            return
+        with contextlib.suppress(OSError, ValueError):  # closed by a reset meanwhile
+            if isinstance(sock, ssl.SSLSocket) and sock.pending():
+                return
+            select.select([sock], [], [], max(timeout, 0.0))
 
     def tick(self) -> None:
         """Read what RabbitMQ sent (its heartbeats among it), then send a heartbeat if one is
