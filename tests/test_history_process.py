@@ -13,6 +13,7 @@ import pytest
 
 from celeriac import Celeriac
 from celeriac.history import RECEIVED, STARTED, SUCCEEDED, TaskEvent, TaskQuery
+from celeriac.middleware.events import EventRow
 from celeriac.worker.history_process import (
     PROCESS_NAME,
     HistoryProcess,
@@ -24,21 +25,26 @@ from support.processes import WorkerProcess
 from support.waiting import wait_for
 
 
-def events_of(task_id: str, at: float, size: int = 10) -> list[TaskEvent]:
-    fields = {"name": "t.add", "args": "[" + "1," * size + "1]", "kwargs": "{}", "retries": 0}
+def rows_of(task_id: str, at: float, size: int = 10) -> list[EventRow]:
+    """A task's rows as a worker's main process records them."""
+    body = "[[" + "1," * size + "1],{}]"
     return [
-        TaskEvent(RECEIVED, task_id, at, "w@h", fields),
-        TaskEvent(STARTED, task_id, at + 0.001, "w@h", {}),
-        TaskEvent(SUCCEEDED, task_id, at + 0.002, "w@h", {"result": "2", "runtime": 0.001}),
+        [RECEIVED, task_id, at, {"name": "t.add", "body": body, "retries": 0, "queue": "q"}],
+        [STARTED, task_id, at + 0.001, None],
+        [SUCCEEDED, task_id, at + 0.002, {"result": "2", "runtime": 0.001}],
     ]
 
 
 def gone(pid: int) -> bool:
-    """The process exited (a zombie not reaped yet counts)."""
+    """The process exited (a zombie not reaped yet counts, once its last thread is gone too:
+    until then its parent cannot reap it, and still sees it alive)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+        status = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        )
     except OSError:
         return True
+    return status["State"].split()[0] == "Z" and int(status["Threads"]) <= 1
 
 
 @pytest.fixture
@@ -49,25 +55,26 @@ def app(tmp_path: Path) -> Iterator[Celeriac]:
     app.close()
 
 
-def test_a_frame_gives_back_the_events_it_was_made_of() -> None:
-    events = events_of("a", 1.5)
-    assert decode(encode(events)) == events
-    with pytest.raises(ValueError, match="not a frame"):
-        decode(b'{"no": 1}')
+def test_a_frame_gives_back_the_rows_it_was_made_of() -> None:
+    rows = rows_of("a", 1.5)
+    assert decode(encode(rows)) == rows
+    for bad in (b'{"no": 1}', b"[[1, 2]]", b"not json"):
+        with pytest.raises(ValueError, match="not a frame"):
+            decode(bad)
 
 
 def test_events_are_cut_into_frames_in_order_and_an_oversized_one_is_left_out() -> None:
-    events = [e for n in range(50) for e in events_of(f"t{n}", n, size=200)]
+    events = [e for n in range(50) for e in rows_of(f"t{n}", n, size=200)]
     cut = frames(events, limit=4096)
     assert len(cut) > 1 and all(len(frame) <= 4096 for frame, _ in cut)
     assert [e for frame, _ in cut for e in decode(frame)] == events
     assert sum(count for _, count in cut) == len(events)
 
-    huge = events_of("huge", 1.0, size=5000)[:1]
-    cut = frames([*events_of("a", 1.0), *huge, *events_of("b", 2.0)], limit=4096)
+    huge = rows_of("huge", 1.0, size=5000)[:1]
+    cut = frames([*rows_of("a", 1.0), *huge, *rows_of("b", 2.0)], limit=4096)
     assert (b"", 1) in cut  # stands for the event left out
     assert sum(count for _, count in cut) == 7
-    assert [e.task_id for frame, _ in cut if frame for e in decode(frame)] == ["a"] * 3 + ["b"] * 3
+    assert [r[1] for frame, _ in cut if frame for r in decode(frame)] == ["a"] * 3 + ["b"] * 3
 
 
 def _write(app: Celeriac) -> Callable[[Sequence[TaskEvent]], None]:
@@ -76,7 +83,7 @@ def _write(app: Celeriac) -> Callable[[Sequence[TaskEvent]], None]:
 
 
 def test_the_events_process_writes_what_it_is_sent_and_stops_cleanly(app: Celeriac) -> None:
-    history = HistoryProcess(_write(app), "history-test")
+    history = HistoryProcess(_write(app), "history-test", "w@h")
     history.start()
     try:
         pid = history.pid
@@ -86,26 +93,28 @@ def test_the_events_process_writes_what_it_is_sent_and_stops_cleanly(app: Celeri
         os.kill(pid, signal.SIGINT)
         now = time.time()
         for n in range(400):
-            history.submit(events_of(f"task-{n}", now))
+            history.submit_rows(rows_of(f"task-{n}", now))
         history.flush()
     finally:
         history.stop()
     assert history.pending == 0
     page = app.backend.history_tasks(TaskQuery(limit=1))
     assert page.total == 400
-    assert app.backend.history_task("task-7").state == "SUCCESS"  # type: ignore[union-attr]
+    entry = app.backend.history_task("task-7")
+    assert entry is not None and entry.state == "SUCCESS" and entry.worker == "w@h"
+    assert (entry.args, entry.kwargs, entry.result) == ("[" + "1," * 10 + "1]", "{}", "2")
     assert gone(pid)
 
 
 def test_when_the_events_process_dies_a_thread_writes_the_events(app: Celeriac) -> None:
-    history = HistoryProcess(_write(app), "history-test")
+    history = HistoryProcess(_write(app), "history-test", "w@h")
     history.start()
     pid = history.pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     assert wait_for(lambda: gone(pid), 10)
     try:
-        history.submit(events_of("after", time.time()))
+        history.submit_rows(rows_of("after", time.time()))
         history.flush()
     finally:
         history.stop()

@@ -45,7 +45,7 @@ def test_due_holds_only_a_running_tasks_young_events() -> None:
 
 def test_the_thread_writes_and_stop_writes_what_was_held() -> None:
     backend = MemoryBackend("history-writer-test")
-    writer = HistoryWriter(lambda e: backend.record_events(e, retention=None), "h", 0.05)
+    writer = HistoryWriter(lambda e: backend.record_events(e, retention=None), "h", "w", 0.05)
     writer.start()
     now = time.time()
     writer.submit([*_events("done", now), *_events("running", now, ended=False)])
@@ -66,7 +66,7 @@ def test_a_failed_write_is_tried_again() -> None:
             raise BackendError("down for a moment")
         backend.record_events(events, retention=None)
 
-    writer = HistoryWriter(write, "h")
+    writer = HistoryWriter(write, "h", "w")
     writer.submit(_events("a", 1.0))
     writer.flush()
     assert writer.pending == 3 and backend.history_task("a") is None

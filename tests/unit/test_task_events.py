@@ -18,7 +18,7 @@ from celeriac.history import (
     apply,
     fold,
 )
-from celeriac.middleware.events import EventBuffer, EventOptions
+from celeriac.middleware.events import EventBuffer, EventOptions, event_of, events_of
 
 
 def test_fold_merges_a_batch_as_apply_does_event_by_event() -> None:
@@ -50,36 +50,33 @@ def test_progress_takes_its_own_state_and_meta() -> None:
     assert (entry.state, entry.progress) == ("UPLOADING", {"n": 1})
 
 
-def test_the_buffer_holds_a_running_task_s_events_until_it_ends_or_half_a_second() -> None:
-    buffer = EventBuffer(EventOptions(), "w1")
-    now = time.time()
-    buffer.pending = [
-        TaskEvent(RECEIVED, "short", now, "w1"),
-        TaskEvent(RECEIVED, "long", now, "w1"),
-        TaskEvent(RECEIVED, "old", now - 1.0, "w1"),
-        TaskEvent(SUCCEEDED, "short", now, "w1"),
+def test_a_worker_s_rows_become_celery_s_events() -> None:
+    received = [
+        RECEIVED,
+        "a",
+        1.0,
+        {"name": "t.add", "body": '[[2,3],{"x":1}]', "retries": 0, "queue": "q"},
     ]
-    due = buffer.take()
-    assert [(e.task_id, e.type) for e in due] == [
-        ("short", RECEIVED),
-        ("old", RECEIVED),
-        ("short", SUCCEEDED),
-    ]
-    assert [e.task_id for e in buffer.pending] == ["long"]
-    assert [e.task_id for e in buffer.take(everything=True)] == ["long"]
+    failed = [FAILED, "a", 2.0, {"name": "t.add", "exception": "KeyError: 'x'", "error": TRACE}]
+    started = [STARTED, "a", 1.5, None]
+    events = events_of([received, started, failed, ["not", "a row"]], "w1@h")
+    assert [e.type for e in events] == [RECEIVED, STARTED, FAILED]
+    assert events[0].fields["args"] == "[2,3]" and events[0].fields["kwargs"] == '{"x":1}'
+    assert "body" not in events[0].fields and events[0].hostname == "w1@h"
+    assert events[1].fields == {}
+    assert events[2].fields["traceback"] == "Traceback...\nKeyError: 'x'"
+    assert "error" not in events[2].fields
+    hidden = event_of([RECEIVED, "b", 1.0, {"name": "t.add", "queue": "q"}], "w1@h")
+    assert (hidden.fields["args"], hidden.fields["kwargs"]) == ("", "")
 
 
-def test_a_buffer_that_cannot_write_keeps_the_newest_events() -> None:
-    buffer = EventBuffer(EventOptions(), "w1")
-    buffer.pending = [TaskEvent(RECEIVED, "new", 2.0)]
-    buffer.restore([TaskEvent(RECEIVED, "old", 1.0)])
-    assert [e.task_id for e in buffer.pending] == ["old", "new"]
+TRACE = '{"exc_type":"KeyError","traceback":"Traceback...\\nKeyError: \'x\'"}'
 
 
 def test_a_disabled_buffer_takes_nothing_in() -> None:
     buffer = EventBuffer(EventOptions(enabled=False), "w1")
     buffer.started([])
-    assert buffer.take(everything=True) == []
+    assert buffer.take() == []
 
 
 def test_one_readable_line_per_event() -> None:

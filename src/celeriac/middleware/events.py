@@ -49,9 +49,6 @@ if TYPE_CHECKING:
     from celeriac.worker import Held, Worker
 
 log = logging.getLogger("celeriac.events")
-MAX_PENDING = 100_000  # events a worker keeps while the backend cannot be reached, at most
-HOLD = 0.5  # seconds a running task's events may wait for its outcome, to be written with it
-_ENDINGS = frozenset({SUCCEEDED, FAILED, RETRIED, REVOKED, REJECTED})
 
 
 @dataclass(frozen=True)
@@ -82,15 +79,15 @@ def _clip(text: str) -> str:
     return text if len(text) <= TEXT_LIMIT else text[:TEXT_LIMIT] + "..."
 
 
-def arguments_text(message: Message, hide: bool) -> tuple[str, str]:
-    """A message's args and kwargs as JSON text ('' when hidden; a description when the body
-    is not JSON: the main process never unpickles)."""
+def arguments_text(body: bytes | str, content_type: str, hide: bool) -> tuple[str, str]:
+    """A message body's args and kwargs as JSON text ('' when hidden; a description when the
+    body is not JSON: nothing here ever unpickles)."""
     if hide:
         return "", ""
-    if message.content_type != JSON:
-        return f"({len(message.body)} bytes of {message.content_type})", ""
+    if content_type != JSON:
+        return f"({len(body)} bytes of {content_type})", ""
     try:
-        args, kwargs = orjson.loads(message.body)
+        args, kwargs = orjson.loads(body)
         return _clip(orjson.dumps(args).decode()), _clip(orjson.dumps(kwargs).decode())
     except (orjson.JSONDecodeError, TypeError, ValueError):
         return "", ""
@@ -98,7 +95,7 @@ def arguments_text(message: Message, hide: bool) -> tuple[str, str]:
 
 def message_fields(message: Message, hide: bool) -> dict[str, Any]:
     """The fields of a task-sent or task-received for ``message`` (Celery's names)."""
-    args, kwargs = arguments_text(message, hide)
+    args, kwargs = arguments_text(message.body, message.content_type, hide)
     fields: dict[str, Any] = {
         "name": message.task,
         "args": args,
@@ -114,50 +111,108 @@ def message_fields(message: Message, hide: bool) -> dict[str, Any]:
     return fields
 
 
-def _result_text(outcome: Outcome) -> str:
+# -- the worker's events, as rows ----------------------------------------------------------------
+# The worker's main process, which every task goes through, records each event as a row that
+# costs it a microsecond or so: ``[type, task_id, timestamp, raw]``, ``raw`` holding what the
+# event's fields are made of, undecoded (a JSON body as text, a failure's stored payload as
+# text). The worker's events process, where CPU is cheap, makes the TaskEvents of them
+# (``events_of``): it splits the body into args and kwargs and reads the traceback.
+EventRow = list[Any]
+
+
+def _received_raw(message: Message, hide: bool) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "name": message.task,
+        "retries": message.retries,
+        "queue": message.queue,
+        "eta": message.eta,
+        "expires": message.expires,
+    }
+    if not hide:
+        if message.content_type == JSON:
+            raw["body"] = message.body.decode("utf-8", "replace")
+        else:
+            raw["args"] = f"({len(message.body)} bytes of {message.content_type})"
+    for name in ("parent_id", "root_id", "group_id"):
+        if (value := getattr(message, name)) is not None:
+            raw[name] = value
+    return raw
+
+
+def _payload_text(outcome: Outcome) -> str:
     if outcome.content_type != JSON:
         return f"({len(outcome.payload)} bytes of {outcome.content_type})"
-    return _clip(outcome.payload.decode("utf-8", "replace"))
+    return outcome.payload.decode("utf-8", "replace")
 
 
-def _failure_fields(outcome: Outcome) -> dict[str, Any]:
-    info = exception_info(outcome.payload)
-    return {"exception": outcome.reason, "traceback": _clip(str(info.get("traceback") or ""))}
+def _failure_raw(outcome: Outcome) -> dict[str, Any]:
+    """The exception's one-line description, and its stored payload (the traceback's source)."""
+    return {"exception": outcome.reason, "error": outcome.payload.decode("utf-8", "replace")}
 
 
-def outcome_event(held: Held, hostname: str, now: float) -> TaskEvent | None:
-    """The event that ends ``held``'s run, or None (requeued, given back, replaced, ignored,
-    or not a task at all)."""
+def outcome_row(held: Held, now: float) -> EventRow | None:
+    """The row of the event that ends ``held``'s run, or None (requeued, given back,
+    replaced, ignored, or not a task at all)."""
     message, outcome = held.message, held.outcome
     if message is None or outcome is None:
         return None
     # By name: execution.Action sits above the middleware in the layers.
     action = held.action.name if held.action is not None else ""
-    kind, fields = _kind_and_fields(outcome, action)
-    if action == "DEAD_LETTER":
-        kind, fields = REJECTED, {**_failure_fields(outcome), "requeue": False}
-    elif outcome.state == states.REVOKED:
-        fields = {"terminated": held.terminated, "expired": held.expired, "signum": held.signum}
-    if kind is None:
-        return None
-    if kind != SUCCEEDED:  # a message refused at intake (revoked, unknown) had no task-received
-        fields["name"] = message.task
-    return TaskEvent(kind, message.id, now, hostname, fields)
-
-
-def _kind_and_fields(outcome: Outcome, action: str) -> tuple[str | None, dict[str, Any]]:
     if action == "RETRY":
-        return RETRIED, _failure_fields(outcome)
-    if action in ("REQUEUE", "GIVE_BACK", "REPLACE") or not outcome.record:
-        return None, {}
-    if outcome.state == states.SUCCESS:
-        fields: dict[str, Any] = {"result": _result_text(outcome), "runtime": outcome.runtime}
+        kind, raw = RETRIED, _failure_raw(outcome)
+    elif action == "DEAD_LETTER":
+        kind, raw = REJECTED, {**_failure_raw(outcome), "requeue": False}
+    elif action in ("REQUEUE", "GIVE_BACK", "REPLACE") or not outcome.record:
+        return None
+    elif outcome.state == states.SUCCESS:
+        raw = {"result": _payload_text(outcome), "runtime": outcome.runtime}
         if outcome.children:
-            fields["children"] = list(outcome.children)
-        return SUCCEEDED, fields
-    if outcome.state == states.REVOKED:
-        return REVOKED, {}
-    return FAILED, {**_failure_fields(outcome), "runtime": outcome.runtime}
+            raw["children"] = list(outcome.children)
+        return [SUCCEEDED, message.id, now, raw]
+    elif outcome.state == states.REVOKED:
+        kind = REVOKED
+        raw = {"terminated": held.terminated, "expired": held.expired, "signum": held.signum}
+    else:
+        kind, raw = FAILED, {**_failure_raw(outcome), "runtime": outcome.runtime}
+    raw["name"] = message.task  # refused at intake (revoked, unknown): it had no task-received
+    return [kind, message.id, now, raw]
+
+
+def event_of(row: EventRow, hostname: str) -> TaskEvent:
+    """The TaskEvent of a row (see ``EventRow``), its fields as Celery has them.
+
+    Raises:
+        ValueError: ``row`` is not an event row.
+    """
+    try:
+        kind, task_id, timestamp, raw = row
+        fields = dict(raw or {})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"not a task event row: {row!r}") from exc
+    body = fields.pop("body", None)
+    if body is not None:
+        fields["args"], fields["kwargs"] = arguments_text(body, JSON, False)
+    elif "name" in fields and kind in (SENT, RECEIVED):
+        fields.setdefault("args", "")
+        fields.setdefault("kwargs", "")
+    error = fields.pop("error", None)
+    if error is not None:
+        info = exception_info(error.encode("utf-8", "replace"))
+        fields["traceback"] = _clip(str(info.get("traceback") or ""))
+    if "result" in fields:
+        fields["result"] = _clip(fields["result"])
+    return TaskEvent(str(kind), str(task_id), float(timestamp), hostname, fields)
+
+
+def events_of(rows: Iterable[EventRow], hostname: str) -> list[TaskEvent]:
+    """The TaskEvents of ``rows`` (see :func:`event_of`); a row that is not one is skipped."""
+    events = []
+    for row in rows:
+        try:
+            events.append(event_of(row, hostname))
+        except ValueError as exc:  # cannot happen between two celeriac processes
+            log.warning("%s", exc)
+    return events
 
 
 def record_progress(
@@ -180,22 +235,14 @@ def record_progress(
 
 
 class EventBuffer:
-    """One worker's events, waiting for the recorder's next turn (see the module docstring;
-    the worker takes them all each turn, ``take(everything=True)``, and its history writer
-    does the holding back described here).
-
-    ``take`` hands them over: those of tasks that ended, and the others once they are
-    ``HOLD`` seconds old. A short task's received, started and outcome thus go in one write,
-    where the backend merges them into its entry once rather than three times (the cost of
-    history is a write per task, not per event); a long one shows as started within ``HOLD``.
-    ``restore`` puts events back when a write failed, keeping at most ``MAX_PENDING`` (the
-    oldest are dropped: events are for watching, never for correctness).
-    """
+    """One worker's events since the recorder last took them, as rows (``EventRow``): the
+    recorder sends them each turn to the worker's events process, which makes TaskEvents of
+    them (``events_of``) and holds back a running task's young ones for its outcome."""
 
     def __init__(self, options: EventOptions, hostname: str) -> None:
         self.options = options
         self.hostname = hostname
-        self.pending: list[TaskEvent] = []
+        self.pending: list[EventRow] = []
 
     @property
     def enabled(self) -> bool:
@@ -206,8 +253,8 @@ class EventBuffer:
         """task-received, for a message that passed the checks."""
         message = held.message
         if self.enabled and message is not None:
-            fields = message_fields(message, self.options.hide_args)
-            self.pending.append(TaskEvent(RECEIVED, message.id, time.time(), self.hostname, fields))
+            raw = _received_raw(message, self.options.hide_args)
+            self.pending.append([RECEIVED, message.id, time.time(), raw])
 
     def started(self, running: Iterable[Held]) -> None:
         """task-started, once, for each message handed to the pool (by ``Held.started_at``)."""
@@ -221,41 +268,21 @@ class EventBuffer:
         if at is None or message is None:
             return
         held.started_at = None  # told: Held.started stamps it again if it starts again
-        self.pending.append(TaskEvent(STARTED, message.id, at, self.hostname, {}))
+        self.pending.append([STARTED, message.id, at, None])
 
     def settled(self, held: Held) -> None:
         """The event that ends the run (its task-started first, if not told yet)."""
         if not self.enabled:
             return
         self._start(held)
-        event = outcome_event(held, self.hostname, time.time())
-        if event is not None:
-            self.pending.append(event)
+        row = outcome_row(held, time.time())
+        if row is not None:
+            self.pending.append(row)
 
-    def take(self, everything: bool = False) -> list[TaskEvent]:
-        """The events due (all of them with ``everything``), which the caller now owns."""
-        pending = self.pending
-        if everything or not pending:
-            self.pending = []
-            return pending
-        ended = {e.task_id for e in pending if e.type in _ENDINGS}
-        old = time.time() - HOLD
-        due, kept = [], []
-        for event in pending:
-            if event.task_id in ended or event.timestamp <= old:
-                due.append(event)
-            else:
-                kept.append(event)
-        self.pending = kept
-        return due
-
-    def restore(self, events: list[TaskEvent]) -> None:
-        """Put back events that could not be written (before any added since)."""
-        self.pending = events + self.pending
-        if len(self.pending) > MAX_PENDING:
-            dropped = len(self.pending) - MAX_PENDING
-            log.warning("dropping %d task events: the backend could not take them", dropped)
-            self.pending = self.pending[dropped:]
+    def take(self) -> list[EventRow]:
+        """Every row buffered, which the caller now owns."""
+        pending, self.pending = self.pending, []
+        return pending
 
 
 class TaskEvents(Middleware):

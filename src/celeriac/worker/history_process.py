@@ -5,9 +5,11 @@ results, acks), and it is bound by its CPU under one GIL. Writing the task histo
 thread of that process (``HistoryWriter``) still cost it the fold, the backend's arguments and
 the replies, and, worse, made its turn wait for the GIL behind that thread. So a running worker
 (``Worker.run``, with ``task_history`` on) forks one more process, ``celeriac-events``, and only
-sends it its events: the main process serializes a turn's events in one ``orjson.dumps`` (a
-microsecond or two a task) and writes them, a frame a ``send``, on a ``SOCK_SEQPACKET`` socket
-pair (one message a frame, never half a frame). The events process runs the same
+sends it its events, as rows (``middleware/events.py``: a microsecond or so each, undecoded):
+the main process serializes a turn's rows in one ``orjson.dumps`` and writes them, a frame a
+``send``, on a ``SOCK_SEQPACKET`` socket pair (one message a frame, never half a frame). The
+events process makes TaskEvents of the rows (splitting bodies into arguments, reading
+tracebacks) and runs the same
 ``HistoryWriter`` as before (every 0.5 s, chunks of 100 tasks, a running task's young events
 held for their outcome, failed writes tried again), with its own backend connection.
 
@@ -39,7 +41,7 @@ from multiprocessing.process import BaseProcess
 
 import orjson
 
-from celeriac.history import TaskEvent
+from celeriac.middleware.events import EventRow, events_of
 from celeriac.worker.child import die_with_parent
 from celeriac.worker.history_writer import MAX_PENDING, HistoryWriter, Write
 
@@ -54,29 +56,30 @@ STOP_TIMEOUT = 15.0  # seconds a stopping worker waits for its events to be writ
 _PR_SET_NAME = 15
 
 
-def encode(events: Sequence[TaskEvent]) -> bytes:
-    """``events`` as one frame: a JSON array of ``[type, task_id, timestamp, hostname, fields]``."""
-    rows = [[e.type, e.task_id, e.timestamp, e.hostname, e.fields] for e in events]
+def encode(rows: Sequence[EventRow]) -> bytes:
+    """``rows`` (``middleware.events.EventRow``) as one frame: a JSON array."""
     try:
         return orjson.dumps(rows, default=str)
     except TypeError:  # what orjson refuses (an int past 64 bits): json takes it
         return json.dumps(rows, separators=(",", ":"), default=str).encode()
 
 
-def decode(frame: bytes) -> list[TaskEvent]:
-    """The events of a frame that :func:`encode` made.
+def decode(frame: bytes) -> list[EventRow]:
+    """The rows of a frame that :func:`encode` made.
 
     Raises:
         ValueError: ``frame`` is not such a frame.
     """
     try:
         rows = orjson.loads(frame)
-        return [TaskEvent(str(t), str(i), float(ts), str(h), f) for t, i, ts, h, f in rows]
-    except (TypeError, ValueError) as exc:  # orjson.JSONDecodeError is a ValueError
+    except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
         raise ValueError(f"not a frame of task events: {exc}") from exc
+    if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) == 4 for r in rows):
+        raise ValueError("not a frame of task events: rows of 4 expected")
+    return rows
 
 
-def frames(events: Sequence[TaskEvent], limit: int = FRAME_BYTES) -> list[tuple[bytes, int]]:
+def frames(events: Sequence[EventRow], limit: int = FRAME_BYTES) -> list[tuple[bytes, int]]:
     """``events`` cut into frames of at most ``limit`` bytes, in order, with how many events
     each stands for. An event that alone is larger than ``limit`` is left out (logged) and
     stands as an empty frame: nothing in the history is that large (its text fields are cut at
@@ -104,22 +107,22 @@ def _name_process(name: str) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
 
 
-def serve(sock: socket.socket, write: Write, name: str, parent_pid: int) -> None:
-    """The events process: read frames from ``sock`` into a ``HistoryWriter`` until the main
-    process closes its end, then write everything and return."""
+def serve(sock: socket.socket, write: Write, name: str, hostname: str, parent_pid: int) -> None:
+    """The events process: read frames from ``sock``, make their rows TaskEvents and hand them
+    to a ``HistoryWriter``, until the main process sends the end; then write everything."""
     die_with_parent()
     if os.getppid() != parent_pid:
         return
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _name_process(PROCESS_NAME)
-    writer = HistoryWriter(write, name)
+    writer = HistoryWriter(write, name, hostname)
     writer.start()
     sock.send(READY)
     try:
         while frame := sock.recv(FRAME_BYTES + 1024):
             try:
-                writer.submit(decode(frame))
+                writer.submit(events_of(decode(frame), hostname))
             except ValueError as exc:  # cannot happen between two celeriac processes
                 log.warning("%s", exc)
     finally:
@@ -129,12 +132,13 @@ def serve(sock: socket.socket, write: Write, name: str, parent_pid: int) -> None
 
 class HistoryProcess:
     """The main process's side of the events process; see the module docstring. It offers what
-    ``HistoryWriter`` does (``submit``, ``flush``, ``start``, ``stop``, ``pending``)."""
+    ``HistoryWriter`` does (``submit_rows``, ``flush``, ``start``, ``stop``, ``pending``)."""
 
-    def __init__(self, write: Write, name: str) -> None:
+    def __init__(self, write: Write, name: str, hostname: str) -> None:
         self._write = write
         self.name = name
-        self._outbox: list[TaskEvent] = []
+        self.hostname = hostname
+        self._outbox: list[EventRow] = []
         self._sock: socket.socket | None = None
         self._process: BaseProcess | None = None
         self._fallback: HistoryWriter | None = None  # the events process died: a thread
@@ -156,7 +160,9 @@ class HistoryProcess:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         context = multiprocessing.get_context("fork")
         process = context.Process(
-            target=serve, args=(child, self._write, self.name, os.getpid()), name=PROCESS_NAME
+            target=serve,
+            args=(child, self._write, self.name, self.hostname, os.getpid()),
+            name=PROCESS_NAME,
         )
         process.start()
         child.close()
@@ -170,12 +176,12 @@ class HistoryProcess:
         if not ready:
             self._fall_back()
 
-    def submit(self, events: list[TaskEvent]) -> None:
-        """Queue ``events``; send what waits once there is enough, or it waited long enough."""
+    def submit_rows(self, rows: list[EventRow]) -> None:
+        """Queue ``rows``; send what waits once there is enough, or it waited long enough."""
         if self._fallback is not None:
-            self._fallback.submit(events)
+            self._fallback.submit_rows(rows)
             return
-        self._outbox += events
+        self._outbox += rows
         if self._outbox and (
             len(self._outbox) >= SEND_EVENTS or time.monotonic() - self._last_send >= SEND_INTERVAL
         ):
@@ -255,9 +261,9 @@ class HistoryProcess:
         if self._sock is not None:
             self._sock.close()
         self._sock = self._process = None
-        self._fallback = HistoryWriter(self._write, self.name)
+        self._fallback = HistoryWriter(self._write, self.name, self.hostname)
         self._fallback.start()
-        self._fallback.submit(self._outbox)
+        self._fallback.submit_rows(self._outbox)
         self._outbox = []
 
 

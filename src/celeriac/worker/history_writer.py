@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from celeriac.history import FAILED, REJECTED, RETRIED, REVOKED, SUCCEEDED, TaskEvent
+from celeriac.middleware.events import EventRow, events_of
 
 log = logging.getLogger("celeriac.worker")
 INTERVAL = 0.5  # seconds between two writes of the thread
@@ -66,9 +67,10 @@ def due(events: list[TaskEvent], now: float) -> tuple[list[TaskEvent], list[Task
 class HistoryWriter:
     """Writes one worker's task events from a thread; see the module docstring."""
 
-    def __init__(self, write: Write, name: str, interval: float = INTERVAL) -> None:
+    def __init__(self, write: Write, name: str, hostname: str, interval: float = INTERVAL) -> None:
         self._write = write
         self.name = name
+        self.hostname = hostname  # whose events: what the worker's rows leave out
         self.interval = interval
         self._pending: list[TaskEvent] = []
         self._lock = threading.Lock()  # guards _pending
@@ -87,6 +89,10 @@ class HistoryWriter:
         if events:
             with self._lock:
                 self._pending += events
+
+    def submit_rows(self, rows: list[EventRow]) -> None:
+        """Hand over a worker's event rows (``middleware.events.EventRow``) to be written."""
+        self.submit(events_of(rows, self.hostname))
 
     def start(self) -> None:
         """Write from a thread every ``interval`` seconds until :meth:`stop`."""

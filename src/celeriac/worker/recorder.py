@@ -70,13 +70,13 @@ class Recorder:
         # drain() writes the events from this process; a running worker, from a process of
         # its own (start_history_process)
         self.history: HistoryWriter | HistoryProcess = HistoryWriter(
-            self._write_events, name=f"history-{worker.hostname}"
+            self._write_events, f"history-{worker.hostname}", worker.hostname
         )
 
     def start_history_process(self) -> None:
         """Write the task events from a process of their own from now on (``Worker.run``,
         before the pool starts: see ``HistoryProcess.start``)."""
-        self.history = HistoryProcess(self._write_events, name=self.history.name)
+        self.history = HistoryProcess(self._write_events, self.history.name, self.worker.hostname)
         self.history.start()
 
     def wait_time(self, timeout: float) -> float:
@@ -131,7 +131,7 @@ class Recorder:
         young events itself, waiting for their outcome)."""
         if self.events.enabled:
             self.events.started(self.worker.dispatcher.running.values())
-            self.history.submit(self.events.take(everything=True))
+            self.history.submit_rows(self.events.take())
 
     def write_events(self) -> None:
         """Write the pending events now, in this thread (a drain ended, the worker stops)."""
