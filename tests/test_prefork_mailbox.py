@@ -57,7 +57,13 @@ def pool() -> Iterator[PreforkPool]:
     pool.stop(0)
 
 
-def test_offered_jobs_start_in_order_when_the_short_task_ahead_ends(pool: PreforkPool) -> None:
+def test_offered_jobs_start_in_order_when_the_short_task_ahead_ends(
+    pool: PreforkPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # offers stay allowed, as many as a mailbox holds, however slow the day (a nap(0) that
+    # waited for the CPU would otherwise count as a task too long to be offered 8 ahead)
+    monkeypatch.setattr(prefork, "SHORT_TASK", 5.0)
+    monkeypatch.setattr(prefork, "AHEAD_SECONDS", 5.0)
     first = job(0.005)
     pool.submit(first)
     assert pool.free_slots() == 0
@@ -75,7 +81,10 @@ def test_offered_jobs_start_in_order_when_the_short_task_ahead_ends(pool: Prefor
 def test_offers_made_after_the_child_looked_in_its_mailbox_still_run(
     pool: PreforkPool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(prefork, "SHORT_TASK", 5.0)  # offers stay allowed however slow the day
+    # offers stay allowed, as many as a mailbox holds, however slow the day (a nap(0) that
+    # waited for the CPU would otherwise count as a task too long to be offered 8 ahead)
+    monkeypatch.setattr(prefork, "SHORT_TASK", 5.0)
+    monkeypatch.setattr(prefork, "AHEAD_SECONDS", 5.0)
     first = job(0)
     pool.submit(first)
     time.sleep(0.05)  # it ends meanwhile, finds its mailbox empty, and waits on its pipe

@@ -15,7 +15,7 @@ SQL or Lua. This module is low in the layers: it imports nothing of celeriac but
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -349,6 +349,14 @@ def fold(events: Sequence[TaskEvent]) -> dict[str, Folded]:
     return folded
 
 
+def timeline(events: Iterable[TaskEvent]) -> tuple[TaskEvent, ...]:
+    """A task's events in the order they happened: by time, but its task-sent first. The
+    client stamps task-sent with the broker's clock, the worker its events with its own, and
+    a task received within a millisecond of being sent could otherwise show as received first.
+    """
+    return tuple(sorted(events, key=lambda e: (e.type != SENT, e.timestamp)))
+
+
 def matches(entry: TaskEntry, query: TaskQuery) -> bool:
     """Whether ``entry`` passes every filter of ``query`` (its limit and offset aside)."""
     if query.state is not None and entry.state != query.state:
@@ -472,4 +480,5 @@ __all__ = [
     "series",
     "stats_by_second",
     "takes_state",
+    "timeline",
 ]

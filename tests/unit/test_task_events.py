@@ -17,6 +17,7 @@ from celeriac.history import (
     TaskEvent,
     apply,
     fold,
+    timeline,
 )
 from celeriac.middleware.events import EventBuffer, EventOptions, event_of, events_of
 
@@ -87,3 +88,15 @@ def test_one_readable_line_per_event() -> None:
         RECEIVED, "id-2", at, "w1@h", {"name": "t.add", "args": "[2,2]", "kwargs": "{}"}
     )
     assert describe(received).endswith("task-received   id-2 @w1@h t.add args=[2,2] kwargs={}")
+
+
+def test_a_timeline_puts_task_sent_first_whatever_its_clock_said() -> None:
+    # the client stamps task-sent with the broker's clock; a worker that received the task
+    # within a millisecond may have stamped task-received a little earlier
+    events = [
+        TaskEvent(SUCCEEDED, "a", 3.0, "w1"),
+        TaskEvent(RECEIVED, "a", 1.0, "w1"),
+        TaskEvent(SENT, "a", 1.001, ""),
+        TaskEvent(STARTED, "a", 2.0, "w1"),
+    ]
+    assert [e.type for e in timeline(events)] == [SENT, RECEIVED, STARTED, SUCCEEDED]

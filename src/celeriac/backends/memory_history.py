@@ -22,6 +22,9 @@ from celeriac.history import (
     series,
     stats_by_second,
 )
+from celeriac.history import (
+    timeline as ordered,
+)
 
 
 class MemoryHistory:
@@ -64,7 +67,7 @@ class MemoryHistory:
             entry = self._entries.get(task_id)
             if entry is None:
                 return None
-            timeline = sorted(self._timelines[task_id], key=lambda e: e.timestamp)
+            timeline = ordered(self._timelines[task_id])
             return replace(entry, events=tuple(timeline))
 
     def history_tasks(self, query: TaskQuery) -> TaskPage:

@@ -29,6 +29,9 @@ from celeriac.history import (
     series,
     stats_by_second,
 )
+from celeriac.history import (
+    timeline as ordered,
+)
 
 if TYPE_CHECKING:
     from celeriac._redis.database import RedisDatabase
@@ -167,7 +170,7 @@ class RedisHistory:
         timeline = [
             v for k, v in zip(flat[::2], flat[1::2], strict=True) if as_bytes(k) == b"events"
         ]
-        events = sorted(_lines(timeline), key=lambda e: e.timestamp)
+        events = ordered(_lines(timeline))
         return replace(_entry(task_id, flat), events=tuple(events))
 
     def history_tasks(self, query: TaskQuery) -> TaskPage:

@@ -32,6 +32,9 @@ from celeriac.history import (
     series,
     stats_by_second,
 )
+from celeriac.history import (
+    timeline as ordered,
+)
 
 # Writes the feed keeps. A worker writes its events every 0.5 s, up to 100 tasks' in one
 # (worker/history_writer.py): 30,000 tasks' events at most, several seconds of a busy worker's.
@@ -190,7 +193,7 @@ class SqliteHistory:
             )
         if not rows:
             return None
-        timeline = sorted(_lines(rows[0][-1]), key=lambda e: e.timestamp)
+        timeline = ordered(_lines(rows[0][-1]))
         return replace(_entry(rows[0]), events=tuple(timeline))
 
     def history_tasks(self, query: TaskQuery) -> TaskPage:

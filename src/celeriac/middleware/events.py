@@ -239,9 +239,14 @@ class EventBuffer:
     recorder sends them each turn to the worker's events process, which makes TaskEvents of
     them (``events_of``) and holds back a running task's young ones for its outcome."""
 
-    def __init__(self, options: EventOptions, hostname: str) -> None:
+    def __init__(
+        self, options: EventOptions, hostname: str, clock: Callable[[], float] = time.time
+    ) -> None:
         self.options = options
         self.hostname = hostname
+        # The broker's clock, as the client's task-sent (``Message.sent_at``) has it: on Redis,
+        # Redis's time (this host's plus an offset), so that a task's events compare.
+        self.clock = clock
         self.pending: list[EventRow] = []
 
     @property
@@ -254,28 +259,30 @@ class EventBuffer:
         message = held.message
         if self.enabled and message is not None:
             raw = _received_raw(message, self.options.hide_args)
-            self.pending.append([RECEIVED, message.id, time.time(), raw])
+            self.pending.append([RECEIVED, message.id, self.clock(), raw])
 
     def started(self, running: Iterable[Held]) -> None:
         """task-started, once, for each message handed to the pool (by ``Held.started_at``)."""
         if not self.enabled:
             return
+        offset = self.clock() - time.time()
         for held in running:
-            self._start(held)
+            self._start(held, offset)
 
-    def _start(self, held: Held) -> None:
-        at, message = held.started_at, held.message
+    def _start(self, held: Held, offset: float) -> None:
+        at, message = held.started_at, held.message  # at: this host's time.time()
         if at is None or message is None:
             return
         held.started_at = None  # told: Held.started stamps it again if it starts again
-        self.pending.append([STARTED, message.id, at, None])
+        self.pending.append([STARTED, message.id, at + offset, None])
 
     def settled(self, held: Held) -> None:
         """The event that ends the run (its task-started first, if not told yet)."""
         if not self.enabled:
             return
-        self._start(held)
-        row = outcome_row(held, time.time())
+        now = self.clock()
+        self._start(held, now - time.time())
+        row = outcome_row(held, now)
         if row is not None:
             self.pending.append(row)
 

@@ -64,7 +64,8 @@ class Recorder:
         self.settled = 0  # how many messages were settled so far
         self._retry_at = 0.0
         self._delay = MIN_RETRY_DELAY
-        self.events = EventBuffer(EventOptions.from_settings(app.conf), worker.hostname)
+        options = EventOptions.from_settings(app.conf)
+        self.events = EventBuffer(options, worker.hostname, app.broker.clock)
         retention = self.events.options.retention
         self._write_events = lambda events: self.backend.record_events(events, retention=retention)
         # drain() writes the events from this process; a running worker, from a process of
