@@ -202,15 +202,20 @@ class Task(Generic[P, R]):
     def message_defaults(self) -> dict[str, Any]:
         """The send options this task sets for its calls (``queue``, ``priority``...); a
         call's own options win over them, and they win over ``task_routes``."""
-        values = {
-            "queue": self.queue,
-            "priority": self.priority,
-            "expires": self.expires,
-            "ignore_result": self.ignore_result,
-            "time_limit": self.time_limit,
-            "soft_time_limit": self.soft_time_limit,
-        }
-        return {k: v for k, v in values.items() if v is not None}
+        values: dict[str, Any] = {}  # read on every send: no intermediate dict
+        if self.queue is not None:
+            values["queue"] = self.queue
+        if self.priority is not None:
+            values["priority"] = self.priority
+        if self.expires is not None:
+            values["expires"] = self.expires
+        if self.ignore_result is not None:
+            values["ignore_result"] = self.ignore_result
+        if self.time_limit is not None:
+            values["time_limit"] = self.time_limit
+        if self.soft_time_limit is not None:
+            values["soft_time_limit"] = self.soft_time_limit
+        return values
 
     def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Fail early, in the caller, when the arguments do not fit the function.

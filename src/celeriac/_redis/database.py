@@ -69,6 +69,17 @@ class _Batch:
     state: dict[str, Any] = field(default_factory=dict)
 
 
+class _ThreadState(threading.local):
+    """What each thread has of its own: its connection, its open batch, its deadline. The
+    class attributes are every thread's start (reading one is not a failed lookup, which a
+    ``getattr`` with a default would pay on every call)."""
+
+    conn: Any = None
+    pid: int | None = None
+    batch: _Batch | None = None
+    until: float | None = None
+
+
 class _Errors:
     """Turns redis-py's errors into one of ours, naming what failed and where."""
 
@@ -142,7 +153,7 @@ class RedisDatabase:
         self.client = connect(url, options)
         self.address = url  # unmasked (never shown): the asyncio clients' (async_connect.py)
         self.clock = RedisClock(self._redis_time)
-        self._local = threading.local()
+        self._local = _ThreadState()
         self._scripts: dict[tuple[str, str], LuaScript] = {}
         self._lock = threading.Lock()
         self._own: weakref.WeakSet[Any] = weakref.WeakSet()  # the threads' own connections
@@ -176,7 +187,7 @@ class RedisDatabase:
     def _until(self) -> float:
         """When the round trip starting now must end."""
         limit = time.monotonic() + self.options.socket_timeout
-        until: float | None = getattr(self._local, "until", None)
+        until = self._local.until
         return limit if until is None or until > limit else until
 
     def _redis_time(self) -> float:
@@ -190,10 +201,10 @@ class RedisDatabase:
 
     # -- the fast path: this thread's own connection ---------------------------------------
     def _connection(self, until: float) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is None or self._local.pid != os.getpid():
+        conn = self._local.conn
+        if conn is None or self._local.pid != _pid:
             conn = self.client.connection_pool.make_connection()
-            self._local.conn, self._local.pid = conn, os.getpid()
+            self._local.conn, self._local.pid = conn, _pid
             with self._lock:
                 self._own.add(conn)
         # Connected here, never by send_packed_command: when it reconnects by itself, it skips
@@ -217,6 +228,11 @@ class RedisDatabase:
         """
         until = self._until()
         replies = self._send(commands, until)
+        for reply in replies:
+            if isinstance(reply, redis.ResponseError):
+                break
+        else:
+            return replies
         missing = [
             i
             for i, reply in enumerate(replies)
@@ -294,7 +310,7 @@ class RedisDatabase:
 
     def batch_state(self) -> dict[str, Any] | None:
         """A scratch dict that lives as long as this thread's open batch (None: no batch)."""
-        batch: _Batch | None = getattr(self._local, "batch", None)
+        batch = self._local.batch
         return None if batch is None else batch.state
 
     def defer(
@@ -305,14 +321,14 @@ class RedisDatabase:
         on_reply: Callable[[Any], None],
     ) -> bool:
         """Queue a call in this thread's batch (True), or do nothing when none is open."""
-        batch: _Batch | None = getattr(self._local, "batch", None)
+        batch = self._local.batch
         if batch is None:
             return False
         batch.queued.append(_Queued(script, keys, args, on_reply))
         return True
 
     def _take(self) -> list[_Queued]:
-        batch: _Batch | None = getattr(self._local, "batch", None)
+        batch = self._local.batch
         if batch is None or not batch.queued:
             return []
         queued, batch.queued = batch.queued, []
@@ -413,7 +429,9 @@ def _bound(conn: Any, until: float) -> None:
     """
     sock = conn._sock
     if sock is not None:
-        left = _time_left(until)
+        left = until - time.monotonic()
+        if left <= 0:
+            raise redis.TimeoutError("Redis did not answer before the call's deadline")
         current = sock.gettimeout()
         if current is None or not left - _SLACK <= current <= left + _SLACK:
             sock.settimeout(left)
@@ -438,10 +456,19 @@ def _read(conn: Any, until: float) -> Any:
 def _pack(conn: Any, commands: Sequence[Command]) -> bytes:
     """The commands in Redis's wire format, in one buffer (by hiredis when it is there)."""
     if _pack_hiredis is not None:
+        if len(commands) == 1:
+            return _pack_hiredis(commands[0])
         return b"".join(_pack_hiredis(command) for command in commands)
     return b"".join(b"".join(conn.pack_command(*command)) for command in commands)
 
 
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+_pid = os.getpid()  # this process's, without a system call on every round trip
+os.register_at_fork(after_in_child=_forked)
 _databases: dict[tuple[Any, ...], RedisDatabase] = {}
 _databases_lock = threading.Lock()
 

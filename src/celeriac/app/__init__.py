@@ -470,7 +470,7 @@ class Celeriac:
         task = task or self.tasks.get(name)
         if task is not None:
             task.check_arguments(args, kwargs)
-            if self.conf.task_always_eager:
+            if self.conf["task_always_eager"]:  # by key: conf.name is a failed lookup first
                 return apply_eagerly(self, task, list(args), kwargs, **options)
         if options.get("link") or options.get("link_error"):
             options["workflow"] = links_workflow(options, self)

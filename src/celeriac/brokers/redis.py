@@ -65,6 +65,13 @@ def _backoff() -> Iterator[float]:
 log = logging.getLogger("celeriac.broker")
 
 
+class _ClockWait(threading.local):
+    """This thread's last wait for Redis's clock: (when it ended, how long it took); see
+    :meth:`RedisBroker._read_clock`."""
+
+    clock_wait: tuple[float, float] | None = None
+
+
 class RedisBroker(Broker):
     """A broker on one Redis server (or the master a Sentinel names); see the module docstring.
 
@@ -86,12 +93,13 @@ class RedisBroker(Broker):
         self.url = self.db.url
         self.publish_timeout = publish_timeout
         self._test_clock = clock
-        self._local = threading.local()  # clock_wait: see _read_clock
+        self._local = _ClockWait()
         self.keys = BrokerKeys(self.db.options.global_keyprefix)
         self._scripts = {name: self.db.script("celeriac.brokers", name) for name in SCRIPTS}
         # Each BLPOP must end well within the socket timeout, or redis-py calls Redis dead.
         self._block_slice = max(0.05, min(2.0, self.db.options.socket_timeout / 2))
         self._tokens = Tokens()
+        self._publish_keys: dict[str, list[str]] = {}  # queue -> publish.lua's keys, no once key
         # (when, id): the newest broadcast's id, as the latest fetch that leased messages saw it
         self._newest_broadcast: tuple[float, str] = _NO_NEWS
 
@@ -127,11 +135,23 @@ class RedisBroker(Broker):
 
     def _send_started(self, now: float) -> float:
         """When the send publishing now started: now, less what its clock read waited."""
-        ended, waited = getattr(self._local, "clock_wait", None) or (now, 0.0)
+        wait = self._local.clock_wait
+        if wait is None:
+            return now
         self._local.clock_wait = None
+        ended, waited = wait
         return now - waited if now - ended < self.publish_timeout else now
 
     # -- publishing ------------------------------------------------------------------------------
+    def publish(self, message: Message) -> None:
+        """Enqueue one message; see :meth:`Broker.publish`. Every ``delay()`` comes here: one
+        script call, its keys made once per queue.
+
+        Raises:
+            PublishError: Redis did not take the message within ``publish_timeout``.
+        """
+        self._within_timeout(self._send_one, "task not enqueued", None, message)
+
     def publish_many(self, messages: Sequence[Message]) -> None:
         """Enqueue messages in one round trip (one transaction); see
         :meth:`Broker.publish_many`.
@@ -139,7 +159,9 @@ class RedisBroker(Broker):
         Raises:
             PublishError: Redis did not take the messages within ``publish_timeout``.
         """
-        if messages:
+        if len(messages) == 1:
+            self.publish(messages[0])
+        elif messages:
             self._publish(messages, None)
 
     def publish_retrying(
@@ -169,9 +191,13 @@ class RedisBroker(Broker):
         return self._within_timeout(lambda: self._send(messages, once), "task not enqueued")
 
     def _within_timeout(
-        self, write: Callable[[], T], failure: str, pauses: Iterator[float] | None = None
+        self,
+        write: Callable[..., T],
+        failure: str,
+        pauses: Iterator[float] | None = None,
+        *args: Any,
     ) -> T:
-        """Send what this thread's batch queued, then ``write``, trying again while Redis is
+        """Send what this thread's batch queued, then ``write(*args)``, trying again while Redis is
         unreachable (after each of ``pauses``, else with backoff), all within
         ``publish_timeout`` from the start of the send.
 
@@ -184,13 +210,13 @@ class RedisBroker(Broker):
         """
         first = self._send_started(time.monotonic())
         deadline = first + self.publish_timeout
-        pauses = pauses if pauses is not None else _backoff()
         with self.db.deadline(deadline):
-            with self._errors("a batch before a publish", PublishError):
-                self.db.flush()  # what this thread's batch queued is not retried with the write
+            if self.db.batch_state() is not None:
+                with self._errors("a batch before a publish", PublishError):
+                    self.db.flush()  # what this thread's batch queued is not retried with it
             while True:
                 try:
-                    return write()
+                    return write(*args)
                 except REFUSED as exc:
                     raise PublishError(
                         f"{failure}: Redis at {self.url} refused the connection:"
@@ -198,6 +224,7 @@ class RedisBroker(Broker):
                     ) from exc
                 except TRANSIENT as exc:
                     now = time.monotonic()
+                    pauses = _backoff() if pauses is None else pauses
                     pause = next(pauses, None)
                     if pause is None or now + pause >= deadline:
                         raise PublishError(
@@ -211,12 +238,27 @@ class RedisBroker(Broker):
                     ) from exc
                 time.sleep(pause)
 
+    def _send_one(self, message: Message) -> int:
+        """``publish.lua`` for one message, after the batch was sent (:meth:`_within_timeout`)."""
+        keys = self._publish_keys.get(message.queue)
+        if keys is None:
+            keys = self._publish_keys[message.queue] = [
+                self.keys.seq,
+                self.keys.messages,
+                self.keys.once(""),
+                *self.keys.queue_keys(message.queue),
+            ]
+        eta = "" if message.eta is None else repr(float(message.eta))
+        now = "" if self._test_clock is None else self._now()
+        args: list[Arg] = [now, "", 1, message.priority, eta, message.encode()]
+        return int(self.db.call(self._scripts["publish"], keys, args))
+
     def _send(self, messages: Sequence[Message], once: tuple[str, float] | None) -> int:
         keys = self.keys
         once_key = keys.once(once[0]) if once else keys.once("")
         head: list[Arg] = [self._now(), repr(float(once[1])) if once else ""]
         script = self._scripts["publish"]
-        if len(messages) == 1:  # the common case, kept short: every delay() comes here
+        if len(messages) == 1:
             m = messages[0]
             eta = "" if m.eta is None else repr(float(m.eta))
             script_keys = [keys.seq, keys.messages, once_key, *keys.queue_keys(m.queue)]

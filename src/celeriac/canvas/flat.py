@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from celeriac.canvas.plan import IMMEDIATE, NOT_INHERITED, Context, Plan, publish
 from celeriac.canvas.signature import Signature
 from celeriac.request import current_request, sender_lineage
-from celeriac.result import AsyncResult, GroupResult, group_key, result_tree
-from celeriac.sending import Call, new_ids
+from celeriac.result import AsyncResult, GroupResult, group_key
+from celeriac.sending import Call, collector_paused, new_ids
 
 if TYPE_CHECKING:
     from celeriac.canvas.group import group
@@ -32,11 +32,13 @@ def is_flat(sig: group, options: Mapping[str, Any]) -> bool:
     signature without links, and no link on the group or in the options."""
     if not sig.tasks or any(options.get(k) or sig.options.get(k) for k in LINKS):
         return False
-    return all(
-        type(member) is Signature
-        and not (member.options.get("link") or member.options.get("link_error"))
-        for member in sig.tasks
-    )
+    for member in sig.tasks:
+        if type(member) is not Signature:
+            return False
+        given = member.options
+        if given and (given.get("link") or given.get("link_error")):
+            return False
+    return True
 
 
 def send_flat(
@@ -49,8 +51,10 @@ def send_flat(
         BackendError: the group's result was not saved.
         PublishError: the messages were not enqueued.
     """
-    result, plan = plan_flat(sig, args, kwargs, options)
-    publish(sig.app, plan)
+    with collector_paused(len(sig.tasks)):  # until the messages are gone: see plan_flat
+        result, plan = plan_flat(sig, args, kwargs, options)
+        publish(sig.app, plan)
+        del plan
     return result
 
 
@@ -77,33 +81,51 @@ def plan_flat(
     inherited = {k: v for k, v in {**sig.options, **options}.items() if k not in NOT_INHERITED}
     ctx = Context(app, immediate=now, **lineage).but(group_id=group_id)
     call_args, call_kwargs = sig._partial(args, kwargs)
-    fresh = iter(new_ids(len(sig.tasks)))
-    results: list[AsyncResult[Any]] = []
+    with collector_paused(len(sig.tasks)):
+        ids, runs = _calls(sig.tasks, inherited, call_args, call_kwargs)
+        messages = [message for run in runs for message in _run_messages(ctx, *run)]
+        results: list[AsyncResult[Any]] = [
+            AsyncResult(member_id, member._app)
+            for member_id, member in zip(ids, sig.tasks, strict=True)
+        ]
+        result = GroupResult(group_id, results, app)
+        tree = {"id": group_id, "results": [{"id": member_id} for member_id in ids]}
+    return result, Plan([(group_key(group_id), {"result": tree})], messages)
+
+
+def _calls(
+    members: Sequence[Signature],
+    inherited: dict[str, Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> tuple[list[str], list[tuple[str, dict[str, Any], list[Call]]]]:
+    """Each member's task id, and its call in runs of members in a row that call one task
+    with the same options (``inherited`` under the member's own)."""
+    fresh = iter(new_ids(sum(1 for m in members if m.options.get("task_id") is None)))
+    ids: list[str] = []
     runs: list[tuple[str, dict[str, Any], list[Call]]] = []
-    for member in sig.tasks:
+    last: tuple[str, dict[str, Any], list[Call]] | None = None
+    for member in members:
         given = member.options
-        member_id = given.get("task_id")
-        if member_id is None:
-            member_id = next(fresh)
-        results.append(AsyncResult(str(member_id), member._app))
+        member_id = given.get("task_id") if given else None
+        member_id = next(fresh) if member_id is None else str(member_id)
+        ids.append(member_id)
         rest = {k: v for k, v in given.items() if k != "task_id"} if given else given
         member_options = {**inherited, **rest} if rest else inherited
-        if member.immutable:
-            call: Call = (member_id, member.args, dict(member.kwargs))
+        if member.immutable or not (args or kwargs):  # the call's arguments are only read
+            call: Call = (member_id, member.args, member.kwargs)
         else:
-            call = (member_id, call_args + member.args, {**member.kwargs, **call_kwargs})
-        last = runs[-1] if runs else None
+            call = (member_id, args + member.args, {**member.kwargs, **kwargs})
         if (
-            last
+            last is not None
             and last[0] == member.task
             and (last[1] is member_options or last[1] == member_options)
         ):
             last[2].append(call)
         else:
-            runs.append((member.task, member_options, [call]))
-    messages = [message for run in runs for message in _run_messages(ctx, *run)]
-    result = GroupResult(group_id, results, app)
-    return result, Plan([(group_key(group_id), {"result": result_tree(result)})], messages)
+            last = (member.task, member_options, [call])
+            runs.append(last)
+    return ids, runs
 
 
 def _run_messages(

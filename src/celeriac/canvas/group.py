@@ -15,6 +15,7 @@ chord without a body: when it completes, its list of results is stored under the
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from celeriac.canvas.plan import Context, Plan, chord_key
 from celeriac.canvas.signature import Signature, maybe_signature
 from celeriac.exceptions import ChordError
 from celeriac.result import GroupResult, group_key, result_tree
+from celeriac.sending import PAUSE_COLLECTOR, collector_paused
 
 if TYPE_CHECKING:
     from celeriac.app import Celeriac
@@ -52,7 +54,11 @@ class group(Container):
     subtask_type = "group"
 
     def __init__(self, *tasks: Tasks, app: Celeriac | None = None, **options: Any) -> None:
-        members = [maybe_signature(t, app) for t in _items(tasks)]
+        items = iter(_items(tasks))
+        members = [maybe_signature(t, app) for t in itertools.islice(items, PAUSE_COLLECTOR)]
+        if len(members) == PAUSE_COLLECTOR:  # a big group: see sending.collector_paused
+            with collector_paused(PAUSE_COLLECTOR):
+                members.extend(maybe_signature(t, app) for t in items)
         first_app = next((m._app for m in members), None)
         super().__init__("celery.group", options=options, app=app or first_app)
         self.tasks = members
@@ -155,7 +161,7 @@ class group(Container):
         Raises:
             PublishError: the messages were not enqueued.
         """
-        if not self.app.conf.task_always_eager and is_flat(self, options):
+        if not self.app.conf["task_always_eager"] and is_flat(self, options):
             return send_flat(self, args or (), kwargs or {}, options)
         result: GroupResult = super().apply_async(args, kwargs, **options)
         return result

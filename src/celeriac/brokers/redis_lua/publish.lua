@@ -32,24 +32,25 @@ if not (shaped and ttl ~= nil and (ARGV[2] == '' or ttl >= 0)) then
   refuse('publish takes a time to keep its key, three keys a queue and four values a message')
 end
 
--- Each message: {queue number, priority, ETA when it is still to come}, and its key.
-local messages, into = {}, {}
-for j = 3, #ARGV, 4 do
+-- Each message m: its priority, its ETA when it is still to come (else false), and where in
+-- KEYS the set it joins is (ready:<q>, or pending:<q> while it waits for its ETA).
+local priorities, etas, targets, checked = {}, {}, {}, {}
+for m = 1, count do
+  local j = 4 * m - 1
   local q, priority, eta = whole(ARGV[j], 1, nq), whole(ARGV[j + 1], 0, 9), finite(ARGV[j + 2])
   if not (q and priority and (eta or ARGV[j + 2] == '')) then
     refuse(string.format('message %d: queue number 1..%d, priority 0..9, ETA: not %s, %s, %s',
-      (j + 1) / 4, nq, ARGV[j], ARGV[j + 1], ARGV[j + 2]))
+      m, nq, ARGV[j], ARGV[j + 1], ARGV[j + 2]))
   end
   if eta and eta <= clock() then
-    eta = nil
+    eta = false
   end
-  messages[#messages + 1] = {q, priority, eta}
-  local key = KEYS[(eta and 2 or 1) + 3 * q]
-  if not into[key] then
-    into[key] = {}
-    expect(key, 'zset')
+  local target = (eta and 2 or 1) + 3 * q
+  priorities[m], etas[m], targets[m] = priority, eta or false, target
+  if not checked[target] then
+    checked[target] = true
+    expect(KEYS[target], 'zset')
   end
-  table.insert(into[key], #messages)
 end
 if ttl then
   -- A key that does not hold a time (nor a string) is free.
@@ -71,22 +72,38 @@ if ttl then
   redis.call('SET', KEYS[3], string.format('%.6f', clock() + ttl),
     'PX', math.max(1, math.ceil(ttl * 1000)))
 end
-local fields = {}
-for m, message in ipairs(messages) do
-  fields[#fields + 1] = string.format('%d', first + m)
-  fields[#fields + 1] = ARGV[4 * m + 2]
-  fields[#fields + 1] = string.format('%d:s', first + m)
-  fields[#fields + 1] = string.format('%d:0', message[2])
-end
-chunked('HSET', KEYS[2], fields)
-for key, numbers in pairs(into) do
-  local items = {}
-  for _, m in ipairs(numbers) do
-    local eta = messages[m][3]
-    items[#items + 1] = eta and string.format('%.6f', eta) or rank(messages[m][2], first + m)
-    items[#items + 1] = fields[4 * m - 3]
+-- A message's place: its ETA in pending, its rank in ready (rank() of lib.lua, for a tag).
+local function place(m)
+  local eta = etas[m]
+  if eta then
+    return string.format('%.6f', eta)
   end
-  chunked('ZADD', key, items)
+  return string.format('%d', (9 - priorities[m]) * 1e14 + first + m)
+end
+if count == 1 then  -- every delay(): the same writes, without the lists
+  local tag = string.format('%d', first + 1)
+  redis.call('HSET', KEYS[2], tag, ARGV[6], tag .. ':s', priorities[1] .. ':0')
+  redis.call('ZADD', KEYS[targets[1]], place(1), tag)
+else
+  local fields, into = {}, {}
+  for m = 1, count do
+    local tag = string.format('%d', first + m)
+    fields[#fields + 1] = tag
+    fields[#fields + 1] = ARGV[4 * m + 2]
+    fields[#fields + 1] = tag .. ':s'
+    fields[#fields + 1] = priorities[m] .. ':0'
+    local items = into[targets[m]]
+    if not items then
+      items = {}
+      into[targets[m]] = items
+    end
+    items[#items + 1] = place(m)
+    items[#items + 1] = tag
+  end
+  chunked('HSET', KEYS[2], fields)
+  for target, items in pairs(into) do
+    chunked('ZADD', KEYS[target], items)
+  end
 end
 -- Wake one waiting fetch per queue (a delayed message too: the fetch then waits until its ETA).
 for key = 6, #KEYS, 3 do
