@@ -9,12 +9,17 @@ next; the asyncio pool awaits it on the loop of its child process.
 asyncio task, and the ``CancelledError`` on its way in is replaced by ``SoftTimeLimitExceeded``,
 raised inside the coroutine where it awaits, so ``except SoftTimeLimitExceeded`` in an ``async
 def`` works as it does in a plain function.
+
+``in_context`` is how the asyncio pool runs a job without an asyncio task of its own: the task
+that awaits it drives each step of the job's coroutine inside the job's own ``Context`` (its
+``self.request``, its context variables), and says when the job first waits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import inspect
 import threading
 from collections.abc import Callable, Coroutine, Generator
@@ -67,6 +72,50 @@ class _Interruptible:
 def interruptible(coro: Coroutine[Any, Any, Any], interrupt: Interrupt) -> Any:
     """An awaitable of ``coro`` that a soft time limit can interrupt; see the module."""
     return _Interruptible(coro, interrupt)
+
+
+class _InContext:
+    """Drives ``coro`` for the task awaiting it, each step inside ``context``; calls
+    ``on_suspend`` the first time ``coro`` waits (yields to the loop)."""
+
+    __slots__ = ("context", "coro", "on_suspend")
+
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        context: contextvars.Context,
+        on_suspend: Callable[[], object] | None,
+    ) -> None:
+        self.coro = coro
+        self.context = context
+        self.on_suspend = on_suspend
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, run = self.coro, self.context.run
+        send: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                yielded = run(coro.send, send) if error is None else run(coro.throw, error)
+            except StopIteration as stop:
+                return stop.value
+            if self.on_suspend is not None:
+                self.on_suspend()
+                self.on_suspend = None
+            try:
+                send, error = (yield yielded), None
+            except BaseException as exc:  # a cancellation, passed on into the coroutine
+                send, error = None, exc
+
+
+def in_context(
+    coro: Coroutine[Any, Any, Any],
+    context: contextvars.Context,
+    on_suspend: Callable[[], object] | None = None,
+) -> Any:
+    """An awaitable of ``coro`` whose every step runs in ``context`` (as if it were an asyncio
+    task of its own); ``on_suspend`` is called when it first waits. See the module."""
+    return _InContext(coro, context, on_suspend)
 
 
 def is_coroutine_task(fn: Callable[..., Any]) -> bool:

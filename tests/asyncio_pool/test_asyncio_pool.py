@@ -291,3 +291,25 @@ def test_processes_is_refused_with_another_pool(sqlite_url: str) -> None:
     done = run_cli(sqlite_url, "-A", "jobs", "worker", "-P", "threads", "--processes", "2")
     assert done.returncode != 0
     assert "--processes is for the asyncio pool" in done.stdout + done.stderr
+
+
+def test_jobs_that_never_wait_share_a_task_those_that_wait_keep_theirs(
+    aclient: Celeriac, sqlite_or_redis_url: str
+) -> None:
+    with async_worker(sqlite_or_redis_url, "-P", "asyncio", "-c", "10"):
+        calls = [(f"s{n}", 0.0) for n in range(60)] + [(f"w{n}", 0.05) for n in range(30)]
+        calls += [(f"s{n}", 0.0) for n in range(60, 120)]
+        seen = group(aclient.signature("async_jobs.isolated", call) for call in calls)
+        outcomes = seen.apply_async().get(timeout=60)
+        by_task = aclient.send_task("async_jobs.tasks_seen").get(timeout=30)
+    # Each job saw its own context: nothing another job set, and its own value at the end.
+    assert [o["found"] for o in outcomes] == [None] * len(calls)
+    assert [o["after"] for o in outcomes] == [tag for tag, _ in calls]
+    assert sorted(tag for tags in by_task for tag in tags) == sorted(
+        f"{'wait' if seconds else 'sync'}:{tag}" for tag, seconds in calls
+    )
+    # A job that waited was the last its task ran: no later job ever saw its task.
+    for tags in by_task:
+        assert all(tag.startswith("sync:") for tag in tags[:-1]), tags
+    # Jobs that end without waiting run one after another on one task, not one task each.
+    assert len(by_task) < len(calls) / 2

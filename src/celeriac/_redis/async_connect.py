@@ -1,22 +1,28 @@
-"""redis-py's asyncio client for a Redis server: its connection pools, one set per event loop.
+"""Redis from asyncio code: each event loop's connections to a server, and running commands.
 
-The Redis broker and backend reach their server from coroutines through :func:`clients_for`,
-which gives the running loop its own ``redis.asyncio.Redis`` clients for the
-:class:`RedisDatabase` (the same URL and options as the thread-side client of ``connect.py``):
-an asyncio connection belongs to the loop that opened it, so two loops (``asyncio.run()``
-twice, or loops in two threads) never share one. A loop has two: one for commands that answer
-at once (publishes, reads), whose ``COMMAND_CONNECTIONS`` connections many coroutines take
-turns on, and one for blocking waits (a ``BLPOP`` holds its connection), which opens a
-connection for each coroutine waiting at the same time and keeps them for the next waits.
+The Redis broker and backend reach their server from coroutines through :func:`links_for`,
+which gives the running loop its own :class:`LoopLinks` for the :class:`RedisDatabase` (the
+same URL and options as the thread side's client): a connection belongs to the loop that opened
+it, so two loops (``asyncio.run()`` twice, or loops in two threads) never share one. A loop has
 
-A loop's clients are closed when the loop shuts down: they register an asynchronous generator
-with the loop, and ``asyncio.run()`` (or any runner that calls ``loop.shutdown_asyncgens()``,
-as uvicorn's does) closes that generator before closing the loop, which closes the pool's
-connections on the loop that opened them. Clients of loops that are gone are dropped with them
-(a ``WeakKeyDictionary`` keyed by the loop).
+- one link for the commands that answer at once (publishes, reads, documents): the batches of
+  every coroutine go down it one behind another and their replies come back in order
+  (``async_link.Link``), so 2,000 coroutines publishing at once share one connection, and
+  Redis reads their commands in a few large reads;
+- links lent one to each coroutine that waits (``BLPOP`` holds its connection until a reply
+  or its time), given back for the next wait, so a wait never holds up the commands.
 
-Only plain, TLS and Unix-socket URLs have an asyncio client here; a Sentinel URL gets None, and
-its callers fall back to the thread-side client (``Broker.apublish_many``'s default).
+A link idle for longer than ``health_check_interval`` is not trusted (the server may have
+dropped it without a word): it is closed and a new one opened, where the thread side sends a
+``PING`` first. A batch that fails on a broken link (the server restarted) is sent once more on
+a new one, as on the thread side, if its time allows. A coroutine cancelled while its wait
+blocks closes its lent link: its ``BLPOP`` would hold it.
+
+A loop's links are closed when the loop shuts down: an asynchronous generator registered with
+the loop on first use is closed by ``loop.shutdown_asyncgens()`` (``asyncio.run()``,
+``asyncio.Runner`` and uvicorn call it before closing the loop), and closes them on the loop
+that opened them. Only plain, TLS and Unix-socket URLs have links here; a Sentinel URL gets
+None, and its callers use the thread side.
 """
 
 from __future__ import annotations
@@ -24,185 +30,194 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from celeriac._redis.async_link import Link, Target, open_link, pack
 from celeriac._redis.connect import TRANSIENT, RedisOptions, redis
 from celeriac._redis.scripts import Command
-from celeriac.exceptions import ConfigurationError
-from celeriac.urls import REDIS_SCHEMES, mask_url, scheme_of
+from celeriac.urls import REDIS_SCHEMES, SENTINEL_SCHEMES, scheme_of
 
 if TYPE_CHECKING:
     from celeriac._redis.database import RedisDatabase
 
-try:
-    import redis.asyncio as aioredis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import ExponentialBackoff
-except ImportError as exc:  # pragma: no cover - redis-py 5 and later ship redis.asyncio
-    raise ConfigurationError(
-        f"Redis from asyncio needs redis.asyncio ({exc}): pip install 'celeriac[redis]'"
-    ) from None
 
-_pack_hiredis: Callable[[Any], bytes] | None
-try:
-    from hiredis import pack_command as _pack_hiredis
-except ImportError:  # pragma: no cover - hiredis comes with celeriac[redis]
-    _pack_hiredis = None
+class LoopLinks:
+    """One event loop's links to one server (see the module docstring)."""
 
-AsyncRedis = aioredis.Redis
-# Connections a loop's publishes and reads share: past a few, more connections cost more to
-# open than they save (2,000 coroutines publishing at once would otherwise open 2,000).
-COMMAND_CONNECTIONS = 16
+    def __init__(self, target: Target, options: RedisOptions) -> None:
+        self._target = target
+        self._timeout = options.socket_timeout
+        self._stale = options.health_check_interval
+        self._shared: Link | None = None
+        self._opening: asyncio.Future[Link] | None = None
+        self._idle: list[Link] = []  # lent links given back, newest last
+        self._lent: set[Link] = set()
+        self.closed = False
 
+    async def run(self, commands: Sequence[Command], until: float | None = None) -> list[Any]:
+        """Send ``commands`` in one write on the loop's shared link and return every reply,
+        an error reply in its place (it was read whole), as ``RedisDatabase.execute`` does
+        without raising. They are sent once more on a new link if the link broke, time
+        allowing; the whole call ends by ``until`` (loop time), or ``socket_timeout`` from
+        now if that comes first.
 
-def connect_async(
-    url: str, options: RedisOptions, *, max_connections: int | None = None
-) -> aioredis.Redis:
-    """An asyncio client with its own pool for ``url``, set up as ``connect()`` sets up the
-    thread-side one (timeouts, keep-alive, one retry after a dropped connection, RESP2).
-    With ``max_connections``, a command waits for a free connection rather than open more.
+        Raises:
+            redis.RedisError: Redis failed (not an error reply), or did not answer in time.
+        """
+        packed = pack(commands)
+        loop = asyncio.get_running_loop()
+        limit = self._limit(loop, until)
+        for attempt in (1, 2):
+            try:
+                link = await self._shared_link(loop, limit)
+                return _checked(link, await link.request(packed, len(commands), limit))
+            except TRANSIENT:
+                if attempt == 2 or loop.time() >= limit:
+                    raise
+        raise AssertionError("unreachable")
 
-    Raises:
-        ConfigurationError: the URL is malformed or names no plain Redis.
-    """
-    defaults: dict[str, Any] = {
-        "socket_timeout": options.socket_timeout,
-        "socket_connect_timeout": options.socket_connect_timeout,
-        "socket_keepalive": True,
-        "health_check_interval": options.health_check_interval,
-        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), 1, (redis.ConnectionError,)),
-        "protocol": 2,
-    }
-    if scheme_of(url) not in REDIS_SCHEMES:
-        raise ConfigurationError(f"no asyncio client for {mask_url(url)!r}")
-    try:
-        if max_connections is None:
-            pool = aioredis.ConnectionPool.from_url(url, **defaults)
+    async def run_blocking(self, commands: Sequence[Command], until: float) -> list[Any]:
+        """:meth:`run` on a link of its own, for commands that block on the server (a
+        ``BLPOP``): the replies must come by ``until`` (loop time). A coroutine cancelled
+        while they block closes the link.
+
+        Raises:
+            redis.RedisError: Redis failed (not an error reply), or did not answer in time.
+        """
+        packed = pack(commands)
+        loop = asyncio.get_running_loop()
+        for attempt in (1, 2):
+            link = await self._borrow(loop, min(until, loop.time() + self._timeout))
+            try:
+                replies = _checked(link, await link.request(packed, len(commands), until))
+            except TRANSIENT:
+                self._give_back(link)
+                if attempt == 2 or loop.time() >= until:
+                    raise
+                continue
+            except BaseException:
+                link.close()  # cancelled: the server may still block on its behalf
+                self._give_back(link)
+                raise
+            self._give_back(link)
+            return replies
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Close every link (each lent one fails its wait)."""
+        self.closed = True
+        for link in [self._shared, *self._idle, *self._lent]:
+            if link is not None:
+                link.close()
+        self._idle.clear()
+        self._lent.clear()
+
+    def _limit(self, loop: asyncio.AbstractEventLoop, until: float | None) -> float:
+        limit = loop.time() + self._timeout
+        return limit if until is None or until > limit else until
+
+    def _fresh(self, link: Link, now: float) -> bool:
+        return link.usable and (not link.idle or now - link.last_used < self._stale)
+
+    async def _shared_link(self, loop: asyncio.AbstractEventLoop, until: float) -> Link:
+        link = self._shared
+        if link is not None and self._fresh(link, loop.time()):
+            return link
+        if self._opening is None:  # one connect, which every coroutine here waits for
+            self._opening = loop.create_task(self._open_shared(until))
+            self._opening.add_done_callback(_retrieved)  # its waiters may all have gone
+        return await asyncio.shield(self._opening)
+
+    async def _open_shared(self, until: float) -> Link:
+        try:
+            if self._shared is not None:
+                self._shared.close()
+            self._shared = await open_link(self._target, until)
+            if self.closed:
+                self._shared.close()
+            return self._shared
+        finally:
+            self._opening = None
+
+    async def _borrow(self, loop: asyncio.AbstractEventLoop, until: float) -> Link:
+        now = loop.time()
+        while self._idle:
+            link = self._idle.pop()
+            if self._fresh(link, now):
+                self._lent.add(link)
+                return link
+            link.close()
+        link = await open_link(self._target, until)
+        if self.closed:
+            link.close()
+        self._lent.add(link)
+        return link
+
+    def _give_back(self, link: Link) -> None:
+        self._lent.discard(link)
+        if link.usable and link.idle and not self.closed:
+            self._idle.append(link)
         else:
-            pool = aioredis.BlockingConnectionPool.from_url(
-                url, max_connections=max_connections, timeout=None, **defaults
-            )
-    except (ValueError, TypeError) as exc:
-        raise ConfigurationError(f"bad Redis URL {mask_url(url)!r}: {exc}") from None
-    return aioredis.Redis(connection_pool=pool)
+            link.close()
 
 
-@dataclass(frozen=True)
-class _LoopClients:
-    commands: aioredis.Redis
-    waits: aioredis.Redis
+def _retrieved(task: asyncio.Future[Link]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
-async def _closing(clients: _LoopClients) -> AsyncIterator[None]:
+def _checked(link: Link, replies: list[Any]) -> list[Any]:
+    """``replies``, unless one says the link is no good (``READONLY``: a fail-over; ``ERR max
+    number of clients reached``): that breaks the link and is raised, as a dropped
+    connection is, as the thread side raises it."""
+    for reply in replies:
+        if isinstance(reply, TRANSIENT):
+            link.break_off(reply)
+            raise reply
+    return replies
+
+
+async def _closing(links: LoopLinks) -> AsyncIterator[None]:
     """Suspended for the loop's life; closed by ``loop.shutdown_asyncgens()``, it closes the
-    clients' connections on that loop."""
+    loop's links."""
     try:
         yield
     finally:
-        try:
-            await clients.commands.aclose(close_connection_pool=True)
-        finally:
-            await clients.waits.aclose(close_connection_pool=True)
+        links.close()
 
 
-class LoopClients:
-    """The asyncio clients of one server, one per event loop (see the module docstring)."""
+class ServerLinks:
+    """The :class:`LoopLinks` of one server, one per event loop."""
 
     def __init__(self, url: str, options: RedisOptions) -> None:
         self._url = url
         self._options = options
+        self._target: Target | None = None
         self._lock = threading.Lock()
-        self._clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[_LoopClients, AsyncIterator[None]]
+        self._loops: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[LoopLinks, AsyncIterator[None]]
         ] = weakref.WeakKeyDictionary()
 
-    async def client(self) -> aioredis.Redis:
-        """The running loop's client for commands that answer at once (a publish, a ``GET``):
-        at most ``COMMAND_CONNECTIONS`` connections, which many coroutines take turns on.
+    async def of_running_loop(self) -> LoopLinks:
+        """The running loop's links (made on first use).
 
         Raises:
-            ConfigurationError: the URL has no asyncio client.
+            ConfigurationError: the URL is malformed.
             RuntimeError: no event loop is running.
         """
-        return (await self._of_loop()).commands
-
-    async def waiting_client(self) -> aioredis.Redis:
-        """The running loop's client for blocking waits (``BLPOP``): a connection for each
-        coroutine that waits, so that waits never hold up the commands.
-
-        Raises:
-            ConfigurationError: the URL has no asyncio client.
-            RuntimeError: no event loop is running.
-        """
-        return (await self._of_loop()).waits
-
-    async def _of_loop(self) -> _LoopClients:
         loop = asyncio.get_running_loop()
-        with self._lock:
-            found = self._clients.get(loop)
-        if found is not None:
+        found = self._loops.get(loop)
+        if found is not None and not found[0].closed:
             return found[0]
-        clients = _LoopClients(
-            connect_async(self._url, self._options, max_connections=COMMAND_CONNECTIONS),
-            connect_async(self._url, self._options),
-        )
-        closer = _closing(clients)
         with self._lock:
-            self._clients[loop] = (clients, closer)
+            if self._target is None:
+                self._target = Target.from_url(self._url, self._options)
+            links = LoopLinks(self._target, self._options)
+            closer = _closing(links)
+            self._loops[loop] = (links, closer)
         await anext(closer)  # registered with this loop's shutdown_asyncgens from here on
-        return clients
-
-
-async def execute(client: aioredis.Redis, commands: Sequence[Command]) -> list[Any]:
-    """Send ``commands`` in one write on a connection of ``client``'s pool and read every
-    reply; an error reply is returned in its place (it was read whole), as
-    ``RedisDatabase.execute`` does on the thread side.
-
-    The commands are packed once (by hiredis when it is there) and sent below redis-py's
-    ``execute_command``, whose per-call bookkeeping cost more than the round trip's client
-    work. A connection found dead (the server restarted) is dropped and the commands sent once
-    more; a connection whose replies were not all read (an error, a cancelled coroutine) is
-    closed, never given back half-read.
-
-    Raises:
-        redis.RedisError: Redis failed (not an error reply).
-    """
-    pool: Any = client.connection_pool  # redis-py leaves the pool untyped
-    packed: bytes | None = None
-    for attempt in (1, 2):
-        conn = await pool.get_connection()
-        try:
-            if packed is None:
-                packed = _pack(conn, commands)
-            await conn.send_packed_command(packed)
-            return [await _read(conn) for _ in commands]
-        except TRANSIENT:
-            await conn.disconnect()
-            if attempt == 2:
-                raise
-        except BaseException:
-            await conn.disconnect()
-            raise
-        finally:
-            await pool.release(conn)
-    raise AssertionError("unreachable")
-
-
-async def _read(conn: Any) -> Any:
-    try:
-        return await conn.read_response()
-    except redis.ResponseError as error:
-        if isinstance(error, TRANSIENT):  # READONLY: a fail-over, as a dropped connection
-            raise
-        return error
-
-
-def _pack(conn: Any, commands: Sequence[Command]) -> bytes:
-    if _pack_hiredis is not None:
-        return b"".join(_pack_hiredis(command) for command in commands)
-    return b"".join(b"".join(conn.pack_command(*command)) for command in commands)
+        return links
 
 
 def raise_errors(replies: list[Any]) -> list[Any]:
@@ -217,19 +232,22 @@ def raise_errors(replies: list[Any]) -> list[Any]:
     return replies
 
 
-_clients: weakref.WeakKeyDictionary[RedisDatabase, LoopClients | None] = weakref.WeakKeyDictionary()
-_clients_lock = threading.Lock()
+_servers: weakref.WeakKeyDictionary[RedisDatabase, ServerLinks | None] = weakref.WeakKeyDictionary()
+_servers_lock = threading.Lock()
 
 
-def clients_for(db: RedisDatabase) -> LoopClients | None:
-    """The per-loop asyncio clients of ``db``'s server; None for a URL that has none (a
-    Sentinel's: its callers use the thread-side client)."""
-    with _clients_lock:
-        if db not in _clients:
+def links_for(db: RedisDatabase) -> ServerLinks | None:
+    """The per-loop links to ``db``'s server; None for a URL that has none (a Sentinel's:
+    its callers use the thread-side client)."""
+    if db in _servers:  # no lock: the entry, once made, never changes
+        return _servers[db]
+    with _servers_lock:
+        if db not in _servers:
             url = db.address
-            supported = scheme_of(url) in REDIS_SCHEMES
-            _clients[db] = LoopClients(url, db.options) if supported else None
-        return _clients[db]
+            scheme = scheme_of(url)
+            supported = scheme in REDIS_SCHEMES and scheme not in SENTINEL_SCHEMES
+            _servers[db] = ServerLinks(url, db.options) if supported else None
+        return _servers[db]
 
 
-__all__ = ["AsyncRedis", "LoopClients", "clients_for", "connect_async", "execute", "raise_errors"]
+__all__ = ["LoopLinks", "ServerLinks", "links_for", "raise_errors"]

@@ -125,6 +125,8 @@ def connect(url: str, options: RedisOptions) -> redis.Redis:
         "protocol": 2,
     }
     scheme = scheme_of(url)
+    if scheme == "unix":  # redis-py's Unix-socket connection takes no keep-alive option
+        del defaults["socket_keepalive"]
     try:
         if scheme in SENTINEL_SCHEMES:
             return _sentinel_master(url, options, defaults)

@@ -5,14 +5,14 @@ The wait is the thread side's (``backends/redis.py``): in one write, ``SADD wait
 ``BLPOP`` blocked) and ``BLPOP reply:<id>``, so the coroutine is woken the moment the worker's
 ``store.lua`` pushes the record, and a record stored before it said it waits is found by the
 check. Each ``BLPOP`` lasts ``_block_slice`` seconds at most; then it says again that it waits.
-The commands go as one pipeline on the running loop's redis-py asyncio client
-(``_redis/async_connect.py``), which lends a connection to each waiting coroutine: many
-coroutines may wait at once, each on its own connection, none blocking the loop.
+The commands go in one write on a connection the running loop lends to the waiting coroutine
+(``_redis/async_connect.py``): many coroutines may wait at once, each on its own connection,
+none blocking the loop; reads and documents go down the loop's one shared connection.
 
 Each wait is its own waiter in ``waiting:<id>`` (the thread side names one per backend): two
 coroutines awaiting the same task are each pushed a copy. Errors are the thread side's:
 ``BackendError`` when Redis cannot be reached, or does not answer within the timeout plus
-``REPLY_GRACE``.
+``REPLY_GRACE`` (and each round trip within ``socket_timeout``).
 
 Kept in its own module so that a process that never awaits never imports ``redis.asyncio``; it
 is a part of ``RedisBackend`` and reads its keys, scripts and record decoding.
@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from celeriac._redis.async_connect import AsyncRedis, clients_for, execute, raise_errors
+from celeriac._redis.async_connect import LoopLinks, links_for, raise_errors
 from celeriac._redis.connect import RedisError
 from celeriac._redis.scripts import Arg, Command
 from celeriac.backends.base import ResultBackend, ResultRecord
@@ -49,16 +49,14 @@ async def _errors(backend: RedisBackend, what: str) -> AsyncIterator[None]:
         raise BackendError(f"Redis at {backend.url}: {what} failed: {detail}") from exc
 
 
-async def _client(backend: RedisBackend, *, waits: bool = False) -> AsyncRedis | None:
-    """The loop's client, for commands or for blocking waits (None: a Sentinel URL), after
-    reading Redis's clock if it is due (once a minute, in a thread: the readings of expiry
-    times on the loop then never wait)."""
+async def _links(backend: RedisBackend) -> LoopLinks | None:
+    """The running loop's links to the server (None: a Sentinel URL), after reading Redis's
+    clock if it is due (once a minute, in a thread: the readings of expiry times on the loop
+    then never wait)."""
     if backend._test_clock is None and backend.db.clock.due():
         await asyncio.to_thread(backend.clock)
-    clients = clients_for(backend.db)
-    if clients is None:
-        return None
-    return await (clients.waiting_client() if waits else clients.client())
+    server = links_for(backend.db)
+    return None if server is None else await server.of_running_loop()
 
 
 async def get(backend: RedisBackend, task_id: str) -> ResultRecord | None:
@@ -67,11 +65,11 @@ async def get(backend: RedisBackend, task_id: str) -> ResultRecord | None:
     Raises:
         BackendError: Redis cannot be reached.
     """
-    client = await _client(backend)
-    if client is None:
+    links = await _links(backend)
+    if links is None:
         return await asyncio.to_thread(backend.get, task_id)
     async with _errors(backend, "get"):
-        (raw,) = raise_errors(await execute(client, [("GET", backend.keys.result(task_id))]))
+        (raw,) = raise_errors(await links.run([("GET", backend.keys.result(task_id))]))
     return backend._decode(task_id, raw)
 
 
@@ -84,21 +82,20 @@ async def await_result(
     Raises:
         BackendError: Redis cannot be reached.
     """
-    client = await _client(backend, waits=True)
-    if client is None:  # a Sentinel URL: the base class's thread
+    links = await _links(backend)
+    if links is None:  # a Sentinel URL: the base class's thread
         return await ResultBackend.await_result(backend, task_id, timeout)
     if timeout is not None and timeout <= 0:
         return await get(backend, task_id)
     loop = asyncio.get_running_loop()
     until = None if timeout is None else loop.time() + timeout
-    deadline = None if until is None else until + REPLY_GRACE
     waiter = uuid.uuid4().hex
-    async with _errors(backend, "wait"), asyncio.timeout_at(deadline):
+    async with _errors(backend, "wait"):
         while True:
             remaining = backend._block_slice if until is None else until - loop.time()
             if remaining <= 0:
                 break
-            pushed = await _wait_once(backend, client, task_id, waiter, remaining)
+            pushed = await _wait_once(backend, links, task_id, waiter, remaining, until)
             if pushed is not None:
                 record = backend._decode(task_id, pushed[1])
                 if record is not None and record.ready:
@@ -107,10 +104,17 @@ async def await_result(
 
 
 async def _wait_once(
-    backend: RedisBackend, client: AsyncRedis, task_id: str, waiter: str, remaining: float
+    backend: RedisBackend,
+    links: LoopLinks,
+    task_id: str,
+    waiter: str,
+    remaining: float,
+    until: float | None,
 ) -> Any:
     """One round trip of the wait: say it waits, check, block up to a slice (see the module
-    docstring); the ``BLPOP``'s reply (None: nothing came)."""
+    docstring); the ``BLPOP``'s reply (None: nothing came). The replies are due within
+    ``socket_timeout`` (the slice is at most half of it), and by ``until`` plus
+    ``REPLY_GRACE`` when the wait has a timeout."""
     key, waiting, reply = backend._record_keys(task_id)
     pause = min(remaining, backend._block_slice)
     commands: list[Command] = [
@@ -120,7 +124,10 @@ async def _wait_once(
         backend._check.eval_command([key, reply], [backend._now()]),
         ("BLPOP", reply, pause),
     ]
-    return raise_errors(await execute(client, commands))[-1]
+    due = asyncio.get_running_loop().time() + backend.db.options.socket_timeout
+    if until is not None:
+        due = min(due, until + REPLY_GRACE)
+    return raise_errors(await links.run_blocking(commands, due))[-1]
 
 
 async def put_document(
@@ -131,8 +138,8 @@ async def put_document(
     Raises:
         BackendError: Redis cannot be reached.
     """
-    client = await _client(backend)
-    if client is None:
+    links = await _links(backend)
+    if links is None:
         await asyncio.to_thread(backend.put_document, key, document, expires=expires)
         return
     expiry = "" if expires is None else f"{backend.clock() + expires:.6f}"
@@ -141,4 +148,4 @@ async def put_document(
     if expires is not None:
         command += ["PX", max(1, int(expires * 1000))]
     async with _errors(backend, "store a document"):
-        raise_errors(await execute(client, [tuple(command)]))
+        raise_errors(await links.run([tuple(command)]))

@@ -3,7 +3,7 @@
 
 The same ``publish.lua``, by SHA (``EVALSHA``, sent again with its source when Redis answers
 ``NOSCRIPT``), with the same keys and arguments as ``RedisBroker._send``, on the running loop's
-redis-py asyncio client (``_redis/async_connect.py``); a publish of more than ``CHUNK``
+shared connection (``_redis/async_connect.py``); a publish of more than ``CHUNK``
 messages goes in one ``MULTI``/``EXEC`` with the source, as the thread side does. Errors are
 the thread side's: it keeps trying while Redis is unreachable (with backoff, or the pauses of
 a ``retry_policy``), within ``broker_publish_timeout``, then raises ``PublishError``; a refused
@@ -20,7 +20,7 @@ import itertools
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from celeriac._redis.async_connect import AsyncRedis, clients_for, execute, raise_errors
+from celeriac._redis.async_connect import LoopLinks, links_for, raise_errors
 from celeriac._redis.connect import REFUSED, TRANSIENT, RedisError, redis
 from celeriac._redis.scripts import Arg, Command, LuaScript
 from celeriac.exceptions import PublishError
@@ -60,21 +60,22 @@ def publish_commands(broker: RedisBroker, messages: Sequence[Message]) -> list[C
     return [("MULTI",), *chunks, ("EXEC",)]
 
 
-async def _run(client: AsyncRedis, script: LuaScript, commands: list[Command]) -> None:
-    """Send the commands; an ``EVALSHA`` that Redis lost is sent again with its source.
+async def _run(links: LoopLinks, script: LuaScript, commands: list[Command], until: float) -> None:
+    """Send the commands (by ``until``, loop time); an ``EVALSHA`` that Redis lost is sent
+    again with its source.
 
     Raises:
-        redis.RedisError: Redis failed or refused the call.
+        redis.RedisError: Redis failed or refused the call, or did not answer in time.
     """
     if len(commands) == 1:
-        (reply,) = await execute(client, commands)
+        (reply,) = await links.run(commands, until)
         if isinstance(reply, redis.exceptions.NoScriptError):
             command = commands[0]
-            raise_errors(await execute(client, [("EVAL", script.source, *command[2:])]))
+            raise_errors(await links.run([("EVAL", script.source, *command[2:])], until))
             return
         raise_errors([reply])
         return
-    replies = raise_errors(await execute(client, commands))  # MULTI, the chunks, EXEC
+    replies = raise_errors(await links.run(commands, until))  # MULTI, the chunks, EXEC
     if replies[-1] is None:
         raise redis.exceptions.ResponseError("the transaction was aborted")
 
@@ -90,11 +91,11 @@ async def publish(
     """
     if not messages:
         return
-    clients = clients_for(broker.db)
-    if clients is None:  # a Sentinel URL: the thread side finds the master
+    server = links_for(broker.db)
+    if server is None:  # a Sentinel URL: the thread side finds the master
         await asyncio.to_thread(broker.publish_many, messages)
         return
-    client = await clients.client()
+    links = await server.of_running_loop()
     script = broker.db.script("celeriac.brokers", "publish")
     commands = publish_commands(broker, messages)
     loop = asyncio.get_running_loop()
@@ -103,8 +104,7 @@ async def publish(
     pauses = pauses if pauses is not None else _backoff()
     while True:
         try:
-            async with asyncio.timeout_at(deadline):
-                await _run(client, script, commands)
+            await _run(links, script, commands, deadline)
             return
         except REFUSED as exc:
             raise PublishError(_failure(broker, "refused the connection", exc)) from exc

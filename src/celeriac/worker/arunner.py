@@ -36,8 +36,10 @@ from celeriac.task import Task
 from celeriac.worker.pool import JobWire
 from celeriac.worker.runner import TaskRunner
 
+_ASYNC: dict[Callable[..., Any], bool] = {}  # a task's function -> it is an ``async def``
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 3x, once a job
 class Prepared:
     """A job decoded and ready to run."""
 
@@ -49,7 +51,11 @@ class Prepared:
     @property
     def is_async(self) -> bool:
         """True when the task's function is an ``async def``."""
-        return is_coroutine_task(self.task.fn)
+        fn = self.task.fn
+        found = _ASYNC.get(fn)
+        if found is None:
+            found = _ASYNC[fn] = is_coroutine_task(fn)
+        return found
 
     @property
     def label(self) -> str:

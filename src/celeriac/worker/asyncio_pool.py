@@ -45,10 +45,11 @@ from celeriac.worker.asyncio_child import (
     TAKE_BACK,
     TAKEN_BACK,
     asyncio_child_main,
+    write_frames,
 )
 from celeriac.worker.child import PICKLE
 from celeriac.worker.children import describe_exit
-from celeriac.worker.frames import FrameReader, write_frame
+from celeriac.worker.frames import FrameReader
 from celeriac.worker.pool import (
     Ending,
     ExecutionPool,
@@ -80,6 +81,7 @@ class _Process:
     waiting: dict[int, Running] = field(default_factory=dict)  # in the child, for a slot
     stopping: bool = False  # told to stop: it gets no more jobs
     taking_back: bool = False  # asked for its waiting jobs back, not answered yet
+    outbox: list[object] = field(default_factory=list)  # messages for the next flush
 
     def held(self) -> int:
         """Jobs sent to it and not ended."""
@@ -89,14 +91,27 @@ class _Process:
         """How busy it is, for the choice of a child to send a job to (one stopping: never)."""
         return float("inf") if self.stopping else len(self.running) + len(self.waiting)
 
-    def send(self, message: object) -> bool:
-        """Write ``message`` down the pipe; False when the child is gone (its exit is seen
-        through its sentinel)."""
+    def queue(self, message: object) -> None:
+        """Queue ``message`` for the next :meth:`flush` (jobs: see ``AsyncioPool.submit``)."""
+        self.outbox.append(message)
+
+    def flush(self) -> bool:
+        """Write the queued messages down the pipe, as one frame; False when the child is gone
+        (its exit is seen through its sentinel)."""
+        messages, self.outbox = self.outbox, []
+        if not messages:
+            return True
         try:
-            write_frame(self.jobs_fd, pickle.dumps(message, PICKLE))
+            write_frames(self.jobs_fd, [pickle.dumps(messages, PICKLE)])
         except OSError:
             return False
         return True
+
+    def send(self, message: object) -> bool:
+        """Write ``message`` down the pipe now, behind the queued frames; False when the child
+        is gone."""
+        self.queue(message)
+        return self.flush()
 
     def close(self) -> None:
         """Close both pipes."""
@@ -161,24 +176,35 @@ class AsyncioPool(ExecutionPool):
         many again for jobs that wait in the children (see the module)."""
         typical = self._typical
         room = self.slots * (2 if typical is not None and typical < AHEAD_UNDER else 1)
-        return sum(max(0, room - p.held()) for p in self._procs if not p.stopping)
+        free = 0
+        for proc in self._procs:  # a plain loop: the dispatcher asks once a message
+            held = len(proc.running) + len(proc.waiting)
+            if held < room and not proc.stopping:
+                free += room - held
+        return free
 
     def submit(self, job: Job) -> None:
-        """Send a job to the child holding the fewest (it may wait there for a slot: the
-        child says so)."""
+        """Give a job to the child holding the fewest (it may wait there for a slot: the
+        child says so). It is written down the pipe with the others of this turn of the
+        worker's loop, at the next :meth:`poll`: one write and one wake-up of the child for
+        the whole batch, rather than one a job."""
         procs = self._procs
         proc = procs[0] if len(procs) == 1 else min(procs, key=_Process.load)
         proc.running[job.key] = Running(job)
         if job.soft_time_limit is not None or job.time_limit is not None:
             self._limited += 1
-        proc.send((RUN, job.wire()))  # a dead child's exit reports this job lost
+        proc.queue((RUN, job.wire()))  # a dead child's exit reports this job lost
 
     def running(self) -> list[Job]:
         """Jobs in flight, those waiting in a child for a slot included."""
         return [r.job for p in self._procs for r in [*p.running.values(), *p.waiting.values()]]
 
     def poll(self, timeout: float, wake_fds: list[Any]) -> list[Finished]:
-        """Collect outcomes and deaths, enforce time limits; see :meth:`ExecutionPool.poll`."""
+        """Send the jobs submitted since the last call, collect outcomes and deaths, enforce
+        time limits; see :meth:`ExecutionPool.poll`."""
+        for proc in self._procs:
+            if proc.outbox:
+                proc.flush()
         self._watch_wake_fds(wake_fds)
         finished: list[Finished] = []
         exited: list[_Process] = []
@@ -211,35 +237,41 @@ class AsyncioPool(ExecutionPool):
         self._wake_fds = list(wake_fds)
 
     def _outcomes_of(self, proc: _Process) -> list[Finished]:
-        finished = []
+        finished: list[Finished] = []
         for frame in proc.outcomes.read():
-            key, next_key, wire = pickle.loads(frame)
-            if next_key == QUEUED:  # these wait in the child: not started
-                for waiting in wire:
-                    if waiting in proc.running:
-                        proc.waiting[waiting] = proc.running.pop(waiting)
-                continue
-            if next_key == TAKEN_BACK:
-                proc.taking_back = False
-                back = [proc.waiting.pop(k) for k in wire if k in proc.waiting]
-                finished.extend(self._returned(back))
-                continue
-            if next_key is not None and next_key in proc.waiting:
-                started = proc.running[next_key] = proc.waiting.pop(next_key)
-                started.started = time.monotonic()
-            run = proc.running.pop(key, None) or proc.waiting.pop(key, None)
-            if run is None:
-                continue
-            self._forget(run)
-            if run.kill_reason is not None:  # cancelled in time: killed, whatever it says
-                finished.append(killed(run.job, run.kill_reason))
-                continue
-            outcome = outcome_from_wire(wire)
-            finished.append(Finished(run.job, outcome))
-            typical = self._typical
-            runtime = outcome.runtime
-            self._typical = runtime if typical is None else 0.9 * typical + 0.1 * runtime
+            for key, next_key, wire in pickle.loads(frame):  # one frame a turn of the child
+                if key is None:
+                    finished.extend(self._news(proc, next_key, wire))
+                    continue
+                if next_key is not None and next_key in proc.waiting:
+                    started = proc.running[next_key] = proc.waiting.pop(next_key)
+                    started.started = time.monotonic()
+                run = proc.running.pop(key, None) or proc.waiting.pop(key, None)
+                if run is None:
+                    continue
+                self._forget(run)
+                if run.kill_reason is not None:  # cancelled in time: killed, whatever it says
+                    finished.append(killed(run.job, run.kill_reason))
+                    continue
+                outcome = outcome_from_wire(wire)
+                finished.append(Finished(run.job, outcome))
+                typical = self._typical
+                runtime = outcome.runtime
+                self._typical = runtime if typical is None else 0.9 * typical + 0.1 * runtime
         return finished
+
+    def _news(self, proc: _Process, what: int, keys: list[int]) -> list[Finished]:
+        """A child's report that is no outcome: jobs that wait there for a slot (``QUEUED``),
+        or waiting jobs it handed back (``TAKEN_BACK``)."""
+        if what == QUEUED:  # these wait in the child: not started
+            for waiting in keys:
+                if waiting in proc.running:
+                    proc.waiting[waiting] = proc.running.pop(waiting)
+            return []
+        if what == TAKEN_BACK:
+            proc.taking_back = False
+            return self._returned([proc.waiting.pop(k) for k in keys if k in proc.waiting])
+        return []
 
     def _forget(self, run: Running) -> None:
         job = run.job

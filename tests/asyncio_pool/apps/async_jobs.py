@@ -6,6 +6,7 @@ log append one line to a file: O_APPEND writes this small are atomic across proc
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import threading
 import time
@@ -122,3 +123,37 @@ async def progress(self: Task[..., Any]) -> str:
     self.update_state(state="PROGRESS", meta={"done": 1})
     await asyncio.sleep(0.01)
     return "ok"
+
+
+# -- each job its own task identity once it waits, and its own context ------------------------
+_tag: contextvars.ContextVar[str | None] = contextvars.ContextVar("tag", default=None)
+_tasks_seen: dict[int, list[str]] = {}  # id of the asyncio task that ran them -> tags, in order
+_tasks_kept: list[asyncio.Task[Any]] = []  # kept alive: an id is never reused meanwhile
+
+
+def _on_current_task(tag: str) -> None:
+    task = asyncio.current_task()
+    assert task is not None, "no current task: asyncio.timeout and TaskGroup would fail"
+    if id(task) not in _tasks_seen:
+        _tasks_kept.append(task)
+    _tasks_seen.setdefault(id(task), []).append(tag)
+
+
+@app.task
+async def isolated(tag: str, seconds: float) -> dict[str, Any]:
+    """Set a context variable, maybe wait, and report what it saw: the variable as it found
+    it (None: no job before leaked its own), and under ``asyncio.timeout`` (which needs a
+    current task, from the first step on)."""
+    found = _tag.get()
+    _tag.set(tag)
+    async with asyncio.timeout(30):
+        _on_current_task(f"{'wait' if seconds else 'sync'}:{tag}")
+        if seconds:
+            await asyncio.sleep(seconds)
+    return {"found": found, "after": _tag.get()}
+
+
+@app.task
+async def tasks_seen() -> list[list[str]]:
+    """The tags of ``isolated`` runs, grouped by the asyncio task that ran them."""
+    return list(_tasks_seen.values())
