@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from celeriac import Celeriac, group
-from celeriac.sending import PAUSE_COLLECTOR
+from celeriac.ids import PAUSE_COLLECTOR
 from support.processes import WorkerProcess
 
 

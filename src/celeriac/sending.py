@@ -14,13 +14,9 @@ lineage of the task sending it (gathered by the app); it imports nothing of the 
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import gc
 import math
-import os
-import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +24,7 @@ from celeriac.brokers.base import Broker, PublishRetry
 from celeriac.compression import compression_name
 from celeriac.config import Settings, to_seconds
 from celeriac.exceptions import ConfigurationError, MessageTooLarge
+from celeriac.ids import new_id, new_ids
 from celeriac.message import Message, MessageTemplate
 from celeriac.middleware import MiddlewareStack
 from celeriac.router import Router
@@ -64,67 +61,9 @@ SEND_OPTIONS = frozenset(
 RETRY_POLICY_KEYS = frozenset({"max_retries", "interval_start", "interval_step", "interval_max"})
 NO_RETRY = PublishRetry(max_retries=0)
 MAX_TEMPLATES = 1024  # tasks whose plain calls keep a message template (see Sender.message)
-PAUSE_COLLECTOR = 1000  # calls built at once from which the garbage collector waits
 # A call sends one message: (its task id, or None for a new one; its args; its kwargs, which
 # are only read: they may be the signature's own).
 Call = tuple[Any, Sequence[Any], dict[str, Any]]
-
-
-def new_ids(count: int) -> list[str]:
-    """``count`` random ids written as ``str(uuid.uuid4())`` writes them (version 4, RFC 4122
-    variant: 122 random bits), from one read of the OS's random source; many at once are laid
-    out column by column (a slice assignment a hex digit), a tenth of ``uuid4()``'s cost."""
-    if count < BULK_IDS:
-        return [_new_id() for _ in range(count)]
-    digits = os.urandom(16 * count).hex().encode("ascii")
-    out = bytearray(b"-" * (37 * count))
-    for digit, at in enumerate(_ID_DIGITS):  # digit of each id -> its place in "8-4-4-4-12\n"
-        out[at::37] = digits[digit::32]
-    out[14::37] = b"4" * count  # the version
-    out[19::37] = out[19::37].translate(_VARIANT_BYTES)  # the variant, from that digit's bits
-    out[36::37] = b"\n" * count
-    return out[:-1].decode("ascii").split("\n")
-
-
-def _new_id() -> str:
-    """One id, from this thread's stock of ids made in bulk (a fork starts a new stock)."""
-    stock: list[str] | None = getattr(_stock, "ids", None)
-    if not stock:
-        stock = _stock.ids = new_ids(ID_STOCK)
-    return stock.pop()
-
-
-def _new_stock() -> None:
-    global _stock
-    _stock = threading.local()
-
-
-BULK_IDS = 8  # ids from which new_ids lays them out in bulk
-ID_STOCK = 256  # ids made at once for one-by-one calls (delay())
-_ID_DIGITS = tuple(at for at in range(36) if at not in (8, 13, 18, 23))
-_VARIANT_BYTES = bytes.maketrans(b"0123456789abcdef", b"89ab" * 4)  # uuid4's variant: 10xx
-_stock = threading.local()
-os.register_at_fork(after_in_child=_new_stock)  # never the parent's ids in a child
-
-
-@contextlib.contextmanager
-def collector_paused(count: int) -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while the messages of ``count`` calls are built,
-    when they are many (``PAUSE_COLLECTOR``), and restore it as it was.
-
-    A group's build makes a few objects a member, every one of them kept until the group is
-    sent: the collector can free none of them, yet it ran its full passes over every object of
-    the process several times during a build of 20,000 members, a third or more of the build's
-    CPU. Paused, it looks at what is left of the build once, afterwards.
-    """
-    if count < PAUSE_COLLECTOR or not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _static(routes: Any) -> bool:
@@ -289,7 +228,7 @@ class Sender:
             body = self._body(name, args, kwargs)
             now = self.broker.clock()
             template = self._template(name, task_defaults, lineage, now)
-            return self._finish(name, template.message(_new_id(), body, now), template)
+            return self._finish(name, template.message(new_id(), body, now), template)
         self.retry_for(given)  # a bad policy fails before anything is built
         route = self.router.route(name, tuple(args), kwargs, given)
         call = {**route, **task_defaults, **given}

@@ -18,9 +18,9 @@ from celeriac import Celeriac, group
 from celeriac.backends.memory import MemoryBackend
 from celeriac.brokers.memory import MemoryBroker
 from celeriac.exceptions import MessageTooLarge
+from celeriac.ids import PAUSE_COLLECTOR, new_ids
 from celeriac.message import Message
 from celeriac.middleware import Middleware
-from celeriac.sending import PAUSE_COLLECTOR, new_ids
 
 
 class CollectorSeen(Middleware):

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac.canvas.plan import IMMEDIATE, NOT_INHERITED, Context, Plan, publish
 from celeriac.canvas.signature import Signature
+from celeriac.ids import collector_paused, new_ids
 from celeriac.request import current_request, sender_lineage
 from celeriac.result import AsyncResult, GroupResult, group_key
-from celeriac.sending import Call, collector_paused, new_ids
+from celeriac.sending import Call
 
 if TYPE_CHECKING:
     from celeriac.canvas.group import group

@@ -28,8 +28,8 @@ from celeriac.canvas.flat import is_flat, plan_flat, send_flat
 from celeriac.canvas.plan import Context, Plan, chord_key
 from celeriac.canvas.signature import Signature, maybe_signature
 from celeriac.exceptions import ChordError
+from celeriac.ids import PAUSE_COLLECTOR, collector_paused
 from celeriac.result import GroupResult, group_key, result_tree
-from celeriac.sending import PAUSE_COLLECTOR, collector_paused
 
 if TYPE_CHECKING:
     from celeriac.app import Celeriac
@@ -56,7 +56,7 @@ class group(Container):
     def __init__(self, *tasks: Tasks, app: Celeriac | None = None, **options: Any) -> None:
         items = iter(_items(tasks))
         members = [maybe_signature(t, app) for t in itertools.islice(items, PAUSE_COLLECTOR)]
-        if len(members) == PAUSE_COLLECTOR:  # a big group: see sending.collector_paused
+        if len(members) == PAUSE_COLLECTOR:  # a big group: see ids.collector_paused
             with collector_paused(PAUSE_COLLECTOR):
                 members.extend(maybe_signature(t, app) for t in items)
         first_app = next((m._app for m in members), None)
