@@ -95,20 +95,7 @@ def arguments_text(body: bytes | str, content_type: str, hide: bool) -> tuple[st
 
 def message_fields(message: Message, hide: bool) -> dict[str, Any]:
     """The fields of a task-sent or task-received for ``message`` (Celery's names)."""
-    args, kwargs = arguments_text(message.body, message.content_type, hide)
-    fields: dict[str, Any] = {
-        "name": message.task,
-        "args": args,
-        "kwargs": kwargs,
-        "retries": message.retries,
-        "queue": message.queue,
-        "eta": message.eta,
-        "expires": message.expires,
-    }
-    for name in ("parent_id", "root_id", "group_id"):
-        if (value := getattr(message, name)) is not None:
-            fields[name] = value
-    return fields
+    return _fields(SENT, _message_raw(message, hide))
 
 
 # -- the worker's events, as rows ----------------------------------------------------------------
@@ -120,7 +107,7 @@ def message_fields(message: Message, hide: bool) -> dict[str, Any]:
 EventRow = list[Any]
 
 
-def _received_raw(message: Message, hide: bool) -> dict[str, Any]:
+def _message_raw(message: Message, hide: bool) -> dict[str, Any]:
     raw: dict[str, Any] = {
         "name": message.task,
         "retries": message.retries,
@@ -186,9 +173,15 @@ def event_of(row: EventRow, hostname: str) -> TaskEvent:
     """
     try:
         kind, task_id, timestamp, raw = row
-        fields = dict(raw or {})
-    except (TypeError, ValueError) as exc:
+        fields = _fields(kind, dict(raw or {}))
+    except (TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"not a task event row: {row!r}") from exc
+    return TaskEvent(str(kind), str(task_id), float(timestamp), hostname, fields)
+
+
+def _fields(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """A row's raw parts made Celery's fields (in place): the body split into args and kwargs,
+    the traceback read from the stored failure, the result cut to ``TEXT_LIMIT``."""
     body = fields.pop("body", None)
     if body is not None:
         fields["args"], fields["kwargs"] = arguments_text(body, JSON, False)
@@ -201,7 +194,7 @@ def event_of(row: EventRow, hostname: str) -> TaskEvent:
         fields["traceback"] = _clip(str(info.get("traceback") or ""))
     if "result" in fields:
         fields["result"] = _clip(fields["result"])
-    return TaskEvent(str(kind), str(task_id), float(timestamp), hostname, fields)
+    return fields
 
 
 def events_of(rows: Iterable[EventRow], hostname: str) -> list[TaskEvent]:
@@ -258,7 +251,7 @@ class EventBuffer:
         """task-received, for a message that passed the checks."""
         message = held.message
         if self.enabled and message is not None:
-            raw = _received_raw(message, self.options.hide_args)
+            raw = _message_raw(message, self.options.hide_args)
             self.pending.append([RECEIVED, message.id, self.clock(), raw])
 
     def started(self, running: Iterable[Held]) -> None:
