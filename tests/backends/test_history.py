@@ -3,6 +3,7 @@ backend through the ``backend`` fixture of ``conftest.py`` (memory, SQLite, Redi
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -162,6 +163,27 @@ def test_a_search_filters(
     fill(backend)
 
     assert ids(backend, **query) == expected
+
+
+def test_an_entry_written_across_writes_is_whole_and_found_by_its_text(
+    backend: ResultBackend,
+) -> None:
+    received, started, succeeded = lifecycle("t1", T0)
+    backend.record_events([received, started], retention=None)
+    backend.record_events([succeeded], retention=None)
+
+    (listed,) = backend.history_tasks(TaskQuery(text="[1, 2]")).tasks
+    assert ids(backend, text="3") == ["t1"]  # the result, written second
+    assert (listed.name, listed.args, listed.kwargs, listed.result) == (
+        "jobs.add",
+        "[1, 2]",
+        "{}",
+        "3",
+    )
+    assert (listed.worker, listed.queue, listed.runtime) == ("w1", "celeriac", 1.5)
+    assert (listed.received, listed.started, listed.finished) == (T0, T0 + 0.5, T0 + 2)
+    assert (listed.state, listed.seen, listed.state_time) == (states.SUCCESS, T0, T0 + 2)
+    assert backend.history_task("t1") == replace(listed, events=tuple(lifecycle("t1", T0)))
 
 
 def test_counts_by_state_and_name(backend: ResultBackend) -> None:

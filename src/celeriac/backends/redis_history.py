@@ -25,6 +25,7 @@ from celeriac.history import (
     TaskPage,
     TaskQuery,
     WorkerEntry,
+    apply,
     fold,
     series,
     stats_by_second,
@@ -40,37 +41,20 @@ if TYPE_CHECKING:
 # (worker/history_writer.py): 30,000 tasks' events at most, several seconds of a busy worker's.
 FEED_ENTRIES = 300
 PRUNE_LIMIT = 1000  # expired entries one write deletes at most, so that no script runs long
-_TIMES = ("sent", "received", "started", "finished", "runtime")
-_TEXTS = (
-    *("name", "args", "kwargs", "result", "exception", "traceback", "worker", "queue"),
-    *("parent_id", "root_id", "group_id", "state"),
-)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6f}"
-    if isinstance(value, tuple | list | dict):
-        return json.dumps(value, default=str)
-    return str(value)
-
-
-_NAMED = ("args", "kwargs", "result")
 
 
 def _search_text(patch: dict[str, Any]) -> str:
     """What the batch says of the searched fields, as history_record.lua takes it: '' when
     it says nothing of them, else "<args>\\0<kwargs>\\0<result>" ('' for each unsaid)."""
-    if not any(name in patch for name in _NAMED):
+    args, kwargs, result = patch.get("args"), patch.get("kwargs"), patch.get("result")
+    if args is None and kwargs is None and result is None:
         return ""
-    return "\0".join(str(patch.get(name, "")) for name in _NAMED)
+    return f"{args or ''}\0{kwargs or ''}\0{result or ''}"
 
 
 def _task_args(task_id: str, f: Folded) -> list[Arg]:
-    """history_record.lua's arguments for one task's folded events."""
-    pairs: list[Arg] = []
-    for name, value in f.patch.items():
-        pairs += [name, _text(value)]
+    """history_record.lua's arguments for one task's folded events. Only what the script
+    indexes and merges goes as fields; the rest of the entry is read from its timeline."""
     patch = f.patch
     return [
         task_id,
@@ -82,28 +66,30 @@ def _task_args(task_id: str, f: Folded) -> list[Arg]:
         patch.get("worker", ""),
         _search_text(patch),
         "\n".join(f.lines),
-        len(patch),
-        *pairs,
     ]
 
 
-def _entry(task_id: str, flat: Sequence[Any]) -> TaskEntry:
+def _entry(task_id: str, flat: Sequence[Any], *, with_events: bool = False) -> TaskEntry:
+    """The entry stored as ``flat`` (HGETALL's reply): its timeline folded by
+    ``history.apply``, with the state, its time and ``seen`` as the script merged them (the
+    authority when events came out of order). Entries an older version wrote, with every
+    field, read the same: their timeline is there too."""
     raw = {
         as_bytes(k).decode(): as_bytes(v).decode()
         for k, v in zip(flat[::2], flat[1::2], strict=True)
     }
-    times: dict[str, Any] = {n: float(raw[n]) if raw.get(n) else None for n in _TIMES}
-    texts: dict[str, Any] = {name: raw.get(name, "") for name in _TEXTS}
-    progress = raw.get("progress")
-    return TaskEntry(
-        task_id=task_id,
-        **texts,
-        **times,
-        retries=int(raw.get("retries") or 0),
-        children=tuple(json.loads(raw.get("children") or "[]")),
-        progress=None if progress is None else json.loads(progress),
-        seen=float(raw.get("seen") or 0.0),
-        state_time=float(raw.get("state_time") or 0.0),
+    events = ordered(_lines([raw["events"]])) if raw.get("events") else ()
+    entry: TaskEntry | None = None
+    for event in events:
+        entry = apply(entry, event)
+    if entry is None:
+        entry = TaskEntry(task_id=task_id)
+    return replace(
+        entry,
+        state=raw.get("state") or entry.state,
+        state_time=float(raw.get("state_time") or entry.state_time),
+        seen=float(raw.get("seen") or entry.seen),
+        events=events if with_events else (),
     )
 
 
@@ -167,11 +153,7 @@ class RedisHistory:
             return None
         if isinstance(flat, dict):  # a RESP3 connection answers HGETALL with a map
             flat = [x for pair in flat.items() for x in pair]
-        timeline = [
-            v for k, v in zip(flat[::2], flat[1::2], strict=True) if as_bytes(k) == b"events"
-        ]
-        events = ordered(_lines(timeline))
-        return replace(_entry(task_id, flat), events=tuple(events))
+        return _entry(task_id, flat, with_events=True)
 
     def history_tasks(self, query: TaskQuery) -> TaskPage:
         """See ``ResultBackend.history_tasks``.

@@ -4,9 +4,10 @@
 --
 -- Keys (all under ARGV[3], the history prefix "<global_keyprefix>celeriac:hist:"; built here,
 -- as they depend on the entries' fields, which only this script reads):
---   task:<id>          hash    one entry: the fields of celeriac.history.TaskEntry as text,
---                              and `events`, its timeline: its events as JSON lines, in
---                              arrival order
+--   task:<id>          hash    one entry: `events`, its timeline (its events as JSON lines, in
+--                              arrival order: the reader folds the entry's other fields from
+--                              them), and what this script indexes and merges by: `state`,
+--                              `state_time`, `seen`, `name`, `worker`
 --   all                zset    every entry id, scored by `seen` (its first event's time); also
 --                              what retention prunes by (seen older than now - retention)
 --   by-state:<state>   zset    the ids in that state, by `seen` (likewise by-name:, by-worker:)
@@ -18,7 +19,8 @@
 --                              runtime_count runtime_max" (celeriac.history.SecondStats)
 --   seconds            zset    the seconds in stats, by themselves (for ranges and pruning)
 --
--- What costs Redis is the number of calls, not the data: an entry is one HMGET and one HSET;
+-- What costs Redis is the number of calls and fields, not the data: an entry is one HMGET and
+-- one HSET of at most six fields;
 -- the index, text and count changes of the whole batch are gathered and sent as one ZADD a
 -- zset, one HSET of `text`, one HINCRBY a (state, name) (see `bulk`).
 --
@@ -30,7 +32,7 @@
 --          task-sent), seen (its first event's time), its name and worker ('' = not said),
 --          '' when args, kwargs and result did not change, else what the batch says of them
 --          ("<args>\0<kwargs>\0<result>": right as it is for a new entry), its events as
---          JSON lines, n, then n field/value pairs (the fields its events set)
+--          JSON lines
 -- then     how many seconds, then per second: the second and its six counts
 --
 -- Returns the number of entries pruned. The merge rule is celeriac.history.apply's: the later
@@ -97,15 +99,17 @@ local i, lines = 7, {}
 for _ = 1, tonumber(ARGV[6]) do
   local id, state, st_text, takes, seen_text = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local name, worker, text, timeline = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
-  local n = tonumber(ARGV[i + 9])
+  i = i + 9
   local key = P .. 'task:' .. id
   local cur = redis.call('HMGET', key, 'state', 'state_time', 'seen', 'name', 'worker', 'events')
   local old_state, old_name, old_worker = cur[1], cur[4] or '', cur[5] or ''
   local fields = {}
-  for j = i + 10, i + 9 + 2 * n do
-    fields[#fields + 1] = ARGV[j]
+  if name ~= '' and name ~= old_name then
+    fields[#fields + 1], fields[#fields + 2] = 'name', name
   end
-  i = i + 10 + 2 * n
+  if worker ~= '' and worker ~= old_worker then
+    fields[#fields + 1], fields[#fields + 2] = 'worker', worker
+  end
   local new_state = old_state
   if not old_state or (takes == '1' and tonumber(st_text) >= (tonumber(cur[2]) or 0)) then
     new_state = state
@@ -121,7 +125,7 @@ for _ = 1, tonumber(ARGV[6]) do
   end
   fields[#fields + 1], fields[#fields + 2] = 'events', cur[6] and (cur[6] .. '\n' .. timeline) or timeline
   if text ~= '' and old_state then  -- an update: the text is the merged entry's
-    local t = redis.call('HMGET', key, 'args', 'kwargs', 'result')
+    local t = {string.match(redis.call('HGET', P .. 'text', id) or '', '^(.-)%z(.-)%z(.*)$')}
     local a, k, r = string.match(text, '^(.-)%z(.-)%z(.*)$')
     text = (a ~= '' and a or t[1] or '') .. '\0' .. (k ~= '' and k or t[2] or '') .. '\0' .. (r ~= '' and r or t[3] or '')
   end
