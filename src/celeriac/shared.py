@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar, cast, overload
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, cast, overload
 
 from celeriac.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from celeriac.app import Celeriac
-    from celeriac.task import Task
+    from celeriac.task import AsyncTask, Task, TaskDecorator
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -108,19 +108,21 @@ def register_app(app: Celeriac, current_app: Callable[[], Celeriac]) -> None:
 
 
 @overload
+def shared_task(fn: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
+
+
+@overload
 def shared_task(fn: Callable[P, R], /) -> Task[P, R]: ...
 
 
 @overload
-def shared_task(
-    *, bind: Literal[True], **options: Any
-) -> Callable[[Callable[Concatenate[Any, P], R]], Task[P, R]]: ...
+def shared_task(*, bind: Literal[True], **options: Any) -> TaskDecorator[Literal[True]]: ...
 
 
 @overload
 def shared_task(
     *, bind: Literal[False] = False, **options: Any
-) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+) -> TaskDecorator[Literal[False]]: ...
 
 
 def shared_task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:

@@ -12,8 +12,19 @@ import datetime
 import functools
 import inspect
 import sys
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar
+from collections.abc import Callable, Coroutine, Iterable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    Literal,
+    NoReturn,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    overload,
+)
 
 from celeriac.arguments import fits, plain_parameters
 from celeriac.canvas.maps import chunks, xmap, xstarmap
@@ -508,3 +519,47 @@ class Task(Generic[P, R]):
     def chunks(self, it: Iterable[Any], n: int) -> chunks:
         """Split ``it`` (argument tuples) into tasks of ``n`` items each; applied, a group."""
         return chunks(self.s(), it, n, app=self.app)
+
+
+if TYPE_CHECKING:
+
+    class AsyncTask(Task[P, R]):
+        """What the type checker sees of an ``async def`` task (``@app.task async def
+        fetch(url: str) -> int``): its results are typed by what the coroutine returns
+        (``await fetch.delay(url)`` is an ``int``), and calling it here gives the coroutine.
+        No such class exists at run time: the object is the app's ``Task``."""
+
+        def __call__(  # type: ignore[override]
+            self, *args: P.args, **kwargs: P.kwargs
+        ) -> Coroutine[Any, Any, R]: ...
+
+        def run(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, R]: ...  # type: ignore[override]
+
+    Bound = TypeVar("Bound", bound=bool, covariant=True)
+
+    class TaskDecorator(Protocol[Bound]):
+        """``@app.task(...)``: an ``async def`` becomes an ``AsyncTask``, a function a
+        ``Task``; with ``bind=True`` (``TaskDecorator[Literal[True]]``) the function's first
+        parameter is the task itself, not one of the call's. One generic protocol for both,
+        so that ``@app.task(**options)``, where ``bind`` may hide in the dictionary, is still
+        a typed decorator."""
+
+        @overload
+        def __call__(
+            self: TaskDecorator[Literal[True]],
+            fn: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]],
+            /,
+        ) -> AsyncTask[P, R]: ...
+
+        @overload
+        def __call__(
+            self: TaskDecorator[Literal[True]], fn: Callable[Concatenate[Any, P], R], /
+        ) -> Task[P, R]: ...
+
+        @overload
+        def __call__(
+            self: TaskDecorator[Literal[False]], fn: Callable[P, Coroutine[Any, Any, R]], /
+        ) -> AsyncTask[P, R]: ...
+
+        @overload
+        def __call__(self: TaskDecorator[Literal[False]], fn: Callable[P, R], /) -> Task[P, R]: ...

@@ -6,8 +6,8 @@ import importlib
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 from celeriac.annotations import annotate
 from celeriac.app.asending import asend_task
@@ -33,6 +33,9 @@ from celeriac.serialization import Serializer
 from celeriac.shared import register_app
 from celeriac.signals import Signal
 from celeriac.task import Task
+
+if TYPE_CHECKING:
+    from celeriac.task import AsyncTask, TaskDecorator
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -393,18 +396,21 @@ class Celeriac:
             self._backend.close()
 
     # -- registering tasks ---------------------------------------------------------------------
+    # An ``async def`` is typed by what its coroutine returns: ``fetch.delay(url)`` is an
+    # ``AsyncResult[int]``, not an ``AsyncResult[Coroutine[..., int]]``.
+    @overload
+    def task(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
+
     @overload
     def task(self, fn: Callable[P, R], /) -> _Task[P, R]: ...
 
     @overload
-    def task(
-        self, /, *, bind: Literal[True], **options: Any
-    ) -> Callable[[Callable[Concatenate[Any, P], R]], _Task[P, R]]: ...
+    def task(self, /, *, bind: Literal[True], **options: Any) -> TaskDecorator[Literal[True]]: ...
 
     @overload
     def task(
         self, /, *, bind: Literal[False] = False, **options: Any
-    ) -> Callable[[Callable[P, R]], _Task[P, R]]: ...
+    ) -> TaskDecorator[Literal[False]]: ...
 
     def task(
         self, fn: Callable[..., Any] | None = None, /, *, bind: bool = False, **options: Any

@@ -155,7 +155,10 @@ def worker_flags(fn: F) -> F:
         "--autoscale",
         metavar="MAX,MIN",
         callback=_autoscale,
-        help="Grow the pool up to MAX processes while work waits; shrink back to MIN.",
+        help=(
+            "Grow the pool up to MAX processes (-P asyncio: slots) while work waits; "
+            "shrink back to MIN."
+        ),
     )
     @click.option(
         "--time-limit",

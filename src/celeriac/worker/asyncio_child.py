@@ -57,15 +57,17 @@ from celeriac.coroutines import Interrupt, in_context
 from celeriac.exceptions import SoftTimeLimitExceeded, TaskRevokedError
 from celeriac.execution import Outcome, execute, failure
 from celeriac.worker.arunner import Prepared, aexecute, prepare
-from celeriac.worker.child import PICKLE, _become_child
+from celeriac.worker.child import PICKLE, _become_child, resident_kib
 from celeriac.worker.frames import CHUNK, HEADER
 from celeriac.worker.pool import outcome_wire
 from celeriac.worker.runner import TaskRunner
 
 log = logging.getLogger("celeriac.worker")
-RUN, SOFT, CANCEL, TAKE_BACK = "run", "soft", "cancel", "take_back"
+RUN, SOFT, CANCEL, TAKE_BACK, SLOTS = "run", "soft", "cancel", "take_back", "slots"
 QUEUED = -2  # next_key of a frame listing jobs that wait for a slot
 TAKEN_BACK = -3  # next_key of a frame listing waiting jobs handed back unstarted
+RETIRING = -4  # next_key of a frame listing jobs handed back by a child past its memory limit
+STARTED = -5  # next_key of a frame listing waiting jobs started in slots just added
 BLOCKING_WARNING = 0.5  # seconds the loop may be stuck in one task before it is logged
 BEAT = 0.05  # seconds between the loop's heartbeats that the watchdog checks
 # Outcomes sent at once, at most: a runner that ends many jobs in one step (no-ops) sends them
@@ -101,6 +103,7 @@ class _Server:
     runner: TaskRunner
     executor: concurrent.futures.ThreadPoolExecutor
     slots: int
+    max_memory_kib: int | None = None  # past it (RSS), it takes no more jobs: ``_retire``
     running: dict[int, _Job] = field(default_factory=dict)  # in a slot: started, or ready
     ready: deque[Ready] = field(default_factory=deque)  # in a slot, for a runner to start
     # for a slot, oldest first: each decoded as it came, so a slot that frees starts it at once
@@ -111,6 +114,8 @@ class _Server:
     buffer: bytearray = field(default_factory=bytearray)
     starting: bool = False  # a runner was created and has not taken a job yet
     stopping: bool = False
+    retiring: bool = False  # past its memory limit: every job sent from now on goes back
+    measure: bool = False  # a job ended since the memory was last measured
     done: asyncio.Future[None] | None = None
 
     async def serve(self) -> None:
@@ -163,7 +168,9 @@ class _Server:
             return
         kind, value = message
         if kind == RUN:
-            if len(self.running) < self.slots and not self.waiting:
+            if self.retiring:  # sent before the main process heard: it goes back, unstarted
+                self._write((None, RETIRING, [value[0]]))
+            elif len(self.running) < self.slots and not self.waiting:
                 self._admit(value[0], prepare(self.runner, value))
             else:
                 self.waiting.append((value[0], prepare(self.runner, value)))
@@ -175,6 +182,9 @@ class _Server:
             self.waiting = deque(item for item in self.waiting if item[0] not in wanted)
             self._write((None, TAKEN_BACK, keys))
             return
+        if kind == SLOTS:
+            self._resize(value)
+            return
         if kind == CANCEL and self._drop(value):
             return
         job = self.running.get(value)
@@ -183,6 +193,28 @@ class _Server:
         if kind == SOFT:
             job.interrupt.pending = SoftTimeLimitExceeded(f"{job.label} reached its soft limit")
         job.runner.cancel()
+
+    def _resize(self, slots: int) -> None:
+        """Run up to ``slots`` jobs at once from now on (``pool_grow`` / ``pool_shrink``): the
+        waiting jobs that fit in the slots added start now, and the main process is told
+        which. It never takes away a slot in use: it shrinks by idle slots only."""
+        self.slots = slots
+        started = []
+        while self.waiting and len(self.running) < slots and not self.stopping:
+            key, prepared = self.waiting.popleft()
+            self._admit(key, prepared)
+            started.append(key)
+        if started:
+            self._write((None, STARTED, started))
+
+    def _retire(self) -> None:
+        """Past the memory limit: hand back the jobs waiting for a slot, and every job sent
+        from now on; the running ones end, then the main process stops this child and starts
+        another in its place (``--max-memory-per-child``, as a prefork child retires)."""
+        self.retiring = True
+        keys = [key for key, _ in self.waiting]
+        self.waiting.clear()
+        self._write((None, RETIRING, keys))
 
     def _drop(self, key: int) -> bool:
         """Take ``key`` out of the jobs not started yet (cancelled before it started); False
@@ -257,6 +289,7 @@ class _Server:
     def _ended_with(self, key: int, outcome: Outcome) -> None:
         """Report ``key``'s outcome, with the waiting job that takes its slot."""
         self.running.pop(key, None)
+        self.measure = True
         following = self.waiting.popleft() if self.waiting and not self.stopping else None
         self._report(key, outcome, None if following is None else following[0])
         if following is not None:
@@ -277,6 +310,14 @@ class _Server:
             self._flush()
 
     def _flush(self) -> None:
+        limit = self.max_memory_kib
+        if limit and self.measure and not self.retiring:
+            # Measured once a flush (a loop turn that ended jobs), not once a job: reading
+            # /proc costs about 30 us, as much as a no-op job's whole run here. Its report
+            # goes in the frame of the outcomes: the main process hears of both at once.
+            self.measure = False
+            if resident_kib() > limit:
+                self._retire()
         reports, self.unsent = self.unsent, []
         if not reports:
             return
@@ -364,6 +405,7 @@ def asyncio_child_main(
     slots: int,
     threads: int,
     parent_pid: int,
+    max_memory_kib: int | None = None,
 ) -> None:
     """Serve jobs on one event loop until told to stop; see the module docstring. As it
     exits it sends Celery's ``worker_process_shutdown`` (``pid``, ``exitcode``)."""
@@ -379,7 +421,7 @@ def asyncio_child_main(
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
     executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="celeriac-sync")
-    server = _Server(loop, jobs_fd, outcomes_fd, runner, executor, slots)
+    server = _Server(loop, jobs_fd, outcomes_fd, runner, executor, slots, max_memory_kib)
     watchdog = _Watchdog(loop, server.labels)
     try:
         watchdog.start()

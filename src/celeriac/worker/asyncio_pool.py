@@ -30,24 +30,29 @@ import multiprocessing
 import os
 import pickle
 import selectors
-import signal
 import time
-from dataclasses import dataclass, field
 from multiprocessing.connection import wait
-from multiprocessing.process import BaseProcess
 from typing import Any
 
 from celeriac.worker.asyncio_child import (
     CANCEL,
     QUEUED,
+    RETIRING,
     RUN,
     SOFT,
+    STARTED,
     TAKE_BACK,
     TAKEN_BACK,
     asyncio_child_main,
-    write_frames,
 )
-from celeriac.worker.child import PICKLE
+from celeriac.worker.asyncio_procs import AsyncioProcess as _Process
+from celeriac.worker.asyncio_procs import (
+    next_deadline,
+    resize,
+    spread_growth,
+    spread_shrink,
+    warn_soft_limit_ignored,
+)
 from celeriac.worker.children import describe_exit
 from celeriac.worker.frames import FrameReader
 from celeriac.worker.pool import (
@@ -72,64 +77,24 @@ PIPE_BYTES = 1 << 20  # the job pipe's size: jobs never wait on a child whose lo
 _F_SETPIPE_SZ = 1031  # Linux's fcntl to size a pipe
 
 
-@dataclass
-class _Process:
-    process: BaseProcess
-    jobs_fd: int  # frames go down
-    outcomes: FrameReader  # outcome frames come back
-    running: dict[int, Running] = field(default_factory=dict)  # job key -> its book-keeping
-    waiting: dict[int, Running] = field(default_factory=dict)  # in the child, for a slot
-    stopping: bool = False  # told to stop: it gets no more jobs
-    taking_back: bool = False  # asked for its waiting jobs back, not answered yet
-    outbox: list[object] = field(default_factory=list)  # messages for the next flush
-
-    def held(self) -> int:
-        """Jobs sent to it and not ended."""
-        return len(self.running) + len(self.waiting)
-
-    def load(self) -> float:
-        """How busy it is, for the choice of a child to send a job to (one stopping: never)."""
-        return float("inf") if self.stopping else len(self.running) + len(self.waiting)
-
-    def queue(self, message: object) -> None:
-        """Queue ``message`` for the next :meth:`flush` (jobs: see ``AsyncioPool.submit``)."""
-        self.outbox.append(message)
-
-    def flush(self) -> bool:
-        """Write the queued messages down the pipe, as one frame; False when the child is gone
-        (its exit is seen through its sentinel)."""
-        messages, self.outbox = self.outbox, []
-        if not messages:
-            return True
-        try:
-            write_frames(self.jobs_fd, [pickle.dumps(messages, PICKLE)])
-        except OSError:
-            return False
-        return True
-
-    def send(self, message: object) -> bool:
-        """Write ``message`` down the pipe now, behind the queued frames; False when the child
-        is gone."""
-        self.queue(message)
-        return self.flush()
-
-    def close(self) -> None:
-        """Close both pipes."""
-        with contextlib.suppress(OSError):
-            os.close(self.jobs_fd)
-        self.outcomes.close()
-
-
 class AsyncioPool(ExecutionPool):
     """Event-loop children, ``slots`` jobs each; see the module docstring."""
 
     can_terminate = True
 
-    def __init__(self, runner: TaskRunner, slots: int, *, processes: int = 1) -> None:
+    def __init__(
+        self,
+        runner: TaskRunner,
+        slots: int,
+        *,
+        processes: int = 1,
+        max_tasks_per_child: int | None = None,
+        max_memory_per_child: int | None = None,
+    ) -> None:
         self.runner = runner
-        self.slots = slots
-        self.processes = processes
-        self.threads = min(MAX_THREADS, slots)
+        self.max_tasks = max_tasks_per_child
+        self.max_memory_kib = max_memory_per_child
+        self._sizes = [slots] * processes  # slots of the children to start; then: theirs
         self._ctx = multiprocessing.get_context("fork")
         self._procs: list[_Process] = []
         self._selector = selectors.DefaultSelector()
@@ -137,35 +102,41 @@ class AsyncioPool(ExecutionPool):
         self._limited = 0  # running jobs with a time limit or a kill pending: poll checks them
         self._typical: float | None = None  # moving average of the tasks' run times
         self._acks_late: dict[str, bool] = {}  # task name -> acknowledged after it runs
+        self._unlimited: set[str] = set()  # plain functions told to have no soft limit here
+        self._closing = False  # stop() was called: no child is started any more
 
     def start(self) -> None:
         """Fork the children."""
-        for _ in range(self.processes):
-            self._procs.append(self._spawn())
+        for slots in self._sizes:
+            self._procs.append(self._spawn(slots))
 
-    def _spawn(self) -> _Process:
+    def _spawn(self, slots: int) -> _Process:
         job_reader, job_writer = os.pipe()
         outcome_reader, outcome_writer = os.pipe()
         with contextlib.suppress(OSError):  # not Linux, or above the system's maximum
             fcntl.fcntl(job_writer, _F_SETPIPE_SZ, PIPE_BYTES)
             fcntl.fcntl(outcome_writer, _F_SETPIPE_SZ, PIPE_BYTES)
+        # MAX_THREADS at most: made as needed, so never more than the jobs running at once.
+        args = (job_reader, outcome_writer, self.runner, slots, MAX_THREADS, os.getpid())
         process = self._ctx.Process(
             target=asyncio_child_main,
-            args=(job_reader, outcome_writer, self.runner, self.slots, self.threads, os.getpid()),
+            args=(*args, self.max_memory_kib),
             name="celeriac-asyncio",
             daemon=True,
         )
         process.start()
         os.close(job_reader)
         os.close(outcome_writer)
-        proc = _Process(process, job_writer, FrameReader(outcome_reader))
+        proc = _Process(process, job_writer, FrameReader(outcome_reader), slots)
         self._selector.register(outcome_reader, selectors.EVENT_READ, ("outcome", proc))
         self._selector.register(process.sentinel, selectors.EVENT_READ, ("exit", proc))
         return proc
 
     def size(self) -> int:
-        """Jobs it runs at once: ``-c`` per child."""
-        return self.slots * self.processes
+        """Jobs it runs at once: the slots of the children serving (``-c`` each at first)."""
+        if not self._procs:
+            return sum(self._sizes)
+        return sum(p.slots for p in self._procs if not p.retiring)
 
     def pids(self) -> list[int]:
         """The process ids of the children."""
@@ -173,27 +144,79 @@ class AsyncioPool(ExecutionPool):
 
     def free_slots(self) -> int:
         """Slots without a job, in children that take jobs, and, while tasks are short, as
-        many again for jobs that wait in the children (see the module)."""
+        many again for jobs that wait in the children (see the module); a child is never
+        sent more than its ``--max-tasks-per-child``."""
         typical = self._typical
-        room = self.slots * (2 if typical is not None and typical < AHEAD_UNDER else 1)
+        ahead = 2 if typical is not None and typical < AHEAD_UNDER else 1
+        budget = self.max_tasks
         free = 0
         for proc in self._procs:  # a plain loop: the dispatcher asks once a message
             held = len(proc.running) + len(proc.waiting)
-            if held < room and not proc.stopping:
-                free += room - held
+            room = proc.slots * ahead - held
+            if budget is not None:
+                room = min(room, budget - proc.given)
+            if room > 0 and not proc.stopping and not proc.retiring:
+                free += room
         return free
 
     def submit(self, job: Job) -> None:
         """Give a job to the child holding the fewest (it may wait there for a slot: the
         child says so). It is written down the pipe with the others of this turn of the
         worker's loop, at the next :meth:`poll`: one write and one wake-up of the child for
-        the whole batch, rather than one a job."""
+        the whole batch, rather than one a job. A child given its ``--max-tasks-per-child``
+        jobs is retired: a new child takes its place at once."""
         procs = self._procs
         proc = procs[0] if len(procs) == 1 else min(procs, key=_Process.load)
         proc.running[job.key] = Running(job)
         if job.soft_time_limit is not None or job.time_limit is not None:
             self._limited += 1
+            if job.soft_time_limit is not None:
+                self._warn_soft_limit_ignored(job.task)
         proc.queue((RUN, job.wire()))  # a dead child's exit reports this job lost
+        proc.given += 1
+        if self.max_tasks is not None and proc.given >= self.max_tasks:
+            self._retire(proc)
+
+    def _retire(self, proc: _Process) -> None:
+        """``proc`` gets no more jobs: a new child serves in its place from now on, and it is
+        told to stop once it holds no job (``_stop_retired``)."""
+        if proc.retiring:
+            return
+        proc.retiring = True
+        self._procs.append(self._spawn(proc.slots))
+        log.info("process %s retires after %d tasks", proc.process.pid, proc.given)
+
+    def _stop_retired(self) -> None:
+        for proc in self._procs:
+            if proc.retiring and not proc.stopping and not proc.held():
+                proc.stopping = True
+                proc.send(None)
+
+    def _warn_soft_limit_ignored(self, task: str) -> None:
+        if task not in self._unlimited:  # once per task name
+            self._unlimited.add(task)
+            warn_soft_limit_ignored(self.runner.tasks.get(task))
+
+    def pool_grow(self, n: int = 1) -> None:
+        """``n`` more slots, each to the child with the fewest (the semaphore of jobs at
+        once: no process is started)."""
+        if not self._procs:  # before start: the children start with these
+            self._sizes = spread_growth(self._sizes, n)
+            return
+        serving = [p for p in self._procs if p.serving]
+        resize(serving, spread_growth([p.slots for p in serving], n))
+
+    def pool_shrink(self, n: int = 1) -> int:
+        """Up to ``n`` slots fewer, idle ones only; see :meth:`ExecutionPool.pool_shrink`."""
+        if not self._procs:
+            before = sum(self._sizes)
+            self._sizes = spread_shrink(self._sizes, self._sizes, n)
+            return before - sum(self._sizes)
+        serving = [p for p in self._procs if p.serving]
+        sizes = [p.slots for p in serving]
+        after = spread_shrink(sizes, [max(0, p.slots - p.held()) for p in serving], n)
+        resize(serving, after)
+        return sum(sizes) - sum(after)
 
     def running(self) -> list[Job]:
         """Jobs in flight, those waiting in a child for a slot included."""
@@ -208,8 +231,9 @@ class AsyncioPool(ExecutionPool):
         self._watch_wake_fds(wake_fds)
         finished: list[Finished] = []
         exited: list[_Process] = []
-        wait_for = min(timeout, self._next_deadline()) if self._limited else timeout
-        for key, _ in self._selector.select(wait_for):
+        if self._limited:
+            timeout = min(timeout, next_deadline(self._procs, CANCEL_GRACE))
+        for key, _ in self._selector.select(timeout):
             kind, proc = key.data
             if kind == "outcome":
                 finished.extend(self._outcomes_of(proc))
@@ -218,11 +242,17 @@ class AsyncioPool(ExecutionPool):
         for proc in exited:
             finished.extend(self._outcomes_of(proc))
             finished.extend(self._replace(proc))
+        self._look_after()
+        return finished
+
+    def _look_after(self) -> None:
+        """The checks of each poll: time limits, jobs stuck waiting, retired children."""
         if self._limited:
             self._enforce_limits()
         if self._waiting():
             self._take_back_stuck()
-        return finished
+        if self.max_tasks is not None or self.max_memory_kib is not None:
+            self._stop_retired()
 
     def _waiting(self) -> bool:
         return any(p.waiting for p in self._procs)
@@ -262,16 +292,30 @@ class AsyncioPool(ExecutionPool):
 
     def _news(self, proc: _Process, what: int, keys: list[int]) -> list[Finished]:
         """A child's report that is no outcome: jobs that wait there for a slot (``QUEUED``),
-        or waiting jobs it handed back (``TAKEN_BACK``)."""
+        waiting jobs started in new slots (``STARTED``), or jobs it handed back unstarted
+        (``TAKEN_BACK``; ``RETIRING``: past its memory limit)."""
         if what == QUEUED:  # these wait in the child: not started
             for waiting in keys:
                 if waiting in proc.running:
                     proc.waiting[waiting] = proc.running.pop(waiting)
             return []
+        if what == STARTED:  # waiting jobs started in slots just added (pool_grow)
+            now = time.monotonic()
+            for key in keys:
+                if key in proc.waiting:
+                    started = proc.running[key] = proc.waiting.pop(key)
+                    started.started = now
+            return []
         if what == TAKEN_BACK:
             proc.taking_back = False
-            return self._returned([proc.waiting.pop(k) for k in keys if k in proc.waiting])
-        return []
+        elif what == RETIRING:  # past its memory limit: these come back, it gets no more
+            if not self._closing:
+                self._retire(proc)
+        else:
+            return []
+        back = [proc.waiting.pop(k, None) or proc.running.pop(k, None) for k in keys]
+        proc.given -= len(keys)
+        return self._returned([run for run in back if run is not None])
 
     def _forget(self, run: Running) -> None:
         job = run.job
@@ -301,7 +345,10 @@ class AsyncioPool(ExecutionPool):
         self._selector.unregister(proc.process.sentinel)
         proc.close()
         if proc in self._procs:
-            self._procs[self._procs.index(proc)] = self._spawn()
+            if proc.retiring:  # a child serves in its place already
+                self._procs.remove(proc)
+            else:
+                self._procs[self._procs.index(proc)] = self._spawn(proc.slots)
         return finished
 
     def _take_back(self, proc: _Process, *, stopping: bool = False) -> list[Finished]:
@@ -356,18 +403,6 @@ class AsyncioPool(ExecutionPool):
             late = self._acks_late[task] = bool(conf if option is None else option)
         return late
 
-    def _next_deadline(self) -> float:
-        now, soonest = time.monotonic(), 3600.0
-        for proc in self._procs:
-            for run in proc.running.values():
-                job = run.job
-                for limit in (job.soft_time_limit if not run.soft_sent else None, job.time_limit):
-                    if limit is not None:
-                        soonest = min(soonest, run.started + limit - now)
-                if run.kill_sent_at is not None:
-                    soonest = min(soonest, run.kill_sent_at + CANCEL_GRACE - now)
-        return max(soonest, 0.0)
-
     def _enforce_limits(self) -> None:
         now = time.monotonic()
         for proc in self._procs:
@@ -412,6 +447,7 @@ class AsyncioPool(ExecutionPool):
 
     def stop(self, timeout: float) -> list[Finished]:
         """Let running jobs finish for up to ``timeout``, then kill the rest; see the base."""
+        self._closing = True
         for proc in self._procs:
             proc.stopping = True
             proc.send(None)
@@ -449,6 +485,4 @@ class AsyncioPool(ExecutionPool):
 
 
 def _kill(proc: _Process) -> None:
-    if proc.process.pid is not None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.process.pid, signal.SIGKILL)
+    proc.kill()

@@ -151,22 +151,25 @@ class Worker:
         )
         if opts.processes is not None and opts.pool != "asyncio":
             raise ConfigurationError("--processes is for the asyncio pool (-P asyncio)")
+        recycling = {
+            "max_tasks_per_child": opts.max_tasks_per_child or app.conf.worker_max_tasks_per_child,
+            "max_memory_per_child": (
+                opts.max_memory_per_child or app.conf.worker_max_memory_per_child
+            ),
+        }
         if opts.pool == "asyncio":  # -c coroutines in each of --processes children
-            if opts.autoscale is not None:
-                raise ConfigurationError("--autoscale needs the prefork or threads pool")
-            pool = AsyncioPool(runner, self.concurrency, processes=opts.processes or 1)
+            scaled = opts.autoscale is not None  # MAX,MIN slots in all: it starts with MIN
+            slots = 0 if scaled else self.concurrency
+            pool = AsyncioPool(runner, slots, processes=opts.processes or 1, **recycling)
+            if scaled:
+                pool.pool_grow(self.concurrency)
             self.concurrency = pool.size()
             return pool
         if opts.pool == "threads":
             return ThreadPool(runner, self.concurrency)
         if opts.pool == "solo":
             return SoloPool(runner)
-        return PreforkPool(
-            runner,
-            self.concurrency,
-            max_tasks_per_child=opts.max_tasks_per_child or app.conf.worker_max_tasks_per_child,
-            max_memory_per_child=opts.max_memory_per_child or app.conf.worker_max_memory_per_child,
-        )
+        return PreforkPool(runner, self.concurrency, **recycling)
 
     # -- running --------------------------------------------------------------------------------
     def run(self) -> None:
