@@ -130,10 +130,14 @@ class Message:
         return decode_arguments(serializer, self.content_type, self.body)
 
     @classmethod
-    def decode(cls, raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Message:
+    def decode(
+        cls, raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, checked: bool = False
+    ) -> Message:
         """Parse bytes written by :meth:`encode` (the body stays serialized, but not
-        compressed), checking every header field against the schema (``celeriac.headers``).
-        It does not check the signature: :func:`open_message` does, before parsing.
+        compressed), checking every header field against the schema (``celeriac.headers``),
+        unless ``checked`` says these very bytes passed that check already (a pool child
+        decoding what the worker's main process decoded and checked: its intake). It does
+        not check the signature: :func:`open_message` does, before parsing.
 
         Raises:
             MalformedMessage: the bytes are not a celeriac message (the error names the field),
@@ -144,7 +148,8 @@ class Message:
         if not sep:
             raise MalformedMessage("no header line: not a celeriac message")
         header = _parse_header(line)
-        check_header(header)
+        if not checked:
+            check_header(header)
         if header.pop("v", None) != PROTOCOL:
             raise MalformedMessage(f"unsupported message protocol (this worker reads {PROTOCOL})")
         compression = header.get("compression")

@@ -67,7 +67,7 @@ def prepare(runner: TaskRunner, wire: JobWire) -> Prepared | Outcome:
     """The job decoded, or the outcome that dead-letters a message that does not decode."""
     _, raw, queue, attempt, binding, _, _ = wire
     try:
-        message = Message.decode(raw, max_bytes=runner.max_bytes)
+        message = Message.decode(raw, max_bytes=runner.max_bytes, checked=True)
         args, kwargs = decode_arguments(runner.serializer, message.content_type, message.body)
     except CeleriacError as exc:
         return failure(exc, action=Action.DEAD_LETTER)

@@ -52,7 +52,7 @@ class TaskRunner:
         """
         _, raw, queue, attempt, binding, _, _ = wire
         try:
-            message = Message.decode(raw, max_bytes=self.max_bytes)
+            message = Message.decode(raw, max_bytes=self.max_bytes, checked=True)
         except CeleriacError as exc:
             return failure(exc, action=Action.DEAD_LETTER)
         return self._run(message, queue, attempt, binding)
