@@ -155,7 +155,7 @@ class Message:
         compression = header.get("compression")
         if compression is not None:
             body = decompress(body, compression, max_bytes=max_bytes)
-        message = cls(body=body, signature=signature, **header)
+        message = _from_header(cls, header, body, signature)
         # It re-encodes to the bytes it came from: a signature stays valid when it is handed back.
         message.__dict__["_encoded"] = raw
         message.__dict__["_unsigned"] = unsigned
@@ -220,6 +220,30 @@ _HEADER_DEFAULTS: tuple[tuple[str, Any], ...] = tuple(
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(Message))
+# What a decoded message holds for a field its header leaves out (headers, workflow and
+# sent_at are made fresh for each: see _from_header).
+_DECODED_DEFAULTS: dict[str, Any] = {
+    name: default for name, default in _HEADER_DEFAULTS if default is not _NO_DEFAULT
+}
+del _DECODED_DEFAULTS["headers"], _DECODED_DEFAULTS["workflow"]
+
+
+def _from_header(
+    cls: type[Message], header: dict[str, Any], body: bytes, signature: str | None
+) -> Message:
+    """The message of a checked header: what ``cls(**header)`` makes, without the frozen
+    dataclass's ``__init__``, which sets one field at a time through ``object.__setattr__``
+    (most of a decode's cost: the worker's main process decodes every message it takes)."""
+    message = object.__new__(cls)
+    values = {**_DECODED_DEFAULTS, **header, "body": body, "signature": signature}
+    if "headers" not in header:
+        values["headers"] = {}
+    if "workflow" not in header:
+        values["workflow"] = {}
+    if "sent_at" not in header:
+        values["sent_at"] = time.time()
+    message.__dict__.update(values)
+    return message
 
 
 class MessageTemplate:

@@ -53,8 +53,9 @@ class _Policy:
     bucket: TokenBucket | None  # its rate limit here (None: none)
 
 
-def _first(*values: Any) -> Any:
-    return next((v for v in values if v is not None), None)
+def _first(value: Any, fallback: Any) -> Any:
+    """``value``, unless it is None (then ``fallback``): a task's option over the default."""
+    return fallback if value is None else value
 
 
 class Dispatcher:
