@@ -17,6 +17,13 @@ SQLite cannot notify another process of a commit. Waiting is therefore done by w
 ``PRAGMA data_version``, which changes whenever another connection commits: a check costs a few
 microseconds and reads no table, so waiters look every half millisecond while it matters and
 back off as the wait grows long.
+
+Checkpoints (copying the WAL back into the database file, with an fsync of each) are left to
+SQLite, which runs one inside the commit that takes the WAL past ``CHECKPOINT_PAGES``: 4,000
+pages (16 MiB) rather than its default 1,000, so that a worker's main process, which commits a
+turn every few milliseconds, stops for a checkpoint's fsyncs a quarter as often, and copies a
+page that many turns wrote once. The WAL file is cut back to that size when it starts over.
+Durability is the same: a checkpoint moves committed data only.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 BUSY_TIMEOUT = 30.0  # seconds a statement may wait for another process's lock
+CHECKPOINT_PAGES = 4000  # WAL pages (of 4 KiB) past which a commit checkpoints
 # Poll steps for waiting on a change: (waited so far, interval), in seconds.
 _POLL_STEPS = ((0.05, 0.0005), (1.0, 0.002), (30.0, 0.01), (float("inf"), 0.025))
 
@@ -166,6 +174,11 @@ class SqliteDatabase:
         conn.execute("PRAGMA busy_timeout = 0")  # see retry_busy
         retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"), self._busy_until())
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+        conn.execute(f"PRAGMA journal_size_limit = {CHECKPOINT_PAGES * 4096}")
+        # A savepoint's or an upsert's statement journal in memory, not in a temporary file
+        # made and deleted for each (a third of storing a batch of results went there).
+        conn.execute("PRAGMA temp_store = MEMORY")
         _live.add(conn)
         self._local.conn, self._local.pid, self._local.depth = conn, os.getpid(), 0
         return conn

@@ -27,8 +27,8 @@ _UPSERT = (
     " date_done = excluded.date_done, retries = excluded.retries, meta = excluded.meta,"
     " expires_at = excluded.expires_at"
     " WHERE celeriac_results.state NOT IN (?, ?, ?) OR celeriac_results.expires_at <= ?"
-    " RETURNING task_id"
 )
+_UPSERT_RETURNING = _UPSERT + " RETURNING task_id"
 _COLUMNS = "task_id, state, content_type, payload, date_done, retries, meta"
 
 
@@ -63,26 +63,35 @@ class SqliteBackend(ResultBackend):
             return []
         now = self.clock()
         expires_at = None if expires is None else now + expires
-        flags: list[bool] = []
+        rows = [
+            (
+                r.task_id,
+                r.state,
+                r.content_type,
+                r.payload,
+                r.date_done,
+                r.retries,
+                json.dumps(r.meta),
+                expires_at,
+                *_FINAL,
+                now,
+            )
+            for r in records
+        ]
         with self._file.errors("store"), self._file.db.transaction() as conn:
-            for r in records:
-                row = conn.execute(
-                    _UPSERT,
-                    [
-                        r.task_id,
-                        r.state,
-                        r.content_type,
-                        r.payload,
-                        r.date_done,
-                        r.retries,
-                        json.dumps(r.meta),
-                        expires_at,
-                        *_FINAL,
-                        now,
-                    ],
-                ).fetchone()
-                flags.append(row is not None)
-        return flags
+            # One executemany for the batch: when it changed as many rows as it has records,
+            # every record was stored (an upsert changes one row or none). Otherwise (a final
+            # record already there: a lost lease; or one id twice) it is undone and done again
+            # a record at a time, to say which were stored.
+            conn.execute("SAVEPOINT store_many")
+            changed = conn.total_changes
+            conn.executemany(_UPSERT, rows)
+            if conn.total_changes - changed == len(rows):
+                conn.execute("RELEASE store_many")
+                return [True] * len(rows)
+            conn.execute("ROLLBACK TO store_many")
+            conn.execute("RELEASE store_many")
+            return [conn.execute(_UPSERT_RETURNING, row).fetchone() is not None for row in rows]
 
     def get_many(self, task_ids: Sequence[str]) -> dict[str, ResultRecord]:
         """Fetch records; see :meth:`ResultBackend.get_many`."""

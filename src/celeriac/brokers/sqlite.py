@@ -22,19 +22,29 @@ from celeriac.exceptions import BrokerError, PublishError
 from celeriac.message import Message
 
 PROMOTE_EVERY = 0.01  # seconds; a due delayed message waits at most this long in a busy queue
-_CHUNK = 400  # rows per statement: keeps (tag, token) pairs under SQLite's variable limit
+
+# The statements of a worker's every turn have one text whatever the batch's size (the batch is
+# a JSON array, read by json_each), so that sqlite3's statement cache compiles each once.
+_TAKE_ONE_QUEUE = (
+    "UPDATE celeriac_messages SET token = ?, available_at = ?, attempt = attempt + 1"
+    " WHERE tag IN (SELECT tag FROM celeriac_messages INDEXED BY celeriac_messages_order"
+    " WHERE ready = 1 AND queue = ? AND available_at <= ? ORDER BY priority DESC, tag LIMIT ?)"
+    " RETURNING tag, queue, body, attempt, priority"
+)
+_TAKE_TAGS = (
+    "UPDATE celeriac_messages SET token = ?, available_at = ?, attempt = attempt + 1"
+    " WHERE tag IN (SELECT value FROM json_each(?)) RETURNING tag, queue, body, attempt, priority"
+)
+_LEASED = "tag IN (SELECT value FROM json_each(?)) AND token = ?"  # settling: one fetch's tags
 
 
-def _chunks(items: Sequence[Delivery]) -> Iterator[Sequence[Delivery]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
-
-
-def _pairs_clause(count: int) -> str:
-    # "tag IN" first: without it SQLite scans the whole table for the row-value match.
-    tags = ",".join("?" * count)
-    pairs = ",".join(["(?, ?)"] * count)
-    return f"tag IN ({tags}) AND (tag, token) IN (VALUES {pairs})"
+def _by_token(deliveries: Sequence[Delivery]) -> dict[str, str]:
+    """The tags of ``deliveries`` as a JSON array per lease token (one token per fetch, so a
+    worker's batch has a few)."""
+    tags: dict[str, list[int]] = {}
+    for d in deliveries:
+        tags.setdefault(d.token, []).append(int(d.tag))
+    return {token: json.dumps(group) for token, group in tags.items()}
 
 
 def _dead_clause(tags: Sequence[str] | None) -> tuple[str, list[object]]:
@@ -42,11 +52,6 @@ def _dead_clause(tags: Sequence[str] | None) -> tuple[str, list[object]]:
     if tags is None:
         return "", []
     return "WHERE tag IN (SELECT value FROM json_each(?))", [json.dumps(list(tags))]
-
-
-def _pairs(deliveries: Sequence[Delivery]) -> list[object]:
-    tags: list[object] = [int(d.tag) for d in deliveries]
-    return tags + [value for d in deliveries for value in (int(d.tag), d.token)]
 
 
 class SqliteBroker(Broker):
@@ -175,15 +180,15 @@ class SqliteBroker(Broker):
                     "UPDATE celeriac_messages SET ready = 1 WHERE ready = 0 AND available_at <= ?",
                     [now],
                 )
-            tags = self._best(conn, queues, limit, now)
-            if not tags:
-                return []
-            marks = ",".join("?" * len(tags))
-            rows = conn.execute(
-                "UPDATE celeriac_messages SET token = ?, available_at = ?, attempt = attempt + 1"
-                f" WHERE tag IN ({marks}) RETURNING tag, queue, body, attempt, priority",
-                [token, now + lease, *tags],
-            ).fetchall()
+            if len(queues) == 1:
+                rows = conn.execute(
+                    _TAKE_ONE_QUEUE, [token, now + lease, queues[0], now, limit]
+                ).fetchall()
+            else:
+                tags = self._best(conn, queues, limit, now)
+                if not tags:
+                    return []
+                rows = conn.execute(_TAKE_TAGS, [token, now + lease, json.dumps(tags)]).fetchall()
         rows.sort(key=lambda r: (-r[4], r[0]))
         return [
             Delivery(bytes(body), queue, str(tag), token, attempt)
@@ -211,11 +216,9 @@ class SqliteBroker(Broker):
         # its current lease must still report False.
         done: set[tuple[str, str]] = set()
         with self._file.db.transaction() as conn:
-            for chunk in _chunks(deliveries):
-                rows = conn.execute(
-                    sql.format(pairs=_pairs_clause(len(chunk))), [*params, *_pairs(chunk)]
-                ).fetchall()
-                done.update((str(r[0]), str(r[1])) for r in rows)
+            for token, tags in _by_token(deliveries).items():
+                rows = conn.execute(sql, [*params, tags, token]).fetchall()
+                done.update((str(row[0]), token) for row in rows)
         return [(d.tag, d.token) in done for d in deliveries]
 
     def ack_many(self, deliveries: Sequence[Delivery]) -> list[bool]:
@@ -224,7 +227,7 @@ class SqliteBroker(Broker):
             return []
         with self._file.errors("ack"):
             return self._settle(
-                "DELETE FROM celeriac_messages WHERE {pairs} RETURNING tag, token", deliveries
+                f"DELETE FROM celeriac_messages WHERE {_LEASED} RETURNING tag", deliveries
             )
 
     def extend(self, deliveries: Sequence[Delivery], lease: float) -> list[bool]:
@@ -233,7 +236,7 @@ class SqliteBroker(Broker):
             return []
         with self._file.errors("extend"):
             return self._settle(
-                "UPDATE celeriac_messages SET available_at = ? WHERE {pairs} RETURNING tag, token",
+                f"UPDATE celeriac_messages SET available_at = ? WHERE {_LEASED} RETURNING tag",
                 deliveries,
                 self.clock() + lease,
             )
