@@ -136,12 +136,7 @@ def next_deadline(procs: list[AsyncioProcess], grace: float) -> float:
     now, soonest = time.monotonic(), 3600.0
     for proc in procs:
         for run in proc.running.values():
-            job = run.job
-            for limit in (job.soft_time_limit if not run.soft_sent else None, job.time_limit):
-                if limit is not None:
-                    soonest = min(soonest, run.started + limit - now)
-            if run.kill_sent_at is not None:
-                soonest = min(soonest, run.kill_sent_at + grace - now)
+            soonest = min(soonest, run.next_deadline(now, grace))
     return max(soonest, 0.0)
 
 

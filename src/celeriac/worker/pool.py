@@ -153,6 +153,18 @@ class Running:
     kill_reason: Ending | None = None
     kill_sent_at: float | None = None
 
+    def next_deadline(self, now: float, grace: float) -> float:
+        """Seconds from ``now`` (monotonic) to its next limit: its soft time limit (until
+        sent), its hard one, or the end of the ``grace`` after a kill was sent; an hour when
+        it has none."""
+        job, soonest = self.job, 3600.0
+        for limit in (job.soft_time_limit if not self.soft_sent else None, job.time_limit):
+            if limit is not None:
+                soonest = min(soonest, self.started + limit - now)
+        if self.kill_sent_at is not None:
+            soonest = min(soonest, self.kill_sent_at + grace - now)
+        return soonest
+
 
 def lost(job: Job, reason: str, ending: Ending = Ending.DIED) -> Finished:
     """A job whose process died (or was killed at shutdown) before it reported."""

@@ -363,12 +363,7 @@ class PreforkPool(ExecutionPool):
             run = child.running
             if run is None:
                 continue
-            job = run.job
-            for limit in (job.soft_time_limit if not run.soft_sent else None, job.time_limit):
-                if limit is not None:
-                    soonest = min(soonest, run.started + limit - now)
-            if run.kill_sent_at is not None:
-                soonest = min(soonest, run.kill_sent_at + KILL_GRACE - now)
+            soonest = min(soonest, run.next_deadline(now, KILL_GRACE))
             if child.offered:
                 soonest = min(soonest, run.started + SHORT_TASK - now)
         return max(soonest, 0.0)
