@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -157,4 +158,39 @@ def test_a_worker_whose_events_process_was_killed_keeps_its_history(sqlite_url: 
         page = client.backend.history_tasks(TaskQuery(state="SUCCESS"))
         assert page.total == 10
     finally:
+        client.close()
+
+
+def test_a_locked_history_never_holds_up_the_tasks_on_sqlite(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The history is a file of its own (``celeriac.history.db``): while something holds its
+    write lock (a long dashboard search, a backup), tasks still run and store their results;
+    the history catches up once the lock is let go."""
+    client = Celeriac("client", broker=sqlite_url)
+    history = sqlite3.connect(tmp_path / "celeriac.history.db", isolation_level=None)
+    try:
+        with WorkerProcess(sqlite_url, "-c", "2", app="monitored") as worker:
+            first = client.send_task("monitored.add", (1, 1))
+            assert first.get(timeout=30) == 2
+            assert wait_for(lambda: client.backend.history_task(first.id) is not None, 15)
+            history.execute("BEGIN IMMEDIATE")  # the history's write lock, held
+            results = [client.send_task("monitored.add", (n, n)) for n in range(20)]
+            assert [r.get(timeout=30) for r in results] == [2 * n for n in range(20)]
+            ((rows,),) = history.execute("SELECT count(*) FROM celeriac_tasks").fetchall()
+            assert rows == 1  # nothing written while locked
+            history.execute("COMMIT")
+
+            def all_recorded() -> bool:
+                return client.backend.history_tasks(TaskQuery(state="SUCCESS")).total == 21
+
+            assert wait_for(all_recorded, 30), worker.output
+            worker.signal(signal.SIGTERM)
+            assert worker.wait(30) == 0
+        results_file = sqlite3.connect(tmp_path / "celeriac.db")
+        tables = {row[0] for row in results_file.execute("SELECT name FROM sqlite_master")}
+        results_file.close()
+        assert "celeriac_results" in tables and "celeriac_tasks" not in tables
+    finally:
+        history.close()
         client.close()

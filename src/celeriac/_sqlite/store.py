@@ -16,15 +16,23 @@ class StoreFile:
     """One store's SQLite file.
 
     ``name`` says which store in errors ("SQLite broker"); ``schema_package`` ships the store's
-    ``sqlite.sql``; ``error`` is what a failed ``sqlite3`` call becomes.
+    schema, ``schema`` (``sqlite.sql`` by default); ``error`` is what a failed ``sqlite3`` call
+    becomes.
     """
 
     def __init__(
-        self, path: str, *, name: str, schema_package: str, error: type[CeleriacError]
+        self,
+        path: str,
+        *,
+        name: str,
+        schema_package: str,
+        error: type[CeleriacError],
+        schema: str = "sqlite.sql",
     ) -> None:
         self.path = path
         self._name = name
         self._schema_package = schema_package
+        self._schema = schema
         self._error = error
         self._db: SqliteDatabase | None = None
 
@@ -61,7 +69,7 @@ class StoreFile:
         if self._db is None:
             with self.errors("opening the database", error):
                 db = open_database(self.path)
-                db.add_schema(read_schema(self._schema_package, "sqlite.sql"))
+                db.add_schema(read_schema(self._schema_package, self._schema))
             self._db = db
         return self._db
 

@@ -14,7 +14,7 @@ from typing import Any
 from celeriac import states
 from celeriac._sqlite.store import StoreFile
 from celeriac.backends.base import Clock, ResultBackend, ResultRecord
-from celeriac.backends.sqlite_history import SqliteHistory
+from celeriac.backends.sqlite_history import SqliteHistory, history_path
 from celeriac.exceptions import BackendError
 
 _FINAL = tuple(sorted(states.READY_STATES))
@@ -55,7 +55,16 @@ class SqliteBackend(ResultBackend):
         self._file = StoreFile(
             path, name="SQLite backend", schema_package="celeriac.backends", error=BackendError
         )
-        self.history = SqliteHistory(self._file, lambda: self.clock())
+        # The history in a file of its own: its writes (the events process's, a batch every
+        # turn of a busy worker) never hold the lock or fill the WAL of the results.
+        self._history_file = StoreFile(
+            history_path(path),
+            name="SQLite history",
+            schema_package="celeriac.backends",
+            schema="sqlite_history.sql",
+            error=BackendError,
+        )
+        self.history = SqliteHistory(self._history_file, lambda: self.clock())
 
     def store_many(self, records: Sequence[ResultRecord], *, expires: float | None) -> list[bool]:
         """Store records in one transaction; see :meth:`ResultBackend.store_many`."""
@@ -184,5 +193,6 @@ class SqliteBackend(ResultBackend):
             return removed
 
     def close(self) -> None:
-        """Close this thread's connection."""
+        """Close this thread's connections."""
         self._file.close()
+        self._history_file.close()

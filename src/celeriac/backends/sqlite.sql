@@ -1,12 +1,12 @@
 -- Schema of the SQLite result backend (celeriac/backends/sqlite.py).
--- Tables: celeriac_results, celeriac_sets, celeriac_documents; and the task history tables
--- at the end (celeriac_tasks, celeriac_event_feed, celeriac_task_stats, celeriac_workers).
+-- Tables: celeriac_results, celeriac_sets, celeriac_documents. The task history has a file of
+-- its own (sqlite_history.sql).
 --
 -- One row per task id. A row in a final state (SUCCESS, FAILURE, REVOKED) is only replaced
 -- once it has expired; expires_at NULL means it never expires.
 --
 -- Rows are kept in the order they were stored (the rowid), with the task id as a UNIQUE
--- index, for the reason celeriac_tasks below is: a worker's turn stores a result per task, and
+-- index, for the reason celeriac_tasks (sqlite_history.sql) is: a worker's turn stores a result per task, and
 -- a table keyed by the (random) task id wrote a random page of full rows for each, where this
 -- appends rows to the last pages and writes only the index's small entries at random (a sixth
 -- fewer pages in the WAL per turn). The code never names `id`. A file made before this layout
@@ -38,70 +38,4 @@ CREATE TABLE IF NOT EXISTS celeriac_documents (
     key        TEXT PRIMARY KEY,
     document   TEXT NOT NULL,
     expires_at REAL
-) WITHOUT ROWID;
-
--- Task history (celeriac/backends/sqlite_history.py; docs/design/monitoring.md).
--- Tables: celeriac_tasks, celeriac_event_feed, celeriac_task_stats, celeriac_workers.
---
--- One row per task: its events merged (celeriac.history.fold, then the upsert in
--- sqlite_history.py), and its timeline, `events`, as JSON lines. `seen` is the time of its
--- first event: listings go newest first by it, and the row is pruned once `seen` is older than
--- task_history_expires. Rows are kept in the order they were written (the rowid): a write
--- appends to the table's last pages rather than dirtying a random page a task, as a table
--- keyed by the task id would (that made the history's commits cost twice a turn's); the task
--- id is a secondary, UNIQUE, index (small entries: the upsert's lookup). Only `seen` is
--- indexed besides: every index is written with each row; a search by state, name, worker or
--- text scans the rows newest first (see the module). The code never names `id`.
-CREATE TABLE IF NOT EXISTS celeriac_tasks (
-    id         INTEGER PRIMARY KEY,
-    task_id    TEXT NOT NULL UNIQUE,
-    name       TEXT NOT NULL DEFAULT '',
-    state      TEXT NOT NULL,
-    args       TEXT NOT NULL DEFAULT '',
-    kwargs     TEXT NOT NULL DEFAULT '',
-    result     TEXT NOT NULL DEFAULT '',
-    exception  TEXT NOT NULL DEFAULT '',
-    traceback  TEXT NOT NULL DEFAULT '',
-    worker     TEXT NOT NULL DEFAULT '',
-    queue      TEXT NOT NULL DEFAULT '',
-    parent_id  TEXT NOT NULL DEFAULT '',
-    root_id    TEXT NOT NULL DEFAULT '',
-    group_id   TEXT NOT NULL DEFAULT '',
-    retries    INTEGER NOT NULL DEFAULT 0,
-    children   TEXT NOT NULL DEFAULT '[]',
-    sent       REAL,
-    received   REAL,
-    started    REAL,
-    finished   REAL,
-    runtime    REAL,
-    progress   TEXT,
-    seen       REAL NOT NULL,
-    state_time REAL NOT NULL,
-    events     TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS celeriac_tasks_seen ON celeriac_tasks (seen);
-
--- The live feed: one row per write, its events as JSON lines; the newest FEED_ROWS
--- (sqlite_history.py) rows stay.
-CREATE TABLE IF NOT EXISTS celeriac_event_feed (
-    id     INTEGER PRIMARY KEY AUTOINCREMENT,
-    events TEXT NOT NULL
-);
-
--- What finished in each whole second (celeriac.history.SecondStats), for history_series.
-CREATE TABLE IF NOT EXISTS celeriac_task_stats (
-    second        INTEGER PRIMARY KEY,
-    succeeded     INTEGER NOT NULL,
-    failed        INTEGER NOT NULL,
-    retried       INTEGER NOT NULL,
-    runtime_sum   REAL    NOT NULL,
-    runtime_count INTEGER NOT NULL,
-    runtime_max   REAL    NOT NULL
-) WITHOUT ROWID;
-
--- Workers' latest heartbeats (celeriac.history.WorkerEntry.to_dict as JSON).
-CREATE TABLE IF NOT EXISTS celeriac_workers (
-    hostname   TEXT PRIMARY KEY,
-    entry      TEXT NOT NULL,
-    expires_at REAL NOT NULL
 ) WITHOUT ROWID;

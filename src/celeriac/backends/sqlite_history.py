@@ -1,4 +1,13 @@
-"""Task history and events of the SQLite backend (tables at the end of ``sqlite.sql``).
+"""Task history and events of the SQLite backend, in a file of its own beside the results
+(``history_path``: ``celeriac.db`` keeps its history in ``celeriac.history.db``; tables in
+``sqlite_history.sql``).
+
+A file of its own, because a busy worker's events process writes the history every turn: in
+the results' file, each of its transactions held the one write lock that the worker's main
+process needs for its own turn (which then waited), and its pages went through the same WAL
+and checkpoints. Apart, a worker draining no-ops on SQLite ran about a sixth faster, close to
+one with no history at all (``docs/benchmarks.md``). A history is not a result: nothing waits
+for it, so nothing needs it in the results' transaction either.
 
 ``record_events`` runs in one write transaction (a worker calls it from its history writer
 thread, with that thread's own connection, for up to 100 tasks at a time) and writes each task
@@ -14,6 +23,7 @@ case-sensitive, as the other backends).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -129,6 +139,17 @@ def _where(query: TaskQuery) -> tuple[str, list[Any]]:
 
 def _lines(text: str) -> list[TaskEvent]:
     return [TaskEvent.from_json(line) for line in text.splitlines() if line]
+
+
+def history_path(path: str) -> str:
+    """Where the history of the results in ``path`` is kept: ``.history`` before the file's
+    extension (``jobs/celeriac.db`` -> ``jobs/celeriac.history.db``), or after a name that has
+    none."""
+    folder, name = os.path.split(path)
+    stem, dot, extension = name.rpartition(".")
+    if not stem:  # no extension ("celeriac"), or a dot file (".celeriac")
+        return f"{path}.history"
+    return os.path.join(folder, f"{stem}.history{dot}{extension}")
 
 
 class SqliteHistory:
