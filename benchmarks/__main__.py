@@ -21,6 +21,7 @@ from benchmarks.common import (
     BenchmarkError,
     Report,
     RunOptions,
+    compile_bytecode,
     format_markdown,
     format_table,
     machine_header,
@@ -114,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="celeriac-bench-") as tmp:
         workdir = Path(tmp)
-        machine = machine_header(workdir)
+        machine = [*machine_header(workdir), compile_bytecode()]
         for name in args.suites or DEFAULT_SUITES:
             try:
                 with _environment_restored():

@@ -262,6 +262,25 @@ def _filesystem(path: Path) -> str:
     return f"{kind} (mounted at {best or '?'})"
 
 
+def compile_bytecode() -> str:
+    """Byte-compile celeriac and the suites' apps where they are imported from; says what it did.
+
+    Peers installed from wheels come with their byte code, compiled by pip. celeriac installed
+    from a checkout (``pip install -e .``) has none until a process writes it, and a machine
+    with ``PYTHONDONTWRITEBYTECODE=1`` (this one) never does: every worker start compiled each
+    of celeriac's modules again, some 200 ms of a 450 ms start. Compiling once, as pip would,
+    measures what a user runs. Files already compiled are left as they are.
+    """
+    import compileall
+
+    import celeriac
+
+    package = Path(celeriac.__file__).resolve().parent
+    for folder in (package, APPS_DIR):
+        compileall.compile_dir(folder, quiet=1)
+    return f"bytecode: compiled beforehand ({package}, {APPS_DIR.name}/), as pip does"
+
+
 def machine_header(workdir: Path) -> list[str]:
     """Lines describing this machine and run."""
     now = datetime.datetime.now().astimezone()
