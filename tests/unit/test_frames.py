@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import threading
 
+import pytest
+
 from celeriac.worker.frames import HEADER, FrameReader, write_frame
 
 
@@ -41,3 +43,16 @@ def test_a_frame_cut_short_is_never_handed_out() -> None:
     finally:
         reader.close()
         os.close(writer_fd)
+
+
+def test_a_plain_outcome_comes_back_equal_to_the_one_sent() -> None:
+    from celeriac.execution import Outcome
+    from celeriac.worker.pool import outcome_from_wire, outcome_wire
+
+    sent = Outcome("SUCCESS", b"[1, 2]", "application/json", 0.25)
+    wire = outcome_wire(sent)
+    assert isinstance(wire, tuple)  # the compact form
+    back = outcome_from_wire(wire)
+    assert back == sent and hash(back) == hash(sent)
+    with pytest.raises(AttributeError):
+        back.state = "FAILURE"  # type: ignore[misc]  # still frozen

