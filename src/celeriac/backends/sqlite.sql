@@ -6,11 +6,12 @@
 -- once it has expired; expires_at NULL means it never expires.
 --
 -- Rows are kept in the order they were stored (the rowid), with the task id as a UNIQUE
--- index, for the reason celeriac_tasks (sqlite_history.sql) is: a worker's turn stores a result per task, and
--- a table keyed by the (random) task id wrote a random page of full rows for each, where this
--- appends rows to the last pages and writes only the index's small entries at random (a sixth
--- fewer pages in the WAL per turn). The code never names `id`. A file made before this layout
--- keeps its table (keyed by task_id, WITHOUT ROWID); every statement works on both.
+-- index, for the reason celeriac_tasks (sqlite_history.sql) is: a worker's turn stores a
+-- result per task, and a table keyed by the (random) task id wrote a random page of full rows
+-- for each, where this appends rows to the last pages and writes only the index's small
+-- entries at random (a sixth fewer pages in the WAL per turn). The code never names `id`. A
+-- file made before this layout keeps its table (keyed by task_id, WITHOUT ROWID); every
+-- statement works on both.
 
 CREATE TABLE IF NOT EXISTS celeriac_results (
     id           INTEGER PRIMARY KEY,
