@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import multiprocessing
 import os
 import signal
@@ -12,16 +11,14 @@ from collections.abc import Iterator
 import pytest
 
 from celeriac import Celeriac
-from celeriac.brokers.base import Delivery
-from celeriac.message import Message
 from celeriac.worker import prefork
 from celeriac.worker.mailbox import MAX_DEPTH, Mailbox
-from celeriac.worker.pool import Ending, Finished, Job, job_for
+from celeriac.worker.pool import Ending, Job
 from celeriac.worker.prefork import SHORT_TASK, PreforkPool
 from celeriac.worker.runner import TaskRunner
+from support.pools import collect, make_job
 
 app = Celeriac("mailbox-tests", broker="memory://mailbox-tests")
-_keys = itertools.count(1)
 
 
 @app.task
@@ -31,19 +28,7 @@ def nap(seconds: float) -> int:
 
 
 def job(seconds: float) -> Job:
-    body = app.serializer.dumps([[seconds], {}])
-    message = Message(id=f"nap-{next(_keys)}", task=nap.name, body=body)
-    delivery = Delivery(message.encode(), "celeriac", "1", "token", 1)
-    return job_for(next(_keys), message, delivery, soft_time_limit=None, time_limit=None)
-
-
-def collect(pool: PreforkPool, count: int, timeout: float = 10.0) -> list[Finished]:
-    finished: list[Finished] = []
-    deadline = time.monotonic() + timeout
-    while len(finished) < count and time.monotonic() < deadline:
-        finished += pool.poll(0.02, [])
-    assert len(finished) == count, finished
-    return finished
+    return make_job(app, nap.name, seconds)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ warning for a plain function's soft time limit. The real CLI's side is in
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
 import time
@@ -16,14 +15,12 @@ from typing import Any
 import pytest
 
 from celeriac import Celeriac, states
-from celeriac.brokers.base import Delivery
-from celeriac.message import Message
 from celeriac.worker.asyncio_pool import AsyncioPool
-from celeriac.worker.pool import Ending, Finished, Job, job_for
+from celeriac.worker.pool import Ending, Finished, Job
 from celeriac.worker.runner import TaskRunner
+from support.pools import collect, make_job
 
 app = Celeriac("asyncio-sizes", broker="memory://asyncio-sizes")
-_keys = itertools.count(1)
 
 
 @app.task
@@ -40,19 +37,7 @@ def plain(x: int) -> int:
 
 
 def job(task: Any, *args: Any, soft: float | None = None) -> Job:
-    body = app.serializer.dumps([list(args), {}])
-    message = Message(id=f"job-{next(_keys)}", task=task.name, body=body)
-    delivery = Delivery(message.encode(), "celeriac", "1", "token", 1)
-    return job_for(next(_keys), message, delivery, soft_time_limit=soft, time_limit=None)
-
-
-def collect(pool: AsyncioPool, count: int, timeout: float = 15.0) -> list[Finished]:
-    finished: list[Finished] = []
-    deadline = time.monotonic() + timeout
-    while len(finished) < count and time.monotonic() < deadline:
-        finished += pool.poll(0.02, [])
-    assert len(finished) == count, finished
-    return finished
+    return make_job(app, task.name, *args, soft=soft)
 
 
 def poll_until(pool: AsyncioPool, check: Any, timeout: float = 10.0) -> list[Finished]:
