@@ -164,9 +164,9 @@ def test_a_worker_whose_events_process_was_killed_keeps_its_history(sqlite_url: 
 def test_a_locked_history_never_holds_up_the_tasks_on_sqlite(
     sqlite_url: str, tmp_path: Path
 ) -> None:
-    """The history is a file of its own (``celeriac.history.db``): while something holds its
-    write lock (a long dashboard search, a backup), tasks still run and store their results;
-    the history catches up once the lock is let go."""
+    """The history is a file of its own (``celeriac.history.db``): while another process holds
+    its write lock (another worker's history write, a long prune), tasks still run and store
+    their results; the history catches up once the lock is let go."""
     client = Celeriac("client", broker=sqlite_url)
     history = sqlite3.connect(tmp_path / "celeriac.history.db", isolation_level=None)
     try:
