@@ -4,6 +4,11 @@ Every ``lease / 3`` seconds the keeper extends every lease the worker holds, in 
 Because this thread never runs user code, a task that holds the GIL in a child or blocks in C for
 an hour still keeps its lease. A lease the broker refuses to extend is lost: another worker may
 already run the message, so its outcome here must not be recorded (``confirm``).
+
+A message being settled (``settling``, from just before the recorder's broker batch until
+``release``) is no news when an extension is refused: the batch's own acknowledgement may have
+removed it a moment before the extension reached the broker. Whether that lease was still ours
+is then the settle's answer (``ack_many``'s flags), not this thread's.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class LeaseKeeper:
         self._held: dict[_Key, Delivery] = {}
         self._renewed: dict[_Key, float] = {}
         self._lost: set[_Key] = set()
+        self._settling: set[_Key] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="celeriac-leases", daemon=True)
 
@@ -57,6 +63,17 @@ class LeaseKeeper:
                 self._held[key] = delivery
                 self._renewed[key] = fetched_at
 
+    def settling(self, deliveries: Sequence[Delivery]) -> None:
+        """These messages are being settled: an extension refused from now until
+        :meth:`release` (or :meth:`unsettled`) means nothing (see the module docstring)."""
+        with self._lock:
+            self._settling.update(_key(d) for d in deliveries)
+
+    def unsettled(self, deliveries: Sequence[Delivery]) -> None:
+        """Settling these failed (the broker could not be reached): they are held as before."""
+        with self._lock:
+            self._settling.difference_update(_key(d) for d in deliveries)
+
     def release(self, deliveries: Sequence[Delivery]) -> None:
         """Stop renewing these leases (their messages are settled)."""
         with self._lock:
@@ -65,6 +82,7 @@ class LeaseKeeper:
                 self._held.pop(key, None)
                 self._renewed.pop(key, None)
                 self._lost.discard(key)
+                self._settling.discard(key)
 
     def held(self) -> list[Delivery]:
         """Every delivery whose lease is being renewed."""
@@ -97,7 +115,7 @@ class LeaseKeeper:
         with self._lock:
             for delivery, ok in zip(deliveries, kept, strict=True):
                 key = _key(delivery)
-                if key not in self._held:
+                if key not in self._held or (not ok and key in self._settling):
                     continue
                 if ok:
                     self._renewed[key] = at

@@ -111,13 +111,16 @@ class Recorder:
             return []
         batch, self.backlog = self.backlog, []
         fresh: list[Delivery] = []
+        settling = [h.delivery for h in batch]
         try:
             kept = self._ours(batch)
+            self.keeper.settling(settling)  # the batch's acks may beat an extension
             with self.broker.batch():
                 refused = self._write(kept)
                 if fetch is not None:
                     fresh = fetch()
         except Exception as exc:  # any store error: kept and retried, nothing is lost
+            self.keeper.unsettled(settling)
             self.keeper.release(fresh)
             if not keep:
                 raise
