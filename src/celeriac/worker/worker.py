@@ -293,11 +293,15 @@ class Worker:
         taken = self.consumer.take()
         # Commands are read with what the consumer thread brings (it woke on an empty queue)
         # and every COMMAND_INTERVAL, not after each batch's fetch: that is a round trip a turn.
-        if taken or now - self._last_commands >= COMMAND_INTERVAL:
+        read = bool(taken) or now - self._last_commands >= COMMAND_INTERVAL
+        if read:
             self._read_commands(now)
-        self._take_in(taken)
-        # Outcomes that came in meanwhile: start their successors before the broker round trip.
-        dispatcher.collect(self.pool.poll(0, self._wake_fds()))
+        self._take_in(taken)  # which polls the pool first, when something was taken
+        if read and not taken:
+            # Outcomes that came in while the commands were read (perhaps a round trip): start
+            # their successors before the broker round trip. Right after the poll above, a
+            # poll finds nothing new and costs a system call and the pool's bookkeeping.
+            dispatcher.collect(self.pool.poll(0, self._wake_fds()))
         dispatcher.dispatch()
         if self.autoscaler is not None:
             self._autoscale()
