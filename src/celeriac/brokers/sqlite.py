@@ -131,6 +131,11 @@ class SqliteBroker(Broker):
         with self._file.errors("fetch"):
             # Optimistic first: while messages flow, a fetch is one transaction.
             taken = self._take(queues, limit, lease)
+            if not taken and timeout <= 0:
+                # Nothing to wait for (a worker's turn refilling its pool, inside its batch's
+                # transaction): only delayed messages that came due may still be taken. Taking
+                # them is two statements (promote, take); learning when to wake, below, five reads.
+                return self._take(queues, limit, lease, promote=True)
             while not taken:
                 version = self._file.db.data_version()
                 next_ready = self._next_ready(queues)
