@@ -10,10 +10,11 @@ draining a queue.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
@@ -48,33 +49,39 @@ def _lost_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "lost" in r.getMessage()]
 
 
-def _keeper(counted: CountedBroker) -> LeaseKeeper:
-    keeper = LeaseKeeper(counted.broker, LEASE)
+@contextlib.contextmanager
+def _keeping(broker: Broker) -> Iterator[tuple[Delivery, LeaseKeeper, CountedBroker]]:
+    """A held message, and a running keeper that renews its lease through ``CountedBroker``."""
+    delivery = _held_message(broker)
+    counted = CountedBroker(broker)
+    keeper = LeaseKeeper(broker, LEASE)
     keeper.broker = counted  # type: ignore[assignment]  # the same calls, counted
-    return keeper
+    keeper.hold([delivery], time.monotonic())
+    keeper.start()
+    try:
+        yield delivery, keeper, counted
+    finally:
+        keeper.stop()
+
+
+def _wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def test_a_message_acked_while_settling_is_not_reported_lost(
     broker: Broker, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="celeriac.worker")
-    delivery = _held_message(broker)
-    counted = CountedBroker(broker)
-    keeper = _keeper(counted)
-    keeper.hold([delivery], time.monotonic())
-    keeper.start()
-    try:
+    with _keeping(broker) as (delivery, keeper, counted):
         keeper.settling([delivery])
         assert broker.ack_many([delivery]) == [True]
         asked = counted.extensions
-        deadline = time.monotonic() + WAIT
-        while counted.extensions < asked + 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        _wait_until(lambda: counted.extensions >= asked + 2)
         assert counted.extensions >= asked + 2, "the keeper never extended the settled lease"
         assert _lost_lines(caplog) == []
         keeper.release([delivery])
-    finally:
-        keeper.stop()
 
 
 def test_a_message_gone_from_under_a_held_lease_is_reported_lost(
@@ -82,19 +89,11 @@ def test_a_message_gone_from_under_a_held_lease_is_reported_lost(
 ) -> None:
     """The other side: a lease refused while nothing here settles it is still news."""
     caplog.set_level(logging.WARNING, logger="celeriac.worker")
-    delivery = _held_message(broker)
-    keeper = _keeper(CountedBroker(broker))
-    keeper.hold([delivery], time.monotonic())
-    keeper.start()
-    try:
+    with _keeping(broker) as (delivery, keeper, _):
         assert broker.ack_many([delivery]) == [True]  # as another holder's settle would
-        deadline = time.monotonic() + WAIT
-        while not _lost_lines(caplog) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        _wait_until(lambda: bool(_lost_lines(caplog)))
         assert len(_lost_lines(caplog)) == 1
         assert keeper.confirm([delivery]) == [False]
-    finally:
-        keeper.stop()
 
 
 def test_a_settle_that_failed_leaves_the_lease_held_and_watched(
@@ -102,17 +101,9 @@ def test_a_settle_that_failed_leaves_the_lease_held_and_watched(
 ) -> None:
     """``unsettled``: the batch failed, so a refusal from then on is news again."""
     caplog.set_level(logging.WARNING, logger="celeriac.worker")
-    delivery = _held_message(broker)
-    keeper = _keeper(CountedBroker(broker))
-    keeper.hold([delivery], time.monotonic())
-    keeper.settling([delivery])
-    keeper.unsettled([delivery])
-    keeper.start()
-    try:
+    with _keeping(broker) as (delivery, keeper, _):
+        keeper.settling([delivery])
+        keeper.unsettled([delivery])
         assert broker.ack_many([delivery]) == [True]
-        deadline = time.monotonic() + WAIT
-        while not _lost_lines(caplog) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        _wait_until(lambda: bool(_lost_lines(caplog)))
         assert len(_lost_lines(caplog)) == 1
-    finally:
-        keeper.stop()
