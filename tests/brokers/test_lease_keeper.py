@@ -50,8 +50,12 @@ def _lost_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 @contextlib.contextmanager
-def _keeping(broker: Broker) -> Iterator[tuple[Delivery, LeaseKeeper, CountedBroker]]:
-    """A held message, and a running keeper that renews its lease through ``CountedBroker``."""
+def _keeping(
+    broker: Broker, caplog: pytest.LogCaptureFixture
+) -> Iterator[tuple[Delivery, LeaseKeeper, CountedBroker]]:
+    """A held message, and a running keeper that renews its lease through ``CountedBroker``
+    (its warnings captured)."""
+    caplog.set_level(logging.WARNING, logger="celeriac.worker")
     delivery = _held_message(broker)
     counted = CountedBroker(broker)
     keeper = LeaseKeeper(broker, LEASE)
@@ -73,8 +77,7 @@ def _wait_until(condition: Callable[[], bool]) -> None:
 def test_a_message_acked_while_settling_is_not_reported_lost(
     broker: Broker, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="celeriac.worker")
-    with _keeping(broker) as (delivery, keeper, counted):
+    with _keeping(broker, caplog) as (delivery, keeper, counted):
         keeper.settling([delivery])
         assert broker.ack_many([delivery]) == [True]
         asked = counted.extensions
@@ -88,8 +91,7 @@ def test_a_message_gone_from_under_a_held_lease_is_reported_lost(
     broker: Broker, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The other side: a lease refused while nothing here settles it is still news."""
-    caplog.set_level(logging.WARNING, logger="celeriac.worker")
-    with _keeping(broker) as (delivery, keeper, _):
+    with _keeping(broker, caplog) as (delivery, keeper, _):
         assert broker.ack_many([delivery]) == [True]  # as another holder's settle would
         _wait_until(lambda: bool(_lost_lines(caplog)))
         assert len(_lost_lines(caplog)) == 1
@@ -100,8 +102,7 @@ def test_a_settle_that_failed_leaves_the_lease_held_and_watched(
     broker: Broker, caplog: pytest.LogCaptureFixture
 ) -> None:
     """``unsettled``: the batch failed, so a refusal from then on is news again."""
-    caplog.set_level(logging.WARNING, logger="celeriac.worker")
-    with _keeping(broker) as (delivery, keeper, _):
+    with _keeping(broker, caplog) as (delivery, keeper, _):
         keeper.settling([delivery])
         keeper.unsettled([delivery])
         assert broker.ack_many([delivery]) == [True]
