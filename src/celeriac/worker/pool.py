@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import enum
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from celeriac import states
@@ -114,8 +114,9 @@ def outcome_wire(outcome: Outcome) -> OutcomeWire:
     return outcome
 
 
-# A plain outcome's other fields, as Outcome's defaults have them.
-_PLAIN = {"action": Action.ACK, "record": True, "retry": None, "children": (), "replacement": None}
+# A plain outcome's other fields: Outcome's defaults, read from the dataclass.
+_WIRED = ("state", "payload", "content_type", "runtime")
+_PLAIN = {f.name: f.default for f in fields(Outcome) if f.name not in _WIRED}
 
 
 def outcome_from_wire(wire: OutcomeWire) -> Outcome:
