@@ -13,15 +13,9 @@ from pathlib import Path
 import pytest
 
 from celeriac import Celeriac
-from celeriac.history import RECEIVED, STARTED, SUCCEEDED, TaskEvent, TaskQuery
-from celeriac.middleware.events import EventRow
-from celeriac.worker.history_process import (
-    PROCESS_NAME,
-    HistoryProcess,
-    decode,
-    encode,
-    frames,
-)
+from celeriac.event_rows import EventRow, decode, encode, frames
+from celeriac.history import RECEIVED, STARTED, SUCCEEDED, TaskQuery
+from celeriac.worker.history_process import PROCESS_NAME, HistoryProcess
 from support.processes import WorkerProcess
 from support.waiting import wait_for
 
@@ -78,13 +72,13 @@ def test_events_are_cut_into_frames_in_order_and_an_oversized_one_is_left_out() 
     assert [r[1] for frame, _ in cut if frame for r in decode(frame)] == ["a"] * 3 + ["b"] * 3
 
 
-def _write(app: Celeriac) -> Callable[[Sequence[TaskEvent]], None]:
+def _write(app: Celeriac) -> Callable[[Sequence[bytes]], None]:
     """The backend call the worker's recorder makes."""
-    return lambda events: app.backend.record_events(events, retention=None)
+    return lambda frames: app.backend.append_events("w@h", frames, retention=None)
 
 
 def test_the_events_process_writes_what_it_is_sent_and_stops_cleanly(app: Celeriac) -> None:
-    history = HistoryProcess(_write(app), "history-test", "w@h")
+    history = HistoryProcess(_write(app), "history-test")
     history.start()
     try:
         pid = history.pid
@@ -108,7 +102,7 @@ def test_the_events_process_writes_what_it_is_sent_and_stops_cleanly(app: Celeri
 
 
 def test_when_the_events_process_dies_a_thread_writes_the_events(app: Celeriac) -> None:
-    history = HistoryProcess(_write(app), "history-test", "w@h")
+    history = HistoryProcess(_write(app), "history-test")
     history.start()
     pid = history.pid
     assert pid is not None

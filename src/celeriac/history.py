@@ -1,11 +1,11 @@
 """Task events and task history: the types that the worker writes and the backends store.
 
 A worker (and a client, with ``task_send_sent_event``) describes what happens to a task as
-:class:`TaskEvent` s, Celery's event types. The result backend keeps them in two forms
-(``ResultBackend.record_events``): a capped live feed (``read_events``, what
-``celeriac events`` and ``app.events.Receiver`` read) and one merged :class:`TaskEntry` per task,
-searched with a :class:`TaskQuery` (``history_tasks``) and kept ``task_history_expires``
-seconds. Workers' heartbeats are :class:`WorkerEntry` s.
+:class:`TaskEvent` s, Celery's event types. The result backend keeps them in an event log
+(``ResultBackend.append_events``), which is the live feed (``read_events``, what
+``celeriac events`` and ``app.events.Receiver`` read), and from which its readers index one
+merged :class:`TaskEntry` per task, searched with a :class:`TaskQuery` (``history_tasks``) and
+kept ``task_history_expires`` seconds. Workers' heartbeats are :class:`WorkerEntry` s.
 
 How an event changes an entry is :func:`patch_of` (the fields it sets) and :func:`takes_state`
 (whether its state replaces the entry's): every backend applies the same two rules, in Python,

@@ -239,10 +239,24 @@ def test_the_feed_reads_on_from_a_cursor(backend: ResultBackend) -> None:
 
 def test_entries_go_after_their_retention(backend: ResultBackend, clock: FakeClock) -> None:
     backend.record_events(lifecycle("old", T0), retention=60)
+    assert ids(backend) == ["old"]  # indexed
+    clock.advance(30)
+    backend.record_events(lifecycle("new", T0 + 30), retention=60)
+    clock.advance(31)  # indexing "new" prunes "old"
+
+    assert backend.history_task("old") is None
+    assert backend.history_task("new") is not None
+    assert ids(backend) == ["new"]
+    assert backend.history_counts() == {"SUCCESS": {"jobs.add": 1}}
+
+
+def test_what_nobody_read_before_its_retention_ended_is_never_indexed(
+    backend: ResultBackend, clock: FakeClock
+) -> None:
+    backend.record_events(lifecycle("old", T0), retention=60)
     clock.advance(30)
     backend.record_events(lifecycle("new", T0 + 30), retention=60)
     clock.advance(31)
-    backend.record_events([], retention=60)  # any write prunes
 
     assert backend.history_task("old") is None
     assert backend.history_task("new") is not None

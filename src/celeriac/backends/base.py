@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from celeriac import states
+from celeriac.event_rows import frames, row_of
 from celeriac.history import TaskEntry, TaskEvent, TaskPage, TaskQuery, WorkerEntry
 from celeriac.serialization import JSON
 
@@ -51,7 +52,10 @@ class HistoryStore(Protocol):
     """Where a backend keeps task history: the methods of :class:`ResultBackend` below of the
     same names, which forward to it."""
 
-    def record_events(self, events: Sequence[TaskEvent], *, retention: float | None) -> None: ...
+    def append_events(
+        self, hostname: str, frames: Sequence[bytes], *, retention: float | None
+    ) -> None: ...
+    def index_events(self, seconds: float) -> int: ...
     def history_task(self, task_id: str) -> TaskEntry | None: ...
     def history_tasks(self, query: TaskQuery) -> TaskPage: ...
     def history_counts(self) -> dict[str, dict[str, int]]: ...
@@ -181,15 +185,43 @@ class ResultBackend(abc.ABC):
     # ``sqlite_history.py``, ``redis_history.py``), set as ``self.history``; these forward to it.
     history: HistoryStore
 
-    def record_events(self, events: Sequence[TaskEvent], *, retention: float | None) -> None:
-        """Add ``events`` to the live feed and merge them into their tasks' history entries,
-        which are kept ``retention`` seconds after their task was first seen (None: forever).
-        Entries past their retention are pruned on the way.
+    def append_events(
+        self, hostname: str, frames: Sequence[bytes], *, retention: float | None
+    ) -> None:
+        """Append frames of ``hostname``'s event rows (``celeriac.event_rows.encode``) to the
+        event log, as they are: the live feed reads them at once, the history indexes them
+        when it is next read (``backends/history_log.py``) into entries kept ``retention``
+        seconds after their task was first seen (None: forever). What is past its retention,
+        indexed or not, is pruned on the way.
 
         Raises:
             BackendError: the backend cannot be reached.
         """
-        self.history.record_events(events, retention=retention)
+        self.history.append_events(hostname, frames, retention=retention)
+
+    def record_events(self, events: Sequence[TaskEvent], *, retention: float | None) -> None:
+        """:meth:`append_events` for TaskEvents (task-sent, task-progress, tests): frames of
+        each host's, of 96 KB at most.
+
+        Raises:
+            BackendError: the backend cannot be reached.
+        """
+        by_host: dict[str, list[list[Any]]] = {}
+        for event in events:
+            by_host.setdefault(event.hostname, []).append(row_of(event))
+        for hostname, rows in by_host.items():
+            cut = [frame for frame, _count in frames(rows) if frame]
+            self.append_events(hostname, cut, retention=retention)
+
+    def index_events(self, seconds: float = 1.0) -> int:
+        """Index what the event log holds that the history does not yet, for about
+        ``seconds`` at most; how many events it indexed. Every history read does this first;
+        the dashboard also does it every second, so that its reads find little to do.
+
+        Raises:
+            BackendError: the backend cannot be reached.
+        """
+        return self.history.index_events(seconds)
 
     def history_task(self, task_id: str) -> TaskEntry | None:
         """One task's history entry with its timeline (``events``), or None.
@@ -228,10 +260,10 @@ class ResultBackend(abc.ABC):
         return self.history.history_series(since, bucket)
 
     def read_events(self, cursor: str | None, limit: int = 1000) -> tuple[list[TaskEvent], str]:
-        """The live feed: up to ``limit`` events recorded after ``cursor``, oldest first, and
+        """The live feed: up to ``limit`` events appended after ``cursor``, oldest first, and
         the cursor to read on from. ``cursor`` None means "from now": no events, and the
-        cursor of the newest. The feed is capped (its oldest events are dropped), so a reader
-        that falls far behind misses events.
+        cursor of the newest. The feed is the event log, whose indexed part is kept only
+        ``history_log.FEED_SECONDS`` longer, so a reader that falls far behind misses events.
 
         Raises:
             BackendError: the backend cannot be reached.

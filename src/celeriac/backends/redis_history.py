@@ -1,21 +1,27 @@
-"""Task history and events of the Redis backend: hashes, sorted sets and a stream.
+"""Task history and events of the Redis backend: a stream, hashes and sorted sets.
 
-The key layout is in the header of ``redis_lua/history_record.lua``, which merges a batch of
-events in one script run (a worker calls it from its history writer thread, for up to 100
-tasks at a time; queued with a broker batch when the calling thread has one open). Searches
-run ``history_query.lua``: a page by rank in one sorted set when one filter (or none) is given,
-else a walk of the smallest set. Everything lives under ``<global_keyprefix>celeriac:hist:``.
+Workers append frames of event rows to the event log, the stream ``hist:log``, one ``XADD`` a
+frame (``append_events``). Every read of the history first indexes what the log holds past the
+index position (``backends/history_log.py``): each step is one run of
+``redis_lua/history_record.lua`` (whose header has the key layout), which merges about a
+hundred tasks' events into their entries and moves the position, if no other reader did.
+Searches run ``history_query.lua``: a page by rank in one sorted set when one filter (or none)
+is given, else a walk of the smallest set. The live feed reads the log. Everything lives under
+``<global_keyprefix>celeriac:hist:``.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from celeriac._redis.connect import as_bytes
 from celeriac._redis.scripts import Arg
+from celeriac.backends.history_log import FEED_SECONDS, Indexing, LogBatch, recent
+from celeriac.event_rows import frame_events
 from celeriac.exceptions import BackendError
 from celeriac.history import (
     Folded,
@@ -37,9 +43,6 @@ from celeriac.history import (
 if TYPE_CHECKING:
     from celeriac._redis.database import RedisDatabase
 
-# Writes the feed keeps. A worker writes its events every 0.5 s, up to 100 tasks' in one
-# (worker/history_writer.py): 30,000 tasks' events at most, several seconds of a busy worker's.
-FEED_ENTRIES = 300
 PRUNE_LIMIT = 1000  # expired entries one write deletes at most, so that no script runs long
 
 
@@ -98,6 +101,20 @@ def _lines(chunks: Sequence[Any]) -> list[TaskEvent]:
     return [TaskEvent.from_json(line) for chunk in chunks for line in as_bytes(chunk).splitlines()]
 
 
+def _batch(raw_id: Any, fields: Any) -> LogBatch:
+    """A log entry (XRANGE's reply: its id and its fields, flat or, on RESP3, a map)."""
+    if not isinstance(fields, dict):
+        fields = dict(zip(fields[::2], fields[1::2], strict=True))
+    named = {as_bytes(k).decode(): as_bytes(v) for k, v in fields.items()}
+    ttl = named.get("t", b"")
+    return LogBatch(
+        position=as_bytes(raw_id).decode(),
+        hostname=named.get("h", b"").decode(),
+        frame=named.get("r", b""),
+        retention=float(ttl) if ttl else None,
+    )
+
+
 def _bound(value: float | None, default: str) -> str:
     return default if value is None else repr(float(value))
 
@@ -118,28 +135,95 @@ class RedisHistory:
         self._now = now
         self._record = db.script("celeriac.backends", "history_record")
         self._query = db.script("celeriac.backends", "history_query")
+        self._catch_up = Indexing(self)
 
     def _errors(self, what: str) -> Any:
         return self.db.errors(what, BackendError)
 
-    def record_events(self, events: Sequence[TaskEvent], *, retention: float | None) -> None:
-        """See ``ResultBackend.record_events``.
+    def append_events(
+        self, hostname: str, frames: Sequence[bytes], *, retention: float | None
+    ) -> None:
+        """See ``ResultBackend.append_events``: one ``XADD`` a frame, in one round trip. The
+        log never keeps a frame longer than its retention, indexed or not.
 
         Raises:
             BackendError: Redis cannot be reached.
         """
-        ttl = "" if retention is None else repr(float(retention))
+        if not frames:
+            return
+        ttl: Arg = ""
+        trim: tuple[Arg, ...] = ()
+        if retention is not None:
+            ttl = repr(float(retention))
+            # log ids are Redis's clock in ms: this host's real time, not a test's clock
+            trim = ("MINID", "~", f"{int((time.time() - retention) * 1000)}-0")
+        log = self.prefix + "log"
+        commands = [("XADD", log, *trim, "*", "h", hostname, "r", f, "t", ttl) for f in frames]
+        with self._errors("append events"):
+            self.db.direct_execute(commands)
+
+    def index_events(self, seconds: float) -> int:
+        """See ``ResultBackend.index_events``.
+
+        Raises:
+            BackendError: Redis cannot be reached.
+        """
+        return self._catch_up(seconds)
+
+    def index_position(self) -> str:
+        """See ``history_log.EventLog``.
+
+        Raises:
+            BackendError: Redis cannot be reached.
+        """
+        with self._errors("read the history's index position"):
+            (position,) = self.db.direct_execute([("GET", self.prefix + "indexed")])
+        return as_bytes(position).decode() if position is not None else ""
+
+    def batches_after(self, position: str, count: int) -> list[LogBatch]:
+        """See ``history_log.EventLog``.
+
+        Raises:
+            BackendError: Redis cannot be reached.
+        """
+        start = f"({position}" if position else "-"
+        with self._errors("read the event log"):
+            (found,) = self.db.direct_execute(
+                [("XRANGE", self.prefix + "log", start, "+", "COUNT", count)]
+            )
+        return [_batch(raw_id, fields) for raw_id, fields in found]
+
+    def index(self, after: str, batches: Sequence[LogBatch], events: Sequence[TaskEvent]) -> bool:
+        """See ``history_log.EventLog``: one run of ``history_record.lua``.
+
+        Raises:
+            BackendError: Redis cannot be reached.
+        """
+        last = batches[-1]
+        ttl = "" if last.retention is None else repr(float(last.retention))
+        # The log keeps what was indexed for the feed's readers FEED_SECONDS longer.
+        keep_from = min(int(last.position.partition("-")[0]), int(time.time() * 1000))
+        log_start = f"{keep_from - int(FEED_SECONDS * 1000)}-0"
+        events = recent(events, last.retention, self.clock())
         folded = fold(events)
-        args: list[Arg] = [self._now(), ttl, self.prefix, FEED_ENTRIES, PRUNE_LIMIT, len(folded)]
+        args: list[Arg] = [
+            self._now(),
+            ttl,
+            self.prefix,
+            log_start,
+            PRUNE_LIMIT,
+            after,
+            last.position,
+            len(folded),
+        ]
         for task_id, f in folded.items():
             args += _task_args(task_id, f)
         seconds = stats_by_second(events)
         args.append(len(seconds))
         for second, stats in seconds.items():
             args += [second, *stats.as_tuple()]
-        with self._errors("record events"):
-            if not self.db.defer(self._record, [], args, lambda reply: None):
-                self.db.run(self._record, [], args)
+        with self._errors("index the history"):
+            return int(self.db.direct_execute([self._record.command([], args)])[0]) >= 0
 
     def history_task(self, task_id: str) -> TaskEntry | None:
         """See ``ResultBackend.history_task``.
@@ -147,6 +231,7 @@ class RedisHistory:
         Raises:
             BackendError: Redis cannot be reached.
         """
+        self._catch_up()
         with self._errors("read a task's history"):
             (flat,) = self.db.direct_execute([("HGETALL", self.prefix + "task:" + task_id)])
         if not flat:
@@ -161,6 +246,7 @@ class RedisHistory:
         Raises:
             BackendError: Redis cannot be reached.
         """
+        self._catch_up()
         p = self.prefix
         sets = [p + f"by-{f}:" + v for f in ("state", "name", "worker") if (v := getattr(query, f))]
         args: list[Arg] = [
@@ -187,6 +273,7 @@ class RedisHistory:
         Raises:
             BackendError: Redis cannot be reached.
         """
+        self._catch_up()
         with self._errors("count the history"):
             raw = self.db.direct().hgetall(self.prefix + "counts")
         counts: dict[str, dict[str, int]] = {}
@@ -203,6 +290,7 @@ class RedisHistory:
             BackendError: Redis cannot be reached.
             ValueError: ``bucket`` is not positive.
         """
+        self._catch_up()
         with self._errors("read the history's series"):
             found = self.db.direct_execute(
                 [("ZRANGEBYSCORE", self.prefix + "seconds", int(since - bucket), "+inf")]
@@ -229,24 +317,24 @@ class RedisHistory:
         Raises:
             BackendError: Redis cannot be reached.
         """
-        feed = self.prefix + "feed"
+        log = self.prefix + "log"
         with self._errors("read events"):
             if cursor is None:
-                newest = self.db.direct_execute([("XREVRANGE", feed, "+", "-", "COUNT", 1)])[0]
+                newest = self.db.direct_execute([("XREVRANGE", log, "+", "-", "COUNT", 1)])[0]
                 return [], (as_bytes(newest[0][0]).decode() if newest else "0-0") + "/all"
             entry, _, done_text = cursor.partition("/")
-            command = ("XRANGE", feed, entry, "+", "COUNT", limit + 1)
+            command = ("XRANGE", log, entry, "+", "COUNT", limit + 1)
             found: list[Any] = self.db.direct_execute([command])[0]
         events: list[TaskEvent] = []
         for raw_id, fields in found:
-            stream_id = as_bytes(raw_id).decode()
-            chunk = _lines([fields[1]])
+            batch = _batch(raw_id, fields)
+            chunk = frame_events(batch.frame, batch.hostname)
             start = 0
-            if stream_id == entry:
+            if batch.position == entry:
                 start = len(chunk) if done_text in ("all", "") else int(done_text)
             take = chunk[start : start + limit - len(events)]
             events += take
-            cursor = f"{stream_id}/{start + len(take)}"
+            cursor = f"{batch.position}/{start + len(take)}"
             if len(events) >= limit:
                 break
         return events, cursor

@@ -9,15 +9,17 @@ and checkpoints. Apart, a worker draining no-ops on SQLite ran about a sixth fas
 one with no history at all (``docs/benchmarks.md``). A history is not a result: nothing waits
 for it, so nothing needs it in the results' transaction either.
 
-``record_events`` runs in one write transaction (a worker calls it from its history writer
-thread, with that thread's own connection, for up to 100 tasks at a time) and writes each task
-once: the batch is folded per task in Python (``celeriac.history.fold``), then one
-``executemany`` of an upsert merges each fold into the stored row in SQL (a later state wins
-unless it came from task-sent only, the earlier ``seen`` stays, the timeline grows), with no
-read first. Rows are kept in the order written (the rowid; the task id is a UNIQUE index), so
-a write appends to the table's last pages. The feed gets one row per call. Searches use the
-``seen`` index, newest first; by state, name, worker or text they scan the rows (``instr``:
-case-sensitive, as the other backends).
+Workers append frames of event rows to the event log, ``celeriac_event_log``, one row a frame
+(``append_events``: one short transaction for all a writer has). Every read of the history
+first indexes what the log holds past the index position (``backends/history_log.py``): each
+step is one write transaction that checks the position, writes each task of about a hundred
+once (the step's events folded per task in Python, ``celeriac.history.fold``, then one
+``executemany`` of an upsert that merges each fold into the stored row in SQL: a later state
+wins unless it came from task-sent only, the earlier ``seen`` stays, the timeline grows; no
+read first), and moves the position. Rows are kept in the order written (the rowid; the task
+id is a UNIQUE index), so a write appends to the table's last pages. The live feed reads the
+log. Searches use the ``seen`` index, newest first; by state, name, worker or text they scan
+the rows (``instr``: case-sensitive, as the other backends).
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
 from celeriac._sqlite.store import StoreFile
+from celeriac.backends.history_log import FEED_SECONDS, Indexing, LogBatch, recent
+from celeriac.event_rows import frame_events
 from celeriac.history import (
     Folded,
     SecondStats,
@@ -46,9 +51,6 @@ from celeriac.history import (
     timeline as ordered,
 )
 
-# Writes the feed keeps. A worker writes its events every 0.5 s, up to 100 tasks' in one
-# (worker/history_writer.py): 30,000 tasks' events at most, several seconds of a busy worker's.
-FEED_ROWS = 300
 _TEXT = (
     "name",
     "args",
@@ -158,26 +160,91 @@ class SqliteHistory:
     def __init__(self, file: StoreFile, clock: Callable[[], float]) -> None:
         self._file = file
         self.clock = clock
+        self._catch_up = Indexing(self)
 
-    def record_events(self, events: Sequence[TaskEvent], *, retention: float | None) -> None:
-        """See ``ResultBackend.record_events``.
+    def append_events(
+        self, hostname: str, frames: Sequence[bytes], *, retention: float | None
+    ) -> None:
+        """See ``ResultBackend.append_events``: one row a frame, in one transaction, which
+        also drops what is past its retention, indexed or not (by the ``at`` index).
 
         Raises:
             BackendError: the file cannot be written.
         """
+        if not frames:
+            return
+        now = time.time()  # the log's own clock (a test's clock does not move it)
+        rows = [(now, hostname, retention, frame) for frame in frames]
+        with self._file.errors("append events"), self._file.db.transaction() as conn:
+            if retention is not None:
+                conn.execute("DELETE FROM celeriac_event_log WHERE at < ?", [now - retention])
+            conn.executemany(
+                "INSERT INTO celeriac_event_log (at, hostname, retention, frame)"
+                " VALUES (?, ?, ?, ?)",
+                rows,
+            )
+
+    def index_events(self, seconds: float) -> int:
+        """See ``ResultBackend.index_events``.
+
+        Raises:
+            BackendError: the file cannot be read or written.
+        """
+        return self._catch_up(seconds)
+
+    def index_position(self) -> str:
+        """See ``history_log.EventLog``.
+
+        Raises:
+            BackendError: the file cannot be read.
+        """
+        with self._file.errors("read the history's index position"):
+            return self._position(self._file.db.read)
+
+    @staticmethod
+    def _position(read: Callable[..., list[Any]]) -> str:
+        rows = read("SELECT value FROM celeriac_history_marks WHERE name = 'indexed'")
+        return str(rows[0][0]) if rows else ""
+
+    def batches_after(self, position: str, count: int) -> list[LogBatch]:
+        """See ``history_log.EventLog``.
+
+        Raises:
+            BackendError: the file cannot be read.
+        """
+        with self._file.errors("read the event log"):
+            rows = self._file.db.read(
+                "SELECT id, hostname, frame, retention FROM celeriac_event_log"
+                " WHERE id > ? ORDER BY id LIMIT ?",
+                [int(position or 0), count],
+            )
+        return [LogBatch(str(row[0]), str(row[1]), bytes(row[2]), row[3]) for row in rows]
+
+    def index(self, after: str, batches: Sequence[LogBatch], events: Sequence[TaskEvent]) -> bool:
+        """See ``history_log.EventLog``: one write transaction.
+
+        Raises:
+            BackendError: the file cannot be written.
+        """
+        last = batches[-1]
+        events = recent(events, last.retention, self.clock())
         rows = [_params(task_id, f) for task_id, f in fold(events).items()]
-        with self._file.errors("record events"), self._file.db.transaction() as conn:
-            self._prune(conn, retention)
-            if not events:
-                return
+        with self._file.errors("index the history"), self._file.db.transaction() as conn:
+            if self._position(lambda sql: conn.execute(sql).fetchall()) != after:
+                return False
+            self._prune(conn, last.retention)
             conn.executemany(_UPSERT, rows)
-            feed = "".join(row[-2] for row in rows)
-            last = conn.execute(
-                "INSERT INTO celeriac_event_feed (events) VALUES (?) RETURNING id", [feed]
-            ).fetchone()[0]
-            if last > FEED_ROWS:
-                conn.execute("DELETE FROM celeriac_event_feed WHERE id <= ?", [last - FEED_ROWS])
             self._count(conn, events)
+            conn.execute(
+                "INSERT OR REPLACE INTO celeriac_history_marks VALUES ('indexed', ?)",
+                [int(last.position)],
+            )
+            # what was indexed stays FEED_SECONDS longer, for the feed's readers
+            conn.execute(
+                "DELETE FROM celeriac_event_log WHERE id <= ? AND at < ?",
+                [int(last.position), time.time() - FEED_SECONDS],
+            )
+        return True
 
     def _count(self, conn: sqlite3.Connection, events: Sequence[TaskEvent]) -> None:
         seconds = stats_by_second(events)
@@ -208,6 +275,7 @@ class SqliteHistory:
         Raises:
             BackendError: the file cannot be read.
         """
+        self._catch_up()
         with self._file.errors("read a task's history"):
             rows = self._file.db.read(
                 f"SELECT {_COLUMNS}, events FROM celeriac_tasks WHERE task_id = ?", [task_id]
@@ -223,6 +291,7 @@ class SqliteHistory:
         Raises:
             BackendError: the file cannot be read.
         """
+        self._catch_up()
         where, params = _where(query)
         with self._file.errors("search the history"):
             ((total,),) = self._file.db.read(f"SELECT count(*) FROM celeriac_tasks{where}", params)
@@ -239,6 +308,7 @@ class SqliteHistory:
         Raises:
             BackendError: the file cannot be read.
         """
+        self._catch_up()
         with self._file.errors("count the history"):
             rows = self._file.db.read(
                 "SELECT state, name, count(*) FROM celeriac_tasks GROUP BY state, name"
@@ -255,6 +325,7 @@ class SqliteHistory:
             BackendError: the file cannot be read.
             ValueError: ``bucket`` is not positive.
         """
+        self._catch_up()
         with self._file.errors("read the history's series"):
             rows = self._file.db.read(
                 "SELECT * FROM celeriac_task_stats WHERE second >= ?", [int(since - bucket)]
@@ -263,24 +334,25 @@ class SqliteHistory:
         return series(seconds, since, bucket, self.clock())
 
     def read_events(self, cursor: str | None, limit: int = 1000) -> tuple[list[TaskEvent], str]:
-        """See ``ResultBackend.read_events``. A cursor is ``<feed row>.<events read of it>``.
+        """See ``ResultBackend.read_events``. A cursor is ``<log row>.<events read of it>``.
 
         Raises:
             BackendError: the file cannot be read.
         """
         with self._file.errors("read events"):
             if cursor is None:
-                ((last,),) = self._file.db.read("SELECT max(id) FROM celeriac_event_feed")
+                ((last,),) = self._file.db.read("SELECT max(id) FROM celeriac_event_log")
                 return [], f"{last or 0}.-1"
             row_text, _, done_text = cursor.partition(".")
             row, done = int(row_text or 0), int(done_text or -1)
             rows = self._file.db.read(
-                "SELECT id, events FROM celeriac_event_feed WHERE id >= ? ORDER BY id LIMIT ?",
+                "SELECT id, hostname, frame FROM celeriac_event_log"
+                " WHERE id >= ? ORDER BY id LIMIT ?",
                 [row, limit + 1],
             )
         found: list[TaskEvent] = []
-        for number, text in rows:
-            events = _lines(text)
+        for number, hostname, frame in rows:
+            events = frame_events(bytes(frame), str(hostname))
             start = done if number == row and done >= 0 else 0
             if number == row and done < 0:
                 start = len(events)  # "-1": the row was already there when the reader began

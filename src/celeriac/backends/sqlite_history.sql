@@ -1,7 +1,27 @@
 -- Task history (celeriac/backends/sqlite_history.py; docs/design/monitoring.md), in a file of
--- its own beside the backend's (history_path): celeriac_tasks, celeriac_event_feed,
--- celeriac_task_stats, celeriac_workers. A file made before 2026-12 holds these tables too,
--- beside its results; they are no longer read there.
+-- its own beside the backend's (history_path): celeriac_event_log, celeriac_history_marks,
+-- celeriac_tasks, celeriac_task_stats, celeriac_workers. A file made before 2026-12 holds the
+-- history tables too, beside its results; they are no longer read there. A history file made
+-- before the event log holds celeriac_event_feed, no longer read either.
+
+-- The event log: one row a frame of event rows (celeriac.event_rows), as a worker's events
+-- process (or a client: task-sent, task-progress) appended it. The history is indexed from it
+-- when it is read (backends/history_log.py); the live feed reads it. A row goes once indexed
+-- and FEED_SECONDS old, or once older than its writer's retention, indexed or not (by `at`).
+CREATE TABLE IF NOT EXISTS celeriac_event_log (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    at        REAL NOT NULL,
+    hostname  TEXT NOT NULL,
+    retention REAL,
+    frame     BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS celeriac_event_log_at ON celeriac_event_log (at);
+
+-- Marks of the history's state: 'indexed', the id of the last log row indexed.
+CREATE TABLE IF NOT EXISTS celeriac_history_marks (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
 --
 -- One row per task: its events merged (celeriac.history.fold, then the upsert in
 -- sqlite_history.py), and its timeline, `events`, as JSON lines. `seen` is the time of its
@@ -40,13 +60,6 @@ CREATE TABLE IF NOT EXISTS celeriac_tasks (
     events     TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS celeriac_tasks_seen ON celeriac_tasks (seen);
-
--- The live feed: one row per write, its events as JSON lines; the newest FEED_ROWS
--- (sqlite_history.py) rows stay.
-CREATE TABLE IF NOT EXISTS celeriac_event_feed (
-    id     INTEGER PRIMARY KEY AUTOINCREMENT,
-    events TEXT NOT NULL
-);
 
 -- What finished in each whole second (celeriac.history.SecondStats), for history_series.
 CREATE TABLE IF NOT EXISTS celeriac_task_stats (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from celeriac import __version__
 from celeriac.dashboard import api, live, metrics, pages
+from celeriac.dashboard.indexing import BackgroundIndexer
 from celeriac.dashboard.options import DashboardOptions
 from celeriac.dashboard.security import ASGIApp, Gate
 
@@ -52,7 +55,17 @@ def create_app(app: Celeriac, options: DashboardOptions | None = None) -> ASGIAp
         *pages.ROUTES,
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
     ]
-    web = Starlette(routes=routes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(web: Starlette) -> AsyncIterator[None]:
+        indexer = BackgroundIndexer(app.backend)  # keeps the history indexed while it serves
+        indexer.start()
+        try:
+            yield
+        finally:
+            indexer.stop()
+
+    web = Starlette(routes=routes, lifespan=lifespan)
     web.state.celeriac = app
     return Gate(web, options)
 

@@ -3,7 +3,8 @@
 In the worker's main process it turns the hooks into events (``after_fetch``: task-received;
 ``after_settle``: task-succeeded, -failed, -retried, -revoked or -rejected) and adds them to the
 worker's :class:`EventBuffer`, which the recorder sends each turn to the worker's events
-process, which writes them in bulk (``worker/recorder.py``, ``worker/history_process.py``).
+process, which appends them to the backend's event log (``worker/recorder.py``,
+``worker/history_process.py``).
 task-started has no hook (a job handed to the pool is the dispatcher's business): the recorder
 stamps it from ``Held.started_at`` as it hands the events over.
 On the client, with ``task_send_sent_event``, ``after_publish`` writes task-sent at once.
@@ -22,9 +23,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from celeriac import states
+from celeriac.event_rows import EventRow, fields_of
 from celeriac.history import (
     FAILED,
     PROGRESS,
@@ -35,11 +35,10 @@ from celeriac.history import (
     SENT,
     STARTED,
     SUCCEEDED,
-    TEXT_LIMIT,
     TaskEvent,
 )
 from celeriac.middleware.base import Middleware
-from celeriac.serialization import JSON, exception_info
+from celeriac.serialization import JSON
 
 if TYPE_CHECKING:
     from celeriac.backends.base import ResultBackend
@@ -75,36 +74,14 @@ class EventOptions:
         )
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= TEXT_LIMIT else text[:TEXT_LIMIT] + "..."
-
-
-def arguments_text(body: bytes | str, content_type: str, hide: bool) -> tuple[str, str]:
-    """A message body's args and kwargs as JSON text ('' when hidden; a description when the
-    body is not JSON: nothing here ever unpickles)."""
-    if hide:
-        return "", ""
-    if content_type != JSON:
-        return f"({len(body)} bytes of {content_type})", ""
-    try:
-        args, kwargs = orjson.loads(body)
-        return _clip(orjson.dumps(args).decode()), _clip(orjson.dumps(kwargs).decode())
-    except (orjson.JSONDecodeError, TypeError, ValueError):
-        return "", ""
-
-
 def message_fields(message: Message, hide: bool) -> dict[str, Any]:
     """The fields of a task-sent or task-received for ``message`` (Celery's names)."""
-    return _fields(SENT, _message_raw(message, hide))
+    return fields_of(_message_raw(message, hide))
 
 
-# -- the worker's events, as rows ----------------------------------------------------------------
+# -- the worker's events, as rows (``celeriac.event_rows``) --------------------------------------
 # The worker's main process, which every task goes through, records each event as a row that
-# costs it a microsecond or so: ``[type, task_id, timestamp, raw]``, ``raw`` holding what the
-# event's fields are made of, undecoded (a JSON body as text, a failure's stored payload as
-# text). The worker's events process, where CPU is cheap, makes the TaskEvents of them
-# (``events_of``): it splits the body into args and kwargs and reads the traceback.
-EventRow = list[Any]
+# costs it a microsecond or so; only a reader of the backend's event log decodes it.
 
 
 def _message_raw(message: Message, hide: bool) -> dict[str, Any]:
@@ -115,11 +92,13 @@ def _message_raw(message: Message, hide: bool) -> dict[str, Any]:
         "eta": message.eta,
         "expires": message.expires,
     }
-    if not hide:
-        if message.content_type == JSON:
-            raw["body"] = message.body.decode("utf-8", "replace")
-        else:
-            raw["args"] = f"({len(message.body)} bytes of {message.content_type})"
+    if hide:
+        raw["args"] = raw["kwargs"] = ""
+    elif message.content_type == JSON:
+        raw["body"] = message.body.decode("utf-8", "replace")
+    else:
+        raw["args"] = f"({len(message.body)} bytes of {message.content_type})"
+        raw["kwargs"] = ""
     for name in ("parent_id", "root_id", "group_id"):
         if (value := getattr(message, name)) is not None:
             raw[name] = value
@@ -165,49 +144,6 @@ def outcome_row(held: Held, now: float) -> EventRow | None:
     return [kind, message.id, now, raw]
 
 
-def event_of(row: EventRow, hostname: str) -> TaskEvent:
-    """The TaskEvent of a row (see ``EventRow``), its fields as Celery has them.
-
-    Raises:
-        ValueError: ``row`` is not an event row.
-    """
-    try:
-        kind, task_id, timestamp, raw = row
-        fields = _fields(kind, dict(raw or {}))
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise ValueError(f"not a task event row: {row!r}") from exc
-    return TaskEvent(str(kind), str(task_id), float(timestamp), hostname, fields)
-
-
-def _fields(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
-    """A row's raw parts made Celery's fields (in place): the body split into args and kwargs,
-    the traceback read from the stored failure, the result cut to ``TEXT_LIMIT``."""
-    body = fields.pop("body", None)
-    if body is not None:
-        fields["args"], fields["kwargs"] = arguments_text(body, JSON, False)
-    elif "name" in fields and kind in (SENT, RECEIVED):
-        fields.setdefault("args", "")
-        fields.setdefault("kwargs", "")
-    error = fields.pop("error", None)
-    if error is not None:
-        info = exception_info(error.encode("utf-8", "replace"))
-        fields["traceback"] = _clip(str(info.get("traceback") or ""))
-    if "result" in fields:
-        fields["result"] = _clip(fields["result"])
-    return fields
-
-
-def events_of(rows: Iterable[EventRow], hostname: str) -> list[TaskEvent]:
-    """The TaskEvents of ``rows`` (see :func:`event_of`); a row that is not one is skipped."""
-    events = []
-    for row in rows:
-        try:
-            events.append(event_of(row, hostname))
-        except ValueError as exc:  # cannot happen between two celeriac processes
-            log.warning("%s", exc)
-    return events
-
-
 def record_progress(
     conf: Settings, backend: ResultBackend, task_id: str, state: str, meta: Any, hostname: str
 ) -> None:
@@ -229,8 +165,8 @@ def record_progress(
 
 class EventBuffer:
     """One worker's events since the recorder last took them, as rows (``EventRow``): the
-    recorder sends them each turn to the worker's events process, which makes TaskEvents of
-    them (``events_of``) and holds back a running task's young ones for its outcome."""
+    recorder sends them each turn to the worker's events process, which appends them to the
+    backend's event log as they are."""
 
     def __init__(
         self, options: EventOptions, hostname: str, clock: Callable[[], float] = time.time

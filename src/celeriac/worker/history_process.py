@@ -8,10 +8,9 @@ the replies, and, worse, made its turn wait for the GIL behind that thread. So a
 sends it its events, as rows (``middleware/events.py``: a microsecond or so each, undecoded):
 the main process serializes a turn's rows in one ``orjson.dumps`` and writes them, a frame a
 ``send``, on a ``SOCK_SEQPACKET`` socket pair (one message a frame, never half a frame). The
-events process makes TaskEvents of the rows (splitting bodies into arguments, reading
-tracebacks) and runs the same
-``HistoryWriter`` as before (every 0.5 s, chunks of 100 tasks, a running task's young events
-held for their outcome, failed writes tried again), with its own backend connection.
+events process hands the frames, as they are, to a ``HistoryWriter``, which appends them to
+the backend's event log every 0.5 s with its own backend connection (failed writes tried
+again); the history is indexed from the log by whoever reads it.
 
 The main process never waits for it: the socket is non-blocking, and what it cannot take now
 stays queued in the main process (at most ``MAX_PENDING`` events; the oldest are dropped, with a
@@ -29,77 +28,27 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import logging
 import multiprocessing
 import os
 import signal
 import socket
 import time
-from collections.abc import Sequence
 from multiprocessing.process import BaseProcess
 
-import orjson
-
-from celeriac.middleware.events import EventRow, events_of
+from celeriac.event_rows import FRAME_BYTES, EventRow, frames
 from celeriac.worker.child import die_with_parent
-from celeriac.worker.history_writer import MAX_PENDING, HistoryWriter, Write
+from celeriac.worker.history_writer import HistoryWriter, Write
 
 log = logging.getLogger("celeriac.worker")
 PROCESS_NAME = "celeriac-events"  # its name in ps and /proc/<pid>/comm (15 bytes at most)
-FRAME_BYTES = 96 * 1024  # one frame at most; the socket's default send buffer holds two
 SEND_INTERVAL = 0.05  # seconds events may wait in the main process before they are sent
 SEND_EVENTS = 300  # or: this many events waiting are sent at once
 START_TIMEOUT = 10.0  # seconds the events process has to say it is ready
 READY = b"ready"  # what it says, once named and with its writer thread started
 STOP_TIMEOUT = 15.0  # seconds a stopping worker waits for its events to be written
 _PR_SET_NAME = 15
-
-
-def encode(rows: Sequence[EventRow]) -> bytes:
-    """``rows`` (``middleware.events.EventRow``) as one frame: a JSON array."""
-    try:
-        return orjson.dumps(rows, default=str)
-    except TypeError:  # what orjson refuses (an int past 64 bits): json takes it
-        return json.dumps(rows, separators=(",", ":"), default=str).encode()
-
-
-def decode(frame: bytes) -> list[EventRow]:
-    """The rows of a frame that :func:`encode` made.
-
-    Raises:
-        ValueError: ``frame`` is not such a frame.
-    """
-    try:
-        rows = orjson.loads(frame)
-    except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
-        raise ValueError(f"not a frame of task events: {exc}") from exc
-    if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) == 4 for r in rows):
-        raise ValueError("not a frame of task events: rows of 4 expected")
-    return rows
-
-
-def frames(events: Sequence[EventRow], limit: int = FRAME_BYTES) -> list[tuple[bytes, int]]:
-    """``events`` cut into frames of at most ``limit`` bytes, in order, with how many events
-    each stands for. An event that alone is larger than ``limit`` is left out (logged) and
-    stands as an empty frame: nothing in the history is that large (its text fields are cut at
-    16 KB each)."""
-    out: list[tuple[bytes, int]] = []
-    stack = [list(events)]
-    while stack:
-        part = stack.pop()
-        if not part:
-            continue
-        frame = encode(part)
-        if len(frame) <= limit:
-            out.append((frame, len(part)))
-        elif len(part) == 1:
-            log.warning("task event of %d bytes not recorded (the limit is %d)", len(frame), limit)
-            out.append((b"", 1))
-        else:
-            half = len(part) // 2
-            stack += [part[half:], part[:half]]  # popped in order: the first half first
-    return out
+MAX_PENDING = 100_000  # events kept in the main process while the events process is behind
 
 
 def _name_process(name: str) -> None:
@@ -107,24 +56,21 @@ def _name_process(name: str) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
 
 
-def serve(sock: socket.socket, write: Write, name: str, hostname: str, parent_pid: int) -> None:
-    """The events process: read frames from ``sock``, make their rows TaskEvents and hand them
-    to a ``HistoryWriter``, until the main process sends the end; then write everything."""
+def serve(sock: socket.socket, write: Write, name: str, parent_pid: int) -> None:
+    """The events process: read frames from ``sock`` and hand them to a ``HistoryWriter``,
+    until the main process sends the end; then append everything."""
     die_with_parent()
     if os.getppid() != parent_pid:
         return
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _name_process(PROCESS_NAME)
-    writer = HistoryWriter(write, name, hostname)
+    writer = HistoryWriter(write, name)
     writer.start()
     sock.send(READY)
     try:
         while frame := sock.recv(FRAME_BYTES + 1024):
-            try:
-                writer.submit(events_of(decode(frame), hostname))
-            except ValueError as exc:  # cannot happen between two celeriac processes
-                log.warning("%s", exc)
+            writer.submit_frames([frame])
     finally:
         writer.stop(timeout=STOP_TIMEOUT)
         sock.close()
@@ -134,10 +80,9 @@ class HistoryProcess:
     """The main process's side of the events process; see the module docstring. It offers what
     ``HistoryWriter`` does (``submit_rows``, ``flush``, ``start``, ``stop``, ``pending``)."""
 
-    def __init__(self, write: Write, name: str, hostname: str) -> None:
+    def __init__(self, write: Write, name: str) -> None:
         self._write = write
         self.name = name
-        self.hostname = hostname
         self._outbox: list[EventRow] = []
         self._sock: socket.socket | None = None
         self._process: BaseProcess | None = None
@@ -161,7 +106,7 @@ class HistoryProcess:
         context = multiprocessing.get_context("fork")
         process = context.Process(
             target=serve,
-            args=(child, self._write, self.name, self.hostname, os.getpid()),
+            args=(child, self._write, self.name, os.getpid()),
             name=PROCESS_NAME,
         )
         process.start()
@@ -261,10 +206,10 @@ class HistoryProcess:
         if self._sock is not None:
             self._sock.close()
         self._sock = self._process = None
-        self._fallback = HistoryWriter(self._write, self.name, self.hostname)
+        self._fallback = HistoryWriter(self._write, self.name)
         self._fallback.start()
         self._fallback.submit_rows(self._outbox)
         self._outbox = []
 
 
-__all__ = ["PROCESS_NAME", "HistoryProcess", "decode", "encode", "frames", "serve"]
+__all__ = ["PROCESS_NAME", "HistoryProcess", "serve"]

@@ -1,21 +1,18 @@
-"""``HistoryWriter``: a thread that writes a worker's task events in bulk.
+"""``HistoryWriter``: a thread that appends a worker's task events to the backend's event log.
 
 It runs in the worker's events process (``history_process.py``), or in the worker's own process
-when it is drained (tests, burst mode) or its events process died. Events come in by
-:meth:`HistoryWriter.submit` (a list append under a lock); every ``INTERVAL`` seconds the thread
-writes what came in, with its own backend connection (both backends keep one connection a
-thread), in chunks of at most ``CHUNK_TASKS`` tasks, each one ``record_events`` call: a short
-SQLite transaction or one Redis script run of a few milliseconds, so that it never holds the
-file's write lock or Redis for long. A task's received, started and outcome usually land in
-the same write, folded into one entry write. A task shows in the history up to about a second
-after its events.
+when it is drained (tests, burst mode) or its events process died. Events come in as frames of
+event rows (``celeriac.event_rows``), as the main process encoded them: :meth:`submit_frames`
+is a list append under a lock, and nothing here decodes them. Every ``INTERVAL`` seconds the
+thread appends what came in, as it is, with its own backend connection (both backends keep one
+connection a thread), ``APPEND_FRAMES`` frames a call at most: one round trip of ``XADD`` s,
+or one short SQLite transaction. The history is indexed from the log by whoever reads it
+(``backends/history_log.py``); the live feed shows the events as soon as they are appended.
 
-A running task's events that are younger than ``HOLD`` wait for the next write, in the hope
-that its outcome joins them (one entry write rather than two). A write that fails is logged
-(once a minute) and tried again at the next interval; at most ``MAX_PENDING`` events wait (the
-oldest are dropped: events are for watching, never for correctness). :meth:`flush` writes
-everything now, in the calling thread (a drain ended, the worker stops); :meth:`stop` ends the
-thread after a last flush. See docs/design/monitoring.md.
+A write that fails is logged (once a minute) and tried again at the next interval; at most
+``MAX_PENDING_BYTES`` of frames wait (the oldest are dropped: events are for watching, never for
+correctness). :meth:`flush` appends everything now, in the calling thread (a drain ended, the
+worker stops); :meth:`stop` ends the thread after a last flush. See docs/design/monitoring.md.
 """
 
 from __future__ import annotations
@@ -25,55 +22,27 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from celeriac.history import FAILED, REJECTED, RETRIED, REVOKED, SUCCEEDED, TaskEvent
-from celeriac.middleware.events import EventRow, events_of
+from celeriac.event_rows import EventRow, frames
 
 log = logging.getLogger("celeriac.worker")
-INTERVAL = 0.5  # seconds between two writes of the thread
-HOLD = 0.5  # seconds a running task's young events wait for its outcome
-CHUNK_TASKS = 100  # tasks one record_events call writes at most (a few ms of backend time)
-MAX_PENDING = 100_000  # events kept while the backend cannot take them, at most
+INTERVAL = 0.5  # seconds between two appends of the thread
+APPEND_FRAMES = 100  # frames one append call takes at most (96 KB each at most)
+MAX_PENDING_BYTES = 64 * 1024 * 1024  # frames kept while the backend cannot take them
 ERROR_LOG_INTERVAL = 60.0  # seconds between two warnings that events could not be written
-_ENDINGS = frozenset({SUCCEEDED, FAILED, RETRIED, REVOKED, REJECTED})
 
-Write = Callable[[Sequence[TaskEvent]], None]
-
-
-def chunks(events: Sequence[TaskEvent], size: int) -> list[list[TaskEvent]]:
-    """``events`` cut into lists of at most ``size`` tasks each; a task's events stay in one
-    list, in their order."""
-    by_task: dict[str, list[TaskEvent]] = {}
-    for event in events:
-        by_task.setdefault(event.task_id, []).append(event)
-    out: list[list[TaskEvent]] = []
-    tasks = list(by_task.values())
-    for start in range(0, len(tasks), size):
-        out.append([e for group in tasks[start : start + size] for e in group])
-    return out
-
-
-def due(events: list[TaskEvent], now: float) -> tuple[list[TaskEvent], list[TaskEvent]]:
-    """``events`` split into those to write now and those to hold (a running task's events
-    younger than ``HOLD``)."""
-    ended = {e.task_id for e in events if e.type in _ENDINGS}
-    old = now - HOLD
-    ready: list[TaskEvent] = []
-    held: list[TaskEvent] = []
-    for event in events:
-        (ready if event.task_id in ended or event.timestamp <= old else held).append(event)
-    return ready, held
+Write = Callable[[Sequence[bytes]], None]  # appends frames to the event log
 
 
 class HistoryWriter:
-    """Writes one worker's task events from a thread; see the module docstring."""
+    """Appends one worker's frames of task events from a thread; see the module docstring."""
 
-    def __init__(self, write: Write, name: str, hostname: str, interval: float = INTERVAL) -> None:
+    def __init__(self, write: Write, name: str, interval: float = INTERVAL) -> None:
         self._write = write
         self.name = name
-        self.hostname = hostname  # whose events: what the worker's rows leave out
         self.interval = interval
-        self._pending: list[TaskEvent] = []
-        self._lock = threading.Lock()  # guards _pending
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._lock = threading.Lock()  # guards _pending and _pending_bytes
         self._writing = threading.Lock()  # one writer at a time: the thread or a flush
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -81,21 +50,24 @@ class HistoryWriter:
 
     @property
     def pending(self) -> int:
-        """How many events wait to be written."""
+        """How many frames wait to be appended."""
         return len(self._pending)
 
-    def submit(self, events: list[TaskEvent]) -> None:
-        """Hand events over to be written (the caller no longer owns the list)."""
-        if events:
+    def submit_frames(self, new: Sequence[bytes]) -> None:
+        """Hand over frames to be appended."""
+        new = [frame for frame in new if frame]
+        if new:
             with self._lock:
-                self._pending += events
+                self._pending += new
+                self._pending_bytes += sum(len(frame) for frame in new)
 
     def submit_rows(self, rows: list[EventRow]) -> None:
-        """Hand over a worker's event rows (``middleware.events.EventRow``) to be written."""
-        self.submit(events_of(rows, self.hostname))
+        """Hand over a worker's event rows (``celeriac.event_rows.EventRow``), as frames."""
+        if rows:
+            self.submit_frames([frame for frame, _count in frames(rows)])
 
     def start(self) -> None:
-        """Write from a thread every ``interval`` seconds until :meth:`stop`."""
+        """Append from a thread every ``interval`` seconds until :meth:`stop`."""
         if self._thread is not None:
             return
         self._stop.clear()
@@ -103,7 +75,7 @@ class HistoryWriter:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """End the thread, then write what is left (in the calling thread)."""
+        """End the thread, then append what is left (in the calling thread)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=timeout)
@@ -111,48 +83,38 @@ class HistoryWriter:
         self.flush()
 
     def flush(self) -> None:
-        """Write every pending event now, in the calling thread (held ones too)."""
-        self._write_pending(everything=True)
+        """Append every pending frame now, in the calling thread."""
+        self._write_pending()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            self._write_pending(everything=False)
+            self._write_pending()
 
-    def _write_pending(self, *, everything: bool) -> None:
+    def _write_pending(self) -> None:
         with self._writing:
             with self._lock:
-                events, self._pending = self._pending, []
-            if not events:
-                return
-            held: list[TaskEvent] = []
-            if not everything:
-                events, held = due(events, time.time())
-            failed = self._write_chunks(events)
-            if failed or held:
-                self._restore(failed + held)
+                pending, self._pending, self._pending_bytes = self._pending, [], 0
+            for start in range(0, len(pending), APPEND_FRAMES):
+                try:
+                    self._write(pending[start : start + APPEND_FRAMES])
+                except Exception as exc:  # any store error: kept, tried again next interval
+                    self._log_failure(exc)
+                    self._restore(pending[start:])  # the backend is likely down: not the rest
+                    return
 
-    def _write_chunks(self, events: list[TaskEvent]) -> list[TaskEvent]:
-        """Write ``events`` chunk by chunk; returns those not written (from the first chunk
-        that failed on: the backend is likely down, no use trying the rest now)."""
-        parts = chunks(events, CHUNK_TASKS)
-        for number, part in enumerate(parts):
-            try:
-                self._write(part)
-            except Exception as exc:  # any store error: kept, tried again next interval
-                self._log_failure(len(events), exc)
-                return [e for rest in parts[number:] for e in rest]
-        return []
-
-    def _restore(self, events: list[TaskEvent]) -> None:
+    def _restore(self, frames_left: list[bytes]) -> None:
         with self._lock:
-            self._pending = events + self._pending
-            if len(self._pending) > MAX_PENDING:
-                dropped = len(self._pending) - MAX_PENDING
-                log.warning("dropping %d task events: the backend could not take them", dropped)
-                self._pending = self._pending[dropped:]
+            self._pending = frames_left + self._pending
+            self._pending_bytes += sum(len(frame) for frame in frames_left)
+            dropped = 0
+            while self._pending_bytes > MAX_PENDING_BYTES and len(self._pending) > 1:
+                self._pending_bytes -= len(self._pending.pop(0))
+                dropped += 1
+        if dropped:
+            log.warning("dropping %d frames of task events: the backend cannot take them", dropped)
 
-    def _log_failure(self, count: int, exc: Exception) -> None:
+    def _log_failure(self, exc: Exception) -> None:
         now = time.monotonic()
         if now - self._error_logged >= ERROR_LOG_INTERVAL:
             self._error_logged = now
-            log.warning("could not record %d task events (will retry): %s", count, exc)
+            log.warning("could not record task events (will retry): %s", exc)

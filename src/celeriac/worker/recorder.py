@@ -13,9 +13,9 @@ meanwhile the worker takes no new work, and the leases of what it keeps are stil
 
 Task events (``middleware/events.py``) stay off this path: each turn hands the events
 buffered since the last one (received, started, and the outcomes settled last turn) to the
-worker's events process (``worker/history_process.py``), which writes them in bulk with a
-connection of its own, so that they never hold up a result or a message (``drain()``: to a
-``HistoryWriter`` in this process, ``worker/history_writer.py``).
+worker's events process (``worker/history_process.py``), which appends them to the backend's
+event log with a connection of its own, so that they never hold up a result or a message
+(``drain()``: to a ``HistoryWriter`` in this process, ``worker/history_writer.py``).
 """
 
 from __future__ import annotations
@@ -66,18 +66,22 @@ class Recorder:
         self._delay = MIN_RETRY_DELAY
         options = EventOptions.from_settings(app.conf)
         self.events = EventBuffer(options, worker.hostname, app.broker.clock)
-        retention = self.events.options.retention
-        self._write_events = lambda events: self.backend.record_events(events, retention=retention)
-        # drain() writes the events from this process; a running worker, from a process of
+        retention, hostname = self.events.options.retention, worker.hostname
+
+        def append(frames: Sequence[bytes]) -> None:
+            self.backend.append_events(hostname, frames, retention=retention)
+
+        self._append_events = append
+        # drain() appends the events from this process; a running worker, from a process of
         # its own (start_history_process)
         self.history: HistoryWriter | HistoryProcess = HistoryWriter(
-            self._write_events, f"history-{worker.hostname}", worker.hostname
+            append, f"history-{worker.hostname}"
         )
 
     def start_history_process(self) -> None:
         """Write the task events from a process of their own from now on (``Worker.run``,
         before the pool starts: see ``HistoryProcess.start``)."""
-        self.history = HistoryProcess(self._write_events, self.history.name, self.worker.hostname)
+        self.history = HistoryProcess(self._append_events, self.history.name)
         self.history.start()
 
     def wait_time(self, timeout: float) -> float:

@@ -1,9 +1,16 @@
 -- include: lib
--- history_record.lua: merge task events into their tasks' history entries, add them to the
--- live feed and to the per-second counts, and prune what is past its retention.
+-- history_record.lua: one step of the history's indexing (celeriac/backends/history_log.py):
+-- merge the events of a run of event-log batches into their tasks' history entries and the
+-- per-second counts, move the index position past the run, and prune what is past its
+-- retention. Only if the index position is still ARGV[6]: another reader may have indexed the
+-- run already (it returns -1 then, having written nothing).
 --
 -- Keys (all under ARGV[3], the history prefix "<global_keyprefix>celeriac:hist:"; built here,
 -- as they depend on the entries' fields, which only this script reads):
+--   log                stream  the event log: one entry a frame of event rows (fields h: the
+--                              host, r: the frame, t: its writer's retention); workers append,
+--                              this script trims what it indexed, ARGV[4] on
+--   indexed            string  the index position: the id of the last log entry indexed
 --   task:<id>          hash    one entry: `events`, its timeline (its events as JSON lines, in
 --                              arrival order: the reader folds the entry's other fields from
 --                              them), and what this script indexes and merges by: `state`,
@@ -13,8 +20,6 @@
 --   by-state:<state>   zset    the ids in that state, by `seen` (likewise by-name:, by-worker:)
 --   text               hash    id -> "<args>\0<kwargs>\0<result>", for text searches
 --   counts             hash    "<state>\n<name>" -> how many entries
---   feed               stream  the live feed: one entry a write (field e: its events as JSON
---                              lines), capped at about ARGV[4] entries
 --   stats              hash    "<second>" -> "succeeded failed retried runtime_sum
 --                              runtime_count runtime_max" (celeriac.history.SecondStats)
 --   seconds            zset    the seconds in stats, by themselves (for ranges and pruning)
@@ -26,8 +31,10 @@
 --
 -- ARGV[1]  now, epoch seconds ('' = Redis's own clock, TIME)
 -- ARGV[2]  retention in seconds ('' = forever)
--- ARGV[3]  the history prefix; ARGV[4] feed length; ARGV[5] entries pruned per call at most
--- ARGV[6]  how many tasks, then per task (its events folded: celeriac.history.fold): task id,
+-- ARGV[3]  the history prefix; ARGV[4] the log entries before this id go ('' = none);
+-- ARGV[5]  entries pruned per call at most
+-- ARGV[6]  the index position the step began from ('' = none yet); ARGV[7] the new one
+-- ARGV[8]  how many tasks, then per task (its events folded: celeriac.history.fold): task id,
 --          state, the time of that state, '1' when it may replace a stored state ('0': only
 --          task-sent), seen (its first event's time), its name and worker ('' = not said),
 --          '' when args, kwargs and result did not change, else what the batch says of them
@@ -35,13 +42,18 @@
 --          JSON lines
 -- then     how many seconds, then per second: the second and its six counts
 --
--- Returns the number of entries pruned. The merge rule is celeriac.history.apply's: the later
--- event's state wins, a task-sent's never replaces one, the earliest `seen` stays. Why a script: an entry's state, its
--- indexes and the counts move together, whichever worker or client writes.
+-- Returns the number of entries pruned, or -1 when the position had moved. The merge rule is
+-- celeriac.history.apply's: the later event's state wins, a task-sent's never replaces one,
+-- the earliest `seen` stays. Why a script: an entry's state, its indexes, the counts and the
+-- index position move together, whichever reader indexes.
 
+local P = ARGV[3]
+if (redis.call('GET', P .. 'indexed') or '') ~= ARGV[6] then
+  return -1
+end
 local now = clock()
 local retention = ARGV[2] ~= '' and finite(ARGV[2]) or nil
-local P, feed_length, prune_limit = ARGV[3], ARGV[4], tonumber(ARGV[5])
+local log_start, prune_limit = ARGV[4], tonumber(ARGV[5])
 
 -- Gathered changes: zset key -> {score, id, ...}; counts field -> delta; text hash pairs.
 local adds, deltas, texts = {}, {}, {}
@@ -95,8 +107,8 @@ if retention then
   redis.call('ZREMRANGEBYSCORE', P .. 'seconds', '-inf', now - retention)
 end
 
-local i, lines = 7, {}
-for _ = 1, tonumber(ARGV[6]) do
+local i = 9
+for _ = 1, tonumber(ARGV[8]) do
   local id, state, st_text, takes, seen_text = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local name, worker, text, timeline = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
   i = i + 9
@@ -153,7 +165,6 @@ for _ = 1, tonumber(ARGV[6]) do
   if text ~= '' then
     texts[#texts + 1], texts[#texts + 2] = id, text
   end
-  lines[#lines + 1] = timeline
 end
 for index, values in pairs(adds) do
   bulk('ZADD', index, values)
@@ -165,9 +176,6 @@ for field, by in pairs(deltas) do
   if by ~= 0 and redis.call('HINCRBY', P .. 'counts', field, by) <= 0 then
     redis.call('HDEL', P .. 'counts', field)
   end
-end
-if #lines > 0 then
-  redis.call('XADD', P .. 'feed', 'MAXLEN', '~', feed_length, '*', 'e', table.concat(lines, '\n'))
 end
 for _ = 1, tonumber(ARGV[i]) do
   local second = ARGV[i + 1]
@@ -187,5 +195,9 @@ for _ = 1, tonumber(ARGV[i]) do
   redis.call('HSET', P .. 'stats', second, string.format('%d %d %d %.6f %d %.6f', unpack(v)))
   redis.call('ZADD', P .. 'seconds', second, second)
   i = i + 7
+end
+redis.call('SET', P .. 'indexed', ARGV[7])
+if log_start ~= '' then
+  redis.call('XTRIM', P .. 'log', 'MINID', '~', log_start)
 end
 return #doomed
