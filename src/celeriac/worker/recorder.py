@@ -135,8 +135,8 @@ class Recorder:
         return fresh
 
     def _hand_over_events(self) -> None:
-        """Give the events buffered so far to the history writer (it holds a running task's
-        young events itself, waiting for their outcome)."""
+        """Give the events buffered so far to the events process (or the history writer),
+        which appends them to the backend's event log."""
         if self.events.enabled:
             self.events.started(self.worker.dispatcher.running.values())
             self.history.submit_rows(self.events.take())
