@@ -5,7 +5,9 @@ SQLite and Redis."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from celeriac.backends import history_log
 from celeriac.backends.base import ResultBackend
 from celeriac.backends.history_log import EventLog
 from celeriac.backends.sqlite import SqliteBackend
+from celeriac.backends.sqlite_history import history_path
 from celeriac.event_rows import encode, frame_events, row_of
 from celeriac.history import RECEIVED, STARTED, SUCCEEDED, TaskEvent, TaskQuery
 from support.clock import FakeClock
@@ -152,3 +155,27 @@ def test_two_readers_indexing_at_once_index_every_event_once(
     clock.advance(tasks + 10)
     succeeded = sum(b["succeeded"] for b in one.history_series(T0, 60.0))
     assert succeeded == tasks
+
+
+def test_a_read_that_cannot_index_answers_with_what_is_indexed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = SqliteBackend(str(tmp_path / "r.db"))
+    try:
+        backend.record_events(lifecycle("t1", T0), retention=None)
+        assert backend.history_tasks(TaskQuery()).total == 1
+        backend.record_events(lifecycle("t2", T0 + 1), retention=None)
+        holder = sqlite3.connect(history_path(str(tmp_path / "r.db")), isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # a long write elsewhere holds the history's lock
+        try:
+            began = time.monotonic()
+            page = backend.history_tasks(TaskQuery())
+            assert time.monotonic() - began < 10  # not the 30 s of a write's lock wait
+            assert [t.task_id for t in page.tasks] == ["t1"]
+            assert "could not be indexed" in caplog.text
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert [t.task_id for t in backend.history_tasks(TaskQuery()).tasks] == ["t2", "t1"]
+    finally:
+        backend.close()

@@ -19,6 +19,7 @@ so what a worker did shows in ``celeriac events`` without waiting for an index.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -27,12 +28,16 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from celeriac.event_rows import frame_events
+from celeriac.exceptions import BackendError
 from celeriac.history import TaskEvent
+
+log = logging.getLogger("celeriac.backends")
 
 STEP_EVENTS = 300  # events one step writes (about 100 tasks: a few ms of the store's time)
 READ_BATCHES = 20  # batches read from the log at a time
 CATCH_UP_SECONDS = 1.0  # how long a read may spend indexing before it answers
 FEED_SECONDS = 10.0  # indexed batches stay in the log this long, for the live feed's readers
+ERROR_LOG_INTERVAL = 60.0  # seconds between two warnings that a read could not index
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,7 @@ class Indexing:
     def __init__(self, log: EventLog) -> None:
         self._log = log
         self._lock = threading.Lock()
+        self._error_logged = 0.0
 
     def __call__(self, seconds: float = CATCH_UP_SECONDS) -> int:
         """See :func:`catch_up`.
@@ -123,6 +129,18 @@ class Indexing:
         """
         with self._lock:
             return catch_up(self._log, seconds)
+
+    def before_read(self) -> None:
+        """Catch up before a read. Indexing that fails (the store's write lock held too long,
+        a store that refuses writes but not reads) is logged, once a minute at most, and the
+        read answers with what is indexed: a read never fails for want of indexing."""
+        try:
+            self(CATCH_UP_SECONDS)
+        except BackendError as exc:
+            now = time.monotonic()
+            if now - self._error_logged >= ERROR_LOG_INTERVAL:
+                self._error_logged = now
+                log.warning("the task history could not be indexed (read as it is): %s", exc)
 
 
 __all__ = [

@@ -231,7 +231,7 @@ class RedisHistory:
         Raises:
             BackendError: Redis cannot be reached.
         """
-        self._catch_up()
+        self._catch_up.before_read()
         with self._errors("read a task's history"):
             (flat,) = self.db.direct_execute([("HGETALL", self.prefix + "task:" + task_id)])
         if not flat:
@@ -246,7 +246,7 @@ class RedisHistory:
         Raises:
             BackendError: Redis cannot be reached.
         """
-        self._catch_up()
+        self._catch_up.before_read()
         p = self.prefix
         sets = [p + f"by-{f}:" + v for f in ("state", "name", "worker") if (v := getattr(query, f))]
         args: list[Arg] = [
@@ -273,7 +273,7 @@ class RedisHistory:
         Raises:
             BackendError: Redis cannot be reached.
         """
-        self._catch_up()
+        self._catch_up.before_read()
         with self._errors("count the history"):
             raw = self.db.direct().hgetall(self.prefix + "counts")
         counts: dict[str, dict[str, int]] = {}
@@ -290,7 +290,7 @@ class RedisHistory:
             BackendError: Redis cannot be reached.
             ValueError: ``bucket`` is not positive.
         """
-        self._catch_up()
+        self._catch_up.before_read()
         with self._errors("read the history's series"):
             found = self.db.direct_execute(
                 [("ZRANGEBYSCORE", self.prefix + "seconds", int(since - bucket), "+inf")]

@@ -33,7 +33,13 @@ from dataclasses import replace
 from typing import Any
 
 from celeriac._sqlite.store import StoreFile
-from celeriac.backends.history_log import FEED_SECONDS, Indexing, LogBatch, recent
+from celeriac.backends.history_log import (
+    CATCH_UP_SECONDS,
+    FEED_SECONDS,
+    Indexing,
+    LogBatch,
+    recent,
+)
 from celeriac.event_rows import frame_events
 from celeriac.history import (
     Folded,
@@ -192,6 +198,11 @@ class SqliteHistory:
         """
         return self._catch_up(seconds)
 
+    def _before_read(self) -> None:
+        """Catch up first, waiting for the file's write lock no longer than that may take."""
+        with self._file.deadline(CATCH_UP_SECONDS):
+            self._catch_up.before_read()
+
     def index_position(self) -> str:
         """See ``history_log.EventLog``.
 
@@ -275,7 +286,7 @@ class SqliteHistory:
         Raises:
             BackendError: the file cannot be read.
         """
-        self._catch_up()
+        self._before_read()
         with self._file.errors("read a task's history"):
             rows = self._file.db.read(
                 f"SELECT {_COLUMNS}, events FROM celeriac_tasks WHERE task_id = ?", [task_id]
@@ -291,7 +302,7 @@ class SqliteHistory:
         Raises:
             BackendError: the file cannot be read.
         """
-        self._catch_up()
+        self._before_read()
         where, params = _where(query)
         with self._file.errors("search the history"):
             ((total,),) = self._file.db.read(f"SELECT count(*) FROM celeriac_tasks{where}", params)
@@ -308,7 +319,7 @@ class SqliteHistory:
         Raises:
             BackendError: the file cannot be read.
         """
-        self._catch_up()
+        self._before_read()
         with self._file.errors("count the history"):
             rows = self._file.db.read(
                 "SELECT state, name, count(*) FROM celeriac_tasks GROUP BY state, name"
@@ -325,7 +336,7 @@ class SqliteHistory:
             BackendError: the file cannot be read.
             ValueError: ``bucket`` is not positive.
         """
-        self._catch_up()
+        self._before_read()
         with self._file.errors("read the history's series"):
             rows = self._file.db.read(
                 "SELECT * FROM celeriac_task_stats WHERE second >= ?", [int(since - bucket)]
