@@ -179,3 +179,16 @@ def test_a_read_that_cannot_index_answers_with_what_is_indexed(
         assert [t.task_id for t in backend.history_tasks(TaskQuery()).tasks] == ["t2", "t1"]
     finally:
         backend.close()
+
+
+def test_the_lag_says_how_long_the_oldest_unindexed_event_has_waited(
+    backend: ResultBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert backend.history_lag() == 0.0
+    backend.record_events(lifecycle("t1", T0), retention=None)
+    later = time.time() + 30  # as if nobody had read the history for half a minute
+    monkeypatch.setattr(time, "time", lambda: later)
+    if isinstance(backend.history, EventLog):  # memory: indexed as it is appended
+        assert 29 <= backend.history_lag() <= 60
+    backend.index_events()
+    assert backend.history_lag() == 0.0

@@ -1,9 +1,12 @@
 """While the dashboard runs, it keeps the task history indexed from the event log
-(``dashboard/indexing.py``), without a page asking: on SQLite and Redis."""
+(``dashboard/indexing.py``), without a page asking, and its task list says when the history is
+behind: on SQLite and Redis."""
 
 from __future__ import annotations
 
 import time
+
+import pytest
 
 from celeriac import Celeriac
 from celeriac.backends.history_log import EventLog
@@ -27,3 +30,15 @@ def test_a_running_dashboard_indexes_what_workers_append(board: Celeriac) -> Non
     with Dashboard(board).client as client:  # `with`: the app's lifespan runs
         assert wait_for(lambda: log.index_position() == appended, 10)
         assert client.get("/api/tasks/t1").json()["state"] == "SUCCESS"
+
+
+def test_the_task_list_says_when_the_history_is_behind(
+    board: Celeriac, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dashboard = Dashboard(board)
+    assert dashboard.get("/api/tasks").json()["lag"] == 0.0
+    assert "catching up" not in dashboard.get("/tasks").text
+
+    monkeypatch.setattr(board.backend, "history_lag", lambda: 42.0)  # a backlog, being indexed
+    assert dashboard.get("/api/tasks").json()["lag"] == 42.0
+    assert "it is 42 s behind" in dashboard.get("/tasks").text

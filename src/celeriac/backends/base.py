@@ -56,6 +56,7 @@ class HistoryStore(Protocol):
         self, hostname: str, frames: Sequence[bytes], *, retention: float | None
     ) -> None: ...
     def index_events(self, seconds: float) -> int: ...
+    def history_lag(self) -> float: ...
     def history_task(self, task_id: str) -> TaskEntry | None: ...
     def history_tasks(self, query: TaskQuery) -> TaskPage: ...
     def history_counts(self) -> dict[str, dict[str, int]]: ...
@@ -222,6 +223,15 @@ class ResultBackend(abc.ABC):
             BackendError: the backend cannot be reached.
         """
         return self.history.index_events(seconds)
+
+    def history_lag(self) -> float:
+        """How many seconds the oldest event not yet indexed has waited in the event log
+        (0.0: the history is up to date): a reader's hint that newer tasks are still to come.
+
+        Raises:
+            BackendError: the backend cannot be reached.
+        """
+        return self.history.history_lag()
 
     def history_task(self, task_id: str) -> TaskEntry | None:
         """One task's history entry with its timeline (``events``), or None.

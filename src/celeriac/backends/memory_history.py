@@ -67,6 +67,10 @@ class MemoryHistory:
         """See ``ResultBackend.index_events``: nothing waits here."""
         return 0
 
+    def history_lag(self) -> float:
+        """See ``ResultBackend.history_lag``: nothing waits here."""
+        return 0.0
+
     def _prune(self) -> None:
         now = self.clock()
         for task_id in [t for t, at in self._expiry.items() if at <= now]:

@@ -170,6 +170,19 @@ class RedisHistory:
         """
         return self._catch_up(seconds)
 
+    def history_lag(self) -> float:
+        """See ``ResultBackend.history_lag``: the age of the first log entry past the index
+        position (its id is Redis's clock in ms when it was appended).
+
+        Raises:
+            BackendError: Redis cannot be reached.
+        """
+        waiting = self.batches_after(self.index_position(), 1)
+        if not waiting:
+            return 0.0
+        appended = int(waiting[0].position.partition("-")[0]) / 1000
+        return max(0.0, time.time() - appended)
+
     def index_position(self) -> str:
         """See ``history_log.EventLog``.
 

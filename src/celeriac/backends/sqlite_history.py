@@ -198,6 +198,20 @@ class SqliteHistory:
         """
         return self._catch_up(seconds)
 
+    def history_lag(self) -> float:
+        """See ``ResultBackend.history_lag``: the age of the first log row past the index
+        position.
+
+        Raises:
+            BackendError: the file cannot be read.
+        """
+        position = int(self.index_position() or 0)
+        with self._file.errors("read the event log"):
+            ((appended,),) = self._file.db.read(
+                "SELECT min(at) FROM celeriac_event_log WHERE id > ?", [position]
+            )
+        return 0.0 if appended is None else max(0.0, time.time() - float(appended))
+
     def _before_read(self) -> None:
         """Catch up first, waiting for the file's write lock no longer than that may take."""
         with self._file.deadline(CATCH_UP_SECONDS):

@@ -115,7 +115,9 @@ def entry_dict(app: Celeriac, entry: TaskEntry, *, timeline: bool = False) -> di
 
 
 def task_list(app: Celeriac, filters: TaskFilters) -> dict[str, Any]:
-    """One page of the task list: ``{tasks, total, page, size, pages}``.
+    """One page of the task list: ``{tasks, total, page, size, pages, lag}``; ``lag``, the
+    seconds the history's indexing is behind (``ResultBackend.history_lag``: 0 when it is up to
+    date; a backlog, after a busy hour nobody watched, is indexed oldest first).
 
     Raises:
         BackendError: the backend cannot be reached.
@@ -128,6 +130,7 @@ def task_list(app: Celeriac, filters: TaskFilters) -> dict[str, Any]:
         "page": filters.page,
         "size": filters.size,
         "pages": pages,
+        "lag": round(app.backend.history_lag(), 1),
     }
 
 
