@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+from celeriac.brokers.base import Delivery
 from celeriac.event_rows import event_of, events_of, row_of
 from celeriac.events import describe
 from celeriac.history import (
@@ -20,7 +21,9 @@ from celeriac.history import (
     fold,
     timeline,
 )
+from celeriac.message import Message
 from celeriac.middleware.events import EventBuffer, EventOptions
+from celeriac.worker.held import Held
 
 
 def test_fold_merges_a_batch_as_apply_does_event_by_event() -> None:
@@ -102,3 +105,21 @@ def test_a_timeline_puts_task_sent_first_whatever_its_clock_said() -> None:
         TaskEvent(STARTED, "a", 2.0, "w1"),
     ]
     assert [e.type for e in timeline(events)] == [SENT, RECEIVED, STARTED, SUCCEEDED]
+
+
+def test_events_are_stamped_by_the_broker_s_clock_read_once_a_turn() -> None:
+    readings: list[float] = []
+
+    def broker_clock() -> float:  # Redis's clock: this host's plus an offset
+        readings.append(time.time() + 100.0)
+        return readings[-1]
+
+    buffer = EventBuffer(EventOptions(), "w1", broker_clock)
+    held = Held(Delivery(b"", "q", "1", "t", 1), Message(id="a", task="t.add", body=b"[[],{}]"))
+    buffer.received(held)
+    held.started_at = time.time()
+    buffer.started([held])
+    received, started = buffer.take()
+    assert abs(received[2] - (time.time() + 100.0)) < 5
+    assert abs(started[2] - (time.time() + 100.0)) < 5
+    assert len(readings) == 2  # once for the first event, once for the turn: not an event each

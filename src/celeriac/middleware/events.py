@@ -177,24 +177,34 @@ class EventBuffer:
         # Redis's time (this host's plus an offset), so that a task's events compare.
         self.clock = clock
         self.pending: list[EventRow] = []
+        # The clock's offset from this host's, read once a turn (``started``): an event is
+        # stamped with time.time() plus it, a tenth of the clock's own cost (on Redis it is a
+        # method that checks whether to ask Redis again).
+        self._offset: float | None = None
 
     @property
     def enabled(self) -> bool:
         """False when ``task_history`` is off: nothing is buffered."""
         return self.options.enabled
 
+    def _now(self) -> float:
+        if self._offset is None:
+            self._offset = self.clock() - time.time()
+        return time.time() + self._offset
+
     def received(self, held: Held) -> None:
         """task-received, for a message that passed the checks."""
         message = held.message
-        if self.enabled and message is not None:
+        if self.options.enabled and message is not None:
             raw = _message_raw(message, self.options.hide_args)
-            self.pending.append([RECEIVED, message.id, self.clock(), raw])
+            self.pending.append([RECEIVED, message.id, self._now(), raw])
 
     def started(self, running: Iterable[Held]) -> None:
-        """task-started, once, for each message handed to the pool (by ``Held.started_at``)."""
-        if not self.enabled:
+        """task-started, once, for each message handed to the pool (by ``Held.started_at``);
+        called once a turn, it also reads the clock's offset again."""
+        if not self.options.enabled:
             return
-        offset = self.clock() - time.time()
+        self._offset = offset = self.clock() - time.time()
         for held in running:
             self._start(held, offset)
 
@@ -207,9 +217,9 @@ class EventBuffer:
 
     def settled(self, held: Held) -> None:
         """The event that ends the run (its task-started first, if not told yet)."""
-        if not self.enabled:
+        if not self.options.enabled:
             return
-        now = self.clock()
+        now = self._now()
         self._start(held, now - time.time())
         row = outcome_row(held, now)
         if row is not None:
