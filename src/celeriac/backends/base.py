@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from celeriac import states
+from celeriac.backends.history_log import CATCH_UP_SECONDS
 from celeriac.event_rows import frames, row_of
 from celeriac.history import TaskEntry, TaskEvent, TaskPage, TaskQuery, WorkerEntry
 from celeriac.serialization import JSON
@@ -214,10 +215,10 @@ class ResultBackend(abc.ABC):
             cut = [frame for frame, _count in frames(rows) if frame]
             self.append_events(hostname, cut, retention=retention)
 
-    def index_events(self, seconds: float = 1.0) -> int:
+    def index_events(self, seconds: float = CATCH_UP_SECONDS) -> int:
         """Index what the event log holds that the history does not yet, for about
         ``seconds`` at most; how many events it indexed. Every history read does this first;
-        the dashboard also does it every second, so that its reads find little to do.
+        the dashboard also does it every half second, so that its reads find little to do.
 
         Raises:
             BackendError: the backend cannot be reached.

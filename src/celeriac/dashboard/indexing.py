@@ -47,7 +47,7 @@ class BackgroundIndexer:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                busy = self._backend.index_events(1.0) > 0
+                busy = self._backend.index_events() > 0
             except CeleriacError as exc:  # the backend is away: try again later
                 busy = False
                 now = time.monotonic()
