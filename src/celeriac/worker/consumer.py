@@ -141,5 +141,10 @@ class Consumer:
             with self._cond:
                 self._reserved -= reserved
                 self._handoff.extend(deliveries)
+                if deliveries:
+                    # Fetch again only once the main loop has started these and says what it
+                    # still wants: a fetch now would hold the GIL (and a core) while the main
+                    # loop hands them to the pool, on the way from a publish to a result.
+                    self._wanted = 0
             if deliveries:
                 self.wakeup.wake()
