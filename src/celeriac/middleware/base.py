@@ -111,6 +111,13 @@ class MiddlewareStack:
             self._hooks[hook] = [
                 getattr(m, hook) for m in ordered if getattr(type(m), hook) is not default
             ]
+        # The hooks every task passes, looked up once: each is called with its own loop below,
+        # not through _call (a frame and a tuple of arguments a hook, in the main process that
+        # every task goes through, and in the child beside the task).
+        self._after_fetch = self._hooks["after_fetch"]
+        self._after_settle = self._hooks["after_settle"]
+        self._before_execute = self._hooks["before_execute"]
+        self._after_execute = self._hooks["after_execute"]
 
     def __repr__(self) -> str:
         return f"<MiddlewareStack {[type(m).__name__ for m in self.middleware]}>"
@@ -120,8 +127,7 @@ class MiddlewareStack:
             try:
                 method(*args)
             except Exception:
-                owner = type(getattr(method, "__self__", method)).__name__
-                log.exception("middleware %s raised in %s; carrying on", owner, hook)
+                _raised(method, hook)
 
     def before_publish(self, message: Message) -> None:
         """See :meth:`Middleware.before_publish`."""
@@ -143,8 +149,11 @@ class MiddlewareStack:
 
     def after_fetch(self, worker: Worker, held: Held) -> None:
         """See :meth:`Middleware.after_fetch`."""
-        if self._hooks["after_fetch"]:
-            self._call("after_fetch", worker, held)
+        for method in self._after_fetch:
+            try:
+                method(worker, held)
+            except Exception:
+                _raised(method, "after_fetch")
 
     def after_skip(self, worker: Worker, held: Held) -> None:
         """See :meth:`Middleware.after_skip`."""
@@ -153,8 +162,11 @@ class MiddlewareStack:
 
     def after_settle(self, worker: Worker, held: Held) -> None:
         """See :meth:`Middleware.after_settle`."""
-        if self._hooks["after_settle"]:
-            self._call("after_settle", worker, held)
+        for method in self._after_settle:
+            try:
+                method(worker, held)
+            except Exception:
+                _raised(method, "after_settle")
 
     def child_start(self) -> None:
         """See :meth:`Middleware.child_start`."""
@@ -162,8 +174,11 @@ class MiddlewareStack:
 
     def before_execute(self, task: Task[Any, Any], request: Request) -> None:
         """See :meth:`Middleware.before_execute`."""
-        if self._hooks["before_execute"]:
-            self._call("before_execute", task, request)
+        for method in self._before_execute:
+            try:
+                method(task, request)
+            except Exception:
+                _raised(method, "before_execute")
 
     def on_retry(self, task: Task[Any, Any], request: Request, reason: BaseException) -> None:
         """See :meth:`Middleware.on_retry`."""
@@ -177,9 +192,18 @@ class MiddlewareStack:
         self, task: Task[Any, Any], request: Request, outcome: Outcome, value: Any
     ) -> None:
         """See :meth:`Middleware.after_execute`."""
-        if self._hooks["after_execute"]:
-            self._call("after_execute", task, request, outcome, value)
+        for method in self._after_execute:
+            try:
+                method(task, request, outcome, value)
+            except Exception:
+                _raised(method, "after_execute")
 
     def beat_start(self, beat: Beat) -> None:
         """See :meth:`Middleware.beat_start`."""
         self._call("beat_start", beat)
+
+
+def _raised(method: Callable[..., None], hook: str) -> None:
+    """Log the exception a middleware's hook raised (the message goes on)."""
+    owner = type(getattr(method, "__self__", method)).__name__
+    log.exception("middleware %s raised in %s; carrying on", owner, hook)

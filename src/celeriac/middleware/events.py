@@ -99,9 +99,13 @@ def _message_raw(message: Message, hide: bool) -> dict[str, Any]:
     else:
         raw["args"] = f"({len(message.body)} bytes of {message.content_type})"
         raw["kwargs"] = ""
-    for name in ("parent_id", "root_id", "group_id"):
-        if (value := getattr(message, name)) is not None:
-            raw[name] = value
+    # unrolled: this runs for every message a worker takes in
+    if message.parent_id is not None:
+        raw["parent_id"] = message.parent_id
+    if message.root_id is not None:
+        raw["root_id"] = message.root_id
+    if message.group_id is not None:
+        raw["group_id"] = message.group_id
     return raw
 
 
@@ -179,7 +183,8 @@ class EventBuffer:
         self.pending: list[EventRow] = []
         # The clock's offset from this host's, read once a turn (``started``): an event is
         # stamped with time.time() plus it, a tenth of the clock's own cost (on Redis it is a
-        # method that checks whether to ask Redis again).
+        # method that checks whether to ask Redis again). The per-task methods read it inline:
+        # they run for every task, in the main process.
         self._offset: float | None = None
 
     @property
@@ -187,24 +192,26 @@ class EventBuffer:
         """False when ``task_history`` is off: nothing is buffered."""
         return self.options.enabled
 
-    def _now(self) -> float:
-        if self._offset is None:
-            self._offset = self.clock() - time.time()
-        return time.time() + self._offset
+    def _read_offset(self) -> float:
+        self._offset = offset = self.clock() - time.time()
+        return offset
 
     def received(self, held: Held) -> None:
         """task-received, for a message that passed the checks."""
         message = held.message
         if self.options.enabled and message is not None:
+            offset = self._offset
+            if offset is None:
+                offset = self._read_offset()
             raw = _message_raw(message, self.options.hide_args)
-            self.pending.append([RECEIVED, message.id, self._now(), raw])
+            self.pending.append([RECEIVED, message.id, time.time() + offset, raw])
 
     def started(self, running: Iterable[Held]) -> None:
         """task-started, once, for each message handed to the pool (by ``Held.started_at``);
         called once a turn, it also reads the clock's offset again."""
         if not self.options.enabled:
             return
-        self._offset = offset = self.clock() - time.time()
+        offset = self._read_offset()
         for held in running:
             self._start(held, offset)
 
@@ -219,8 +226,12 @@ class EventBuffer:
         """The event that ends the run (its task-started first, if not told yet)."""
         if not self.options.enabled:
             return
-        now = self._now()
-        self._start(held, now - time.time())
+        offset = self._offset
+        if offset is None:
+            offset = self._read_offset()
+        now = time.time() + offset
+        if held.started_at is not None:
+            self._start(held, offset)
         row = outcome_row(held, now)
         if row is not None:
             self.pending.append(row)
@@ -256,19 +267,16 @@ class TaskEvents(Middleware):
         except Exception as exc:  # the message is sent: an event is never worth failing it
             log.warning("could not record task-sent for %s: %s", message.id, exc)
 
+    # The worker's buffer is looked up inline (its recorder's), not by a helper: these two run
+    # for every task, in the main process.
     def after_fetch(self, worker: Worker, held: Held) -> None:
         """task-received."""
-        buffer = _buffer(worker)
+        buffer: EventBuffer | None = getattr(getattr(worker, "recorder", None), "events", None)
         if buffer is not None:
             buffer.received(held)
 
     def after_settle(self, worker: Worker, held: Held) -> None:
         """task-succeeded, -failed, -retried, -revoked or -rejected."""
-        buffer = _buffer(worker)
+        buffer: EventBuffer | None = getattr(getattr(worker, "recorder", None), "events", None)
         if buffer is not None:
             buffer.settled(held)
-
-
-def _buffer(worker: Worker) -> EventBuffer | None:
-    recorder = getattr(worker, "recorder", None)
-    return getattr(recorder, "events", None)
